@@ -1,0 +1,511 @@
+//! The connection aggregate: one connected platform login, the ad accounts and campaigns
+//! discovered through it, and its sync runs. At most one sync runs per connection at a time.
+
+use crate::event::{
+    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionSettings, Decided,
+    PlatformConnected, SyncCompleted, SyncCounts, SyncFailed, SyncStarted,
+};
+use crate::{
+    AdAccountId, CampaignId, ConnectionId, Currency, DateRange, DomainError, DomainEvent, Platform,
+    SyncId,
+};
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+/// A running sync older than this is taken as abandoned (its process died) when a new one starts.
+pub const SYNC_ABANDONED_AFTER: Duration = Duration::minutes(30);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdAccount {
+    pub id: AdAccountId,
+    pub name: String,
+    pub currency: Currency,
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredCampaign {
+    pub ad_account_id: AdAccountId,
+    pub external_id: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownCampaign {
+    pub ad_account_id: AdAccountId,
+    pub external_id: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningSync {
+    pub sync_id: SyncId,
+    pub started_at: DateTime<Utc>,
+    pub range: DateRange,
+    pub campaign_ids: Vec<CampaignId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub id: ConnectionId,
+    pub label: String,
+    pub settings: ConnectionSettings,
+    pub ad_accounts: BTreeMap<AdAccountId, AdAccount>,
+    pub campaigns: BTreeMap<CampaignId, KnownCampaign>,
+    pub running_sync: Option<RunningSync>,
+    /// How many syncs finished successfully; the sandbox uses it to restate numbers like a
+    /// real platform does on later reads.
+    pub completed_syncs: u32,
+}
+
+impl Connected {
+    pub fn platform(&self) -> Platform {
+        self.settings.platform()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Connection(pub Option<Connected>);
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Connect {
+        connection_id: ConnectionId,
+        label: String,
+        settings: ConnectionSettings,
+        at: DateTime<Utc>,
+    },
+    RecordDiscovery {
+        ad_accounts: Vec<AdAccount>,
+        campaigns: Vec<DiscoveredCampaign>,
+        at: DateTime<Utc>,
+    },
+    StartSync {
+        sync_id: SyncId,
+        range: DateRange,
+        /// Empty means every campaign of the connection.
+        campaign_ids: Vec<CampaignId>,
+        at: DateTime<Utc>,
+    },
+    CompleteSync {
+        sync_id: SyncId,
+        counts: SyncCounts,
+        at: DateTime<Utc>,
+    },
+    FailSync {
+        sync_id: SyncId,
+        reason: String,
+        counts: SyncCounts,
+        at: DateTime<Utc>,
+    },
+}
+
+fn connected(state: &Connection) -> Result<&Connected, DomainError> {
+    state.0.as_ref().ok_or(DomainError::NotFound("connection"))
+}
+
+pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, DomainError> {
+    let at_ = |event, at: &DateTime<Utc>| Decided {
+        event,
+        occurred_at: *at,
+    };
+    match command {
+        Command::Connect {
+            connection_id,
+            label,
+            settings,
+            at,
+        } => {
+            if state.0.is_some() {
+                return Err(DomainError::AlreadyExists("connection"));
+            }
+            let label = label.trim();
+            if label.is_empty()
+                || label.chars().count() > 200
+                || label.chars().any(char::is_control)
+            {
+                return Err(DomainError::invalid(
+                    "label",
+                    "must be 1 to 200 printable characters",
+                ));
+            }
+            Ok(vec![at_(
+                DomainEvent::PlatformConnected(PlatformConnected {
+                    connection_id: *connection_id,
+                    label: label.to_owned(),
+                    settings: settings.clone(),
+                }),
+                at,
+            )])
+        }
+        Command::RecordDiscovery {
+            ad_accounts,
+            campaigns,
+            at,
+        } => {
+            let conn = connected(state)?;
+            let mut events = Vec::new();
+            let mut accounts = conn.ad_accounts.clone();
+            for account in ad_accounts {
+                if accounts.get(&account.id) == Some(account) {
+                    continue;
+                }
+                accounts.insert(account.id.clone(), account.clone());
+                events.push(at_(
+                    DomainEvent::AdAccountDiscovered(AdAccountDiscovered {
+                        connection_id: conn.id,
+                        ad_account_id: account.id.clone(),
+                        name: account.name.clone(),
+                        currency: account.currency,
+                        time_zone: account.time_zone.clone(),
+                    }),
+                    at,
+                ));
+            }
+            for campaign in campaigns {
+                if !accounts.contains_key(&campaign.ad_account_id) {
+                    return Err(DomainError::invalid(
+                        "campaigns",
+                        format!(
+                            "campaign {} names unknown ad account {}",
+                            campaign.external_id, campaign.ad_account_id
+                        ),
+                    ));
+                }
+                let campaign_id = CampaignId::derive(conn.id, &campaign.external_id);
+                match conn.campaigns.get(&campaign_id) {
+                    None => events.push(at_(
+                        DomainEvent::CampaignDiscovered(CampaignDiscovered {
+                            connection_id: conn.id,
+                            campaign_id,
+                            ad_account_id: campaign.ad_account_id.clone(),
+                            external_id: campaign.external_id.clone(),
+                            name: campaign.name.clone(),
+                            status: campaign.status.clone(),
+                        }),
+                        at,
+                    )),
+                    Some(known)
+                        if known.name != campaign.name || known.status != campaign.status =>
+                    {
+                        events.push(at_(
+                            DomainEvent::CampaignChanged(CampaignChanged {
+                                connection_id: conn.id,
+                                campaign_id,
+                                name: campaign.name.clone(),
+                                status: campaign.status.clone(),
+                            }),
+                            at,
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(events)
+        }
+        Command::StartSync {
+            sync_id,
+            range,
+            campaign_ids,
+            at,
+        } => {
+            let conn = connected(state)?;
+            if let Some(unknown) = campaign_ids
+                .iter()
+                .find(|c| !conn.campaigns.contains_key(c))
+            {
+                return Err(DomainError::UnknownCampaign(*unknown));
+            }
+            let mut events = Vec::new();
+            if let Some(running) = &conn.running_sync {
+                if running.sync_id == *sync_id {
+                    return Err(DomainError::AlreadyExists("sync"));
+                }
+                if *at - running.started_at < SYNC_ABANDONED_AFTER {
+                    return Err(DomainError::SyncAlreadyRunning(running.sync_id));
+                }
+                events.push(at_(
+                    DomainEvent::SyncFailed(SyncFailed {
+                        sync_id: running.sync_id,
+                        connection_id: conn.id,
+                        reason: "abandoned: no progress recorded before a new sync started"
+                            .to_owned(),
+                        counts: SyncCounts::default(),
+                    }),
+                    at,
+                ));
+            }
+            events.push(at_(
+                DomainEvent::SyncStarted(SyncStarted {
+                    sync_id: *sync_id,
+                    connection_id: conn.id,
+                    from: range.from(),
+                    to: range.to(),
+                    campaign_ids: campaign_ids.clone(),
+                }),
+                at,
+            ));
+            Ok(events)
+        }
+        Command::CompleteSync {
+            sync_id,
+            counts,
+            at,
+        } => {
+            let conn = connected(state)?;
+            running(conn, *sync_id)?;
+            Ok(vec![at_(
+                DomainEvent::SyncCompleted(SyncCompleted {
+                    sync_id: *sync_id,
+                    connection_id: conn.id,
+                    counts: *counts,
+                }),
+                at,
+            )])
+        }
+        Command::FailSync {
+            sync_id,
+            reason,
+            counts,
+            at,
+        } => {
+            let conn = connected(state)?;
+            running(conn, *sync_id)?;
+            Ok(vec![at_(
+                DomainEvent::SyncFailed(SyncFailed {
+                    sync_id: *sync_id,
+                    connection_id: conn.id,
+                    reason: reason.clone(),
+                    counts: *counts,
+                }),
+                at,
+            )])
+        }
+    }
+}
+
+fn running(conn: &Connected, sync_id: SyncId) -> Result<(), DomainError> {
+    match &conn.running_sync {
+        Some(r) if r.sync_id == sync_id => Ok(()),
+        _ => Err(DomainError::SyncNotRunning(sync_id)),
+    }
+}
+
+/// Applies one event. `occurred_at` is the event's time (a sync's start time lives there).
+pub fn evolve(
+    mut state: Connection,
+    event: &DomainEvent,
+    occurred_at: DateTime<Utc>,
+) -> Connection {
+    match (event, state.0.as_mut()) {
+        (DomainEvent::PlatformConnected(e), None) => {
+            state.0 = Some(Connected {
+                id: e.connection_id,
+                label: e.label.clone(),
+                settings: e.settings.clone(),
+                ad_accounts: BTreeMap::new(),
+                campaigns: BTreeMap::new(),
+                running_sync: None,
+                completed_syncs: 0,
+            });
+        }
+        (DomainEvent::AdAccountDiscovered(e), Some(c)) => {
+            c.ad_accounts.insert(
+                e.ad_account_id.clone(),
+                AdAccount {
+                    id: e.ad_account_id.clone(),
+                    name: e.name.clone(),
+                    currency: e.currency,
+                    time_zone: e.time_zone.clone(),
+                },
+            );
+        }
+        (DomainEvent::CampaignDiscovered(e), Some(c)) => {
+            c.campaigns.insert(
+                e.campaign_id,
+                KnownCampaign {
+                    ad_account_id: e.ad_account_id.clone(),
+                    external_id: e.external_id.clone(),
+                    name: e.name.clone(),
+                    status: e.status.clone(),
+                },
+            );
+        }
+        (DomainEvent::CampaignChanged(e), Some(c)) => {
+            if let Some(known) = c.campaigns.get_mut(&e.campaign_id) {
+                known.name = e.name.clone();
+                known.status = e.status.clone();
+            }
+        }
+        (DomainEvent::SyncStarted(e), Some(c)) => {
+            if let Ok(range) = DateRange::new(e.from, e.to) {
+                c.running_sync = Some(RunningSync {
+                    sync_id: e.sync_id,
+                    started_at: occurred_at,
+                    range,
+                    campaign_ids: e.campaign_ids.clone(),
+                });
+            }
+        }
+        (DomainEvent::SyncCompleted(e), Some(c)) => {
+            if c.running_sync.as_ref().map(|r| r.sync_id) == Some(e.sync_id) {
+                c.running_sync = None;
+            }
+            c.completed_syncs += 1;
+        }
+        (DomainEvent::SyncFailed(e), Some(c))
+            if c.running_sync.as_ref().map(|r| r.sync_id) == Some(e.sync_id) =>
+        {
+            c.running_sync = None;
+        }
+        _ => {}
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + Duration::minutes(minutes)
+    }
+
+    fn range() -> DateRange {
+        DateRange::new("2024-01-01".parse().unwrap(), "2024-01-31".parse().unwrap()).unwrap()
+    }
+
+    fn given(commands: &[Command]) -> Connection {
+        commands.iter().fold(Connection::default(), |state, cmd| {
+            let events = decide(&state, cmd).expect("given commands must be accepted");
+            events
+                .iter()
+                .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
+        })
+    }
+
+    fn connect() -> Command {
+        Command::Connect {
+            connection_id: ConnectionId(Uuid::from_u128(9)),
+            label: "Sandbox".into(),
+            settings: ConnectionSettings::Sandbox {
+                seed: 1,
+                ad_accounts: 1,
+                campaigns: 2,
+            },
+            at: t(0),
+        }
+    }
+
+    fn discovery(campaign_name: &str) -> Command {
+        Command::RecordDiscovery {
+            ad_accounts: vec![AdAccount {
+                id: AdAccountId("acc-1".into()),
+                name: "Main".into(),
+                currency: Currency::parse("EUR").unwrap(),
+                time_zone: "Europe/Berlin".into(),
+            }],
+            campaigns: vec![DiscoveredCampaign {
+                ad_account_id: AdAccountId("acc-1".into()),
+                external_id: "c1".into(),
+                name: campaign_name.into(),
+                status: "ACTIVE".into(),
+            }],
+            at: t(1),
+        }
+    }
+
+    fn start(sync: u128, at: i64) -> Command {
+        Command::StartSync {
+            sync_id: SyncId(Uuid::from_u128(sync)),
+            range: range(),
+            campaign_ids: vec![],
+            at: t(at),
+        }
+    }
+
+    #[test]
+    fn discovery_records_only_what_is_new_or_changed() {
+        let state = given(&[connect()]);
+        let first = decide(&state, &discovery("Spring")).unwrap();
+        assert_eq!(first.len(), 2, "one account and one campaign discovered");
+
+        let state = given(&[connect(), discovery("Spring")]);
+        assert!(decide(&state, &discovery("Spring")).unwrap().is_empty());
+
+        let renamed = decide(&state, &discovery("Summer")).unwrap();
+        assert!(matches!(
+            &renamed[..],
+            [Decided { event: DomainEvent::CampaignChanged(e), .. }] if e.name == "Summer"
+        ));
+    }
+
+    #[test]
+    fn a_second_sync_is_refused_while_one_runs() {
+        let state = given(&[connect(), start(1, 5)]);
+        assert_eq!(
+            decide(&state, &start(2, 10)),
+            Err(DomainError::SyncAlreadyRunning(SyncId(Uuid::from_u128(1))))
+        );
+    }
+
+    #[test]
+    fn an_abandoned_sync_is_failed_when_a_new_one_starts() {
+        let state = given(&[connect(), start(1, 5)]);
+        let events = decide(&state, &start(2, 5 + 31)).unwrap();
+        assert!(matches!(
+            &events[..],
+            [
+                Decided { event: DomainEvent::SyncFailed(f), .. },
+                Decided { event: DomainEvent::SyncStarted(s), .. }
+            ] if f.sync_id == SyncId(Uuid::from_u128(1)) && s.sync_id == SyncId(Uuid::from_u128(2))
+        ));
+    }
+
+    #[test]
+    fn completing_a_sync_that_is_not_running_is_refused() {
+        let state = given(&[connect()]);
+        let complete = Command::CompleteSync {
+            sync_id: SyncId(Uuid::from_u128(1)),
+            counts: SyncCounts::default(),
+            at: t(2),
+        };
+        assert_eq!(
+            decide(&state, &complete),
+            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(1))))
+        );
+        let state = given(&[connect(), start(1, 1), complete]);
+        assert_eq!(state.0.unwrap().completed_syncs, 1);
+    }
+
+    #[test]
+    fn syncing_an_unknown_campaign_is_refused() {
+        let state = given(&[connect(), discovery("Spring")]);
+        let stranger = CampaignId(Uuid::from_u128(77));
+        let cmd = Command::StartSync {
+            sync_id: SyncId(Uuid::from_u128(3)),
+            range: range(),
+            campaign_ids: vec![stranger],
+            at: t(3),
+        };
+        assert_eq!(
+            decide(&state, &cmd),
+            Err(DomainError::UnknownCampaign(stranger))
+        );
+    }
+
+    #[test]
+    fn commands_on_a_missing_connection_are_refused() {
+        assert_eq!(
+            decide(&Connection::default(), &start(1, 1)),
+            Err(DomainError::NotFound("connection"))
+        );
+        assert_eq!(
+            decide(&given(&[connect()]), &connect()),
+            Err(DomainError::AlreadyExists("connection"))
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! Every fact adledger records, with its stored name and schema version. Stored events are never
+//! rewritten: older schema versions are upcast on read (see [`crate::upcast`]).
+
+use crate::{
+    AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, Platform, SyncId, WorkspaceId,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceCreated {
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+}
+
+/// Platform-specific settings chosen when connecting. The sandbox is fully described by them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "snake_case")]
+pub enum ConnectionSettings {
+    Sandbox {
+        seed: u64,
+        ad_accounts: u32,
+        campaigns: u32,
+    },
+}
+
+impl ConnectionSettings {
+    pub fn platform(&self) -> Platform {
+        match self {
+            ConnectionSettings::Sandbox { .. } => Platform::Sandbox,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformConnected {
+    pub connection_id: ConnectionId,
+    pub label: String,
+    pub settings: ConnectionSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdAccountDiscovered {
+    pub connection_id: ConnectionId,
+    pub ad_account_id: AdAccountId,
+    pub name: String,
+    pub currency: Currency,
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignDiscovered {
+    pub connection_id: ConnectionId,
+    pub campaign_id: CampaignId,
+    pub ad_account_id: AdAccountId,
+    pub external_id: String,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignChanged {
+    pub connection_id: ConnectionId,
+    pub campaign_id: CampaignId,
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStarted {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Empty means every campaign of the connection.
+    pub campaign_ids: Vec<CampaignId>,
+}
+
+/// What a sync did to the stored insights, day by campaign-day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    pub days_recorded: u64,
+    pub days_restated: u64,
+    pub days_unchanged: u64,
+}
+
+impl SyncCounts {
+    pub fn add(&mut self, other: SyncCounts) {
+        self.days_recorded += other.days_recorded;
+        self.days_restated += other.days_restated;
+        self.days_unchanged += other.days_unchanged;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCompleted {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    pub counts: SyncCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncFailed {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    pub reason: String,
+    /// What the run had stored before it failed: completed days are kept.
+    pub counts: SyncCounts,
+}
+
+/// Where a campaign's numbers come from, repeated on every insights event so that each event
+/// stands on its own for projections and auditors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsightsSource {
+    pub campaign_id: CampaignId,
+    pub connection_id: ConnectionId,
+    pub platform: Platform,
+    pub ad_account_id: AdAccountId,
+    pub sync_id: SyncId,
+}
+
+/// The first numbers reported for a campaign-day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyInsightsRecorded {
+    #[serde(flatten)]
+    pub source: InsightsSource,
+    pub date: NaiveDate,
+    pub currency: Currency,
+    #[serde(flatten)]
+    pub metrics: DailyMetrics,
+    /// 1 for the first report of this day, +1 for each restatement.
+    pub revision: u32,
+}
+
+/// The platform reported different numbers for a day it had reported before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyInsightsRestated {
+    #[serde(flatten)]
+    pub source: InsightsSource,
+    pub date: NaiveDate,
+    pub currency: Currency,
+    #[serde(flatten)]
+    pub metrics: DailyMetrics,
+    pub revision: u32,
+    pub previous_currency: Currency,
+    pub previous: DailyMetrics,
+}
+
+macro_rules! domain_events {
+    ($($variant:ident => $version:literal),+ $(,)?) => {
+        /// Every event type, as the aggregates decide them and projections read them.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum DomainEvent {
+            $($variant($variant),)+
+        }
+
+        impl DomainEvent {
+            /// The stored type name (stable: renaming a variant must not change it).
+            pub fn event_type(&self) -> &'static str {
+                match self {
+                    $(DomainEvent::$variant(_) => stringify!($variant),)+
+                }
+            }
+
+            /// The schema version written for new events of this type.
+            pub fn schema_version(&self) -> i32 {
+                match self {
+                    $(DomainEvent::$variant(_) => $version,)+
+                }
+            }
+
+            /// Every known type name with its current schema version.
+            pub const TYPES: &'static [(&'static str, i32)] = &[$((stringify!($variant), $version),)+];
+
+            pub fn to_payload(&self) -> serde_json::Value {
+                let value = match self {
+                    $(DomainEvent::$variant(e) => serde_json::to_value(e),)+
+                };
+                // Serialising these plain structs cannot fail (no maps with non-string keys).
+                value.unwrap_or(serde_json::Value::Null)
+            }
+
+            /// Decodes a stored event, upcasting older schema versions first.
+            pub fn decode(
+                event_type: &str,
+                schema_version: i32,
+                payload: serde_json::Value,
+            ) -> Result<Self, DecodeError> {
+                let payload = crate::upcast::upcast(event_type, schema_version, payload)?;
+                let decoded = match event_type {
+                    $(stringify!($variant) => serde_json::from_value(payload).map(DomainEvent::$variant),)+
+                    other => return Err(DecodeError::UnknownType(other.to_owned())),
+                };
+                decoded.map_err(|e| DecodeError::Payload {
+                    event_type: event_type.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    };
+}
+
+domain_events! {
+    WorkspaceCreated => 1,
+    PlatformConnected => 1,
+    AdAccountDiscovered => 1,
+    CampaignDiscovered => 1,
+    CampaignChanged => 1,
+    SyncStarted => 1,
+    SyncCompleted => 1,
+    SyncFailed => 1,
+    DailyInsightsRecorded => 2,
+    DailyInsightsRestated => 2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event type {event_type} has no schema version {version}")]
+    UnknownVersion { event_type: String, version: i32 },
+    #[error("payload of {event_type} does not match its schema: {reason}")]
+    Payload { event_type: String, reason: String },
+}
+
+/// An event as a decision produced it, with the time it happened (from the command).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub event: DomainEvent,
+    pub occurred_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn events_round_trip_through_their_stored_form() {
+        let event = DomainEvent::SyncStarted(SyncStarted {
+            sync_id: SyncId(Uuid::from_u128(1)),
+            connection_id: ConnectionId(Uuid::from_u128(2)),
+            from: "2024-01-01".parse().unwrap(),
+            to: "2024-01-31".parse().unwrap(),
+            campaign_ids: vec![],
+        });
+        let decoded = DomainEvent::decode(
+            event.event_type(),
+            event.schema_version(),
+            event.to_payload(),
+        )
+        .unwrap();
+        assert_eq!(decoded, event);
+    }
+
+    #[test]
+    fn unknown_types_and_bad_payloads_are_errors_not_panics() {
+        assert!(matches!(
+            DomainEvent::decode("NoSuchEvent", 1, serde_json::json!({})),
+            Err(DecodeError::UnknownType(_))
+        ));
+        assert!(matches!(
+            DomainEvent::decode("WorkspaceCreated", 1, serde_json::json!({"name": 3})),
+            Err(DecodeError::Payload { .. })
+        ));
+    }
+}

@@ -1,0 +1,24 @@
+//! The business rules of adledger as pure functions: ids, money, events and the aggregates'
+//! `decide`/`evolve`. No I/O, no clock, no randomness here: time and ids arrive in commands.
+
+pub mod campaign;
+pub mod connection;
+pub mod date_range;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod insights;
+pub mod metadata;
+pub mod money;
+pub mod platform;
+pub mod upcast;
+pub mod workspace;
+
+pub use date_range::DateRange;
+pub use error::DomainError;
+pub use event::{DecodeError, DomainEvent};
+pub use ids::*;
+pub use insights::{DailyMetrics, DerivedMetrics, MetricTotals};
+pub use metadata::{Actor, EventMetadata, RequestSource};
+pub use money::Currency;
+pub use platform::Platform;

@@ -1,0 +1,98 @@
+//! Reading: one stream by version (including events not yet sequenced), or the global log by
+//! position (only sequenced events, so a reader never sees an order that could still change).
+
+use super::canonical::to_array;
+use super::{EventStore, RecordedEvent, StoreError};
+use adledger_domain::{EventId, StreamId, WorkspaceId};
+use sqlx::postgres::PgRow;
+use sqlx::Row;
+
+const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
+     e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, e.metadata, \
+     e.occurred_at, e.recorded_at, l.hash";
+
+/// Which part of the log to read: positions in `(after, up_to]`, at most `limit` events.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub after: i64,
+    pub up_to: Option<i64>,
+    pub workspace_id: Option<WorkspaceId>,
+    pub stream_id: Option<StreamId>,
+    pub limit: i64,
+}
+
+fn recorded(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    let stream: String = row.try_get(2)?;
+    let hash: Option<Vec<u8>> = row.try_get(12)?;
+    Ok(RecordedEvent {
+        position: row.try_get(0)?,
+        event_id: EventId(row.try_get(1)?),
+        stream_id: StreamId::parse(&stream)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad stream id {stream:?}")))?,
+        stream_type: row.try_get(3)?,
+        stream_version: row.try_get(4)?,
+        workspace_id: WorkspaceId(row.try_get(5)?),
+        event_type: row.try_get(6)?,
+        schema_version: row.try_get(7)?,
+        payload: row.try_get(8)?,
+        metadata: row.try_get(9)?,
+        occurred_at: row.try_get(10)?,
+        recorded_at: row.try_get(11)?,
+        hash: hash.as_deref().and_then(to_array),
+    })
+}
+
+impl EventStore {
+    /// Every event of one stream in version order, sequenced or not.
+    pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN event_log l ON l.event_row_id = e.id
+             WHERE e.stream_id = $1 ORDER BY e.stream_version"
+        );
+        sqlx::query(&sql)
+            .bind(stream.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(recorded)
+            .collect()
+    }
+
+    /// Sequenced events in log order.
+    pub async fn read_log(&self, filter: &LogFilter) -> Result<Vec<RecordedEvent>, StoreError> {
+        // One statement per filter shape, so each gets a plan that uses its index.
+        let mut sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM event_log l JOIN events e ON e.id = l.event_row_id
+             WHERE l.position > $1 AND l.position <= $2"
+        );
+        let mut next = 4;
+        if filter.workspace_id.is_some() {
+            sql.push_str(&format!(" AND l.workspace_id = ${next}"));
+            next += 1;
+        }
+        if filter.stream_id.is_some() {
+            sql.push_str(&format!(" AND e.stream_id = ${next}"));
+        }
+        sql.push_str(" ORDER BY l.position LIMIT $3");
+        let mut query = sqlx::query(&sql)
+            .bind(filter.after)
+            .bind(filter.up_to.unwrap_or(i64::MAX))
+            .bind(filter.limit.max(0));
+        if let Some(workspace) = filter.workspace_id {
+            query = query.bind(workspace.as_uuid());
+        }
+        if let Some(stream) = &filter.stream_id {
+            query = query.bind(stream.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(recorded).collect()
+    }
+
+    /// The highest sequenced position (0 for an empty log).
+    pub async fn head_position(&self) -> Result<i64, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_log")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head.unwrap_or(0))
+    }
+}

@@ -1,0 +1,142 @@
+//! The sequencer gives settled events their dense, gapless log position and chain hash.
+//!
+//! An event is *settled* when its transaction id is below the xmin of the current snapshot: no
+//! transaction that could still commit has a lower id, so nothing can ever appear before it. Events
+//! are taken in `(tx_id, id)` order, which is therefore final. One sequencer works at a time
+//! (transaction-level advisory lock); it never skips ahead over an unsettled event and never
+//! waits on a timeout to declare a gap.
+
+use super::canonical::{to_array, CanonicalEvent, COLUMNS, GENESIS};
+use super::{EventStore, StoreError};
+use crate::shutdown::Shutdown;
+use std::time::Duration;
+use uuid::Uuid;
+
+const SEQUENCER_LOCK: i64 = 0x6164_6c65_6467_0002;
+/// How often to look for events appended by other processes when nothing local wakes us.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+pub const BATCH: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequenced {
+    pub count: usize,
+    pub head: i64,
+}
+
+impl EventStore {
+    /// Sequences up to `max` settled events. Returns at once with a count of 0 when another
+    /// sequencer holds the lock.
+    pub async fn sequence_pending(&self, max: i64) -> Result<Sequenced, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(SEQUENCER_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(Sequenced {
+                count: 0,
+                head: *self.head.borrow(),
+            });
+        }
+        let last: Option<(i64, Vec<u8>, String, i64)> = sqlx::query_as(
+            "SELECT l.position, l.hash, e.tx_id::text, e.id
+             FROM event_log l JOIN events e ON e.id = l.event_row_id
+             ORDER BY l.position DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (mut position, mut previous, cursor_tx, cursor_id) = match last {
+            Some((p, h, t, i)) => (
+                p,
+                to_array(&h).ok_or_else(|| StoreError::Corrupt(format!("hash at {p}")))?,
+                t,
+                i,
+            ),
+            None => (0, GENESIS, "0".to_owned(), 0),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e
+             WHERE (e.tx_id, e.id) > ($1::text::xid8, $2)
+               AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY e.tx_id, e.id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&cursor_tx)
+            .bind(cursor_id)
+            .bind(max)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(Sequenced {
+                count: 0,
+                head: position,
+            });
+        }
+        let mut positions = Vec::with_capacity(rows.len());
+        let mut row_ids = Vec::with_capacity(rows.len());
+        let mut workspaces: Vec<Uuid> = Vec::with_capacity(rows.len());
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = CanonicalEvent::from_row(row, 0)?;
+            position += 1;
+            previous = event.chain_hash(&previous, position);
+            positions.push(position);
+            row_ids.push(event.row_id);
+            workspaces.push(event.workspace_id);
+            hashes.push(previous.to_vec());
+        }
+        sqlx::query(
+            "INSERT INTO event_log (position, event_row_id, workspace_id, hash)
+             SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::uuid[], $4::bytea[])",
+        )
+        .bind(&positions)
+        .bind(&row_ids)
+        .bind(&workspaces)
+        .bind(&hashes)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.head.send_replace(position);
+        Ok(Sequenced {
+            count: rows.len(),
+            head: position,
+        })
+    }
+
+    /// Sequences until nothing settled is left (used by one-shot commands and tests).
+    pub async fn sequence_all(&self) -> Result<i64, StoreError> {
+        loop {
+            let done = self.sequence_pending(BATCH).await?;
+            if (done.count as i64) < BATCH {
+                return Ok(done.head);
+            }
+        }
+    }
+}
+
+/// Runs the sequencer until shutdown: immediately after local appends, otherwise on a short poll.
+pub async fn run(store: EventStore, mut shutdown: Shutdown) {
+    tracing::info!("sequencer started");
+    loop {
+        match store.sequence_pending(BATCH).await {
+            Ok(done) if done.count as i64 == BATCH => continue,
+            Ok(done) if done.count > 0 => {
+                tracing::debug!(sequenced = done.count, head = done.head, "sequenced events")
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "sequencing failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.wait() => break,
+                }
+            }
+        }
+        tokio::select! {
+            _ = store.appended() => {}
+            _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    tracing::info!("sequencer stopped");
+}

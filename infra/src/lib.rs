@@ -1,0 +1,19 @@
+//! Everything that touches the outside world below the domain: the Postgres event store and its
+//! sequencer, migrations, configuration secrets and telemetry. Nothing above this crate names
+//! sqlx types in its public API, except the read-model layer that owns its tables.
+
+pub mod db;
+pub mod event_store;
+pub mod migrate;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::Database;
+pub use event_store::{
+    AppendOutcome, AppendRequest, EventStore, Idempotency, LogFilter, NewEvent, RecordedEvent,
+    StoreError,
+};
+pub use secret::Secret;

@@ -1,0 +1,97 @@
+//! Test support: a fresh, migrated database per test on the server named by `DATABASE_URL`
+//! (scripts/test.sh starts a private one). Databases are named `adledger_test_*`; the test script
+//! drops leftovers before each run.
+
+use crate::db::{connect_owner, Database};
+use crate::secret::Secret;
+use crate::EventStore;
+use sqlx::Executor;
+
+pub struct TestDatabase {
+    pub name: String,
+    pub url: Secret<String>,
+    pub db: Database,
+}
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "DATABASE_URL is not set: run the tests through scripts/test.sh, which starts Postgres"
+        )
+    })
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        let server = server_url();
+        let name = format!("adledger_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = connect_owner(&Secret::new(server.clone()))
+            .await
+            .expect("connect to the test Postgres server");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
+        let url = Secret::new(with_database(&server, &name));
+        // Roles are cluster-wide: parallel tests migrating at once can collide on them; retry.
+        let mut attempt = 0;
+        loop {
+            match crate::migrate::run(&url).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    eprintln!("migration attempt {attempt} failed ({e}); retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => panic!("migrate test database: {e}"),
+            }
+        }
+        let db = Database::connect(&url, 20)
+            .await
+            .expect("connect to test database");
+        Self { name, url, db }
+    }
+
+    pub fn store(&self) -> EventStore {
+        EventStore::new(self.db.app.clone())
+    }
+
+    /// A connection with the owner's rights (no `SET ROLE`), to act behind the application's back.
+    pub async fn owner(&self) -> sqlx::PgConnection {
+        connect_owner(&self.url).await.expect("owner connection")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_only_the_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@127.0.0.1:5433/postgres", "x"),
+            "postgres://u:p@127.0.0.1:5433/x"
+        );
+        assert_eq!(
+            with_database("postgres://127.0.0.1:5433?sslmode=disable", "x"),
+            "postgres://127.0.0.1:5433/x?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: format check, clippy, and every test against a private PostgreSQL
+# (started by scripts/pg.sh when DATABASE_URL is not set). CI runs exactly this.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+if command -v rustup >/dev/null 2>&1; then
+    for component in rustfmt clippy; do
+        rustup component list --installed 2>/dev/null | grep -q "^$component" \
+            || rustup component add "$component"
+    done
+fi
+
+eval "$(scripts/pg.sh env)"
+export DATABASE_URL
+
+# Per-test databases from earlier runs.
+psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'adledger_test_%'" 2>/dev/null \
+    | while read -r db; do [ -n "$db" ] && psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --features adledger-infra/testing -- -D warnings
+echo "== cargo test"
+cargo test --workspace --features adledger-infra/testing
