@@ -1,1 +1,77 @@
-// placeholder
+//! The write side: one method per user intent. Each loads the aggregate's stream, folds it with
+//! the domain's `evolve`, asks the domain's `decide`, and appends the decision at the version it
+//! was made on, retrying on a concurrent write. Business rules live in the domain, never here.
+
+mod execute;
+mod idempotency;
+mod setup;
+mod sync;
+
+use adledger_domain::{DomainError, EventMetadata, SyncId};
+use adledger_infra::{EventStore, StoreError};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// Who asks, under which idempotency key, and when (commands never read the clock).
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub metadata: EventMetadata,
+    pub idempotency_key: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// The command handlers. Cheap to clone: clones share the store and the set of running syncs.
+#[derive(Clone)]
+pub struct Commands {
+    store: EventStore,
+    /// Syncs being run by this process, so a second run of the same sync is refused at once.
+    running: Arc<Mutex<HashSet<SyncId>>>,
+}
+
+impl Commands {
+    pub fn new(store: EventStore) -> Self {
+        Self {
+            store,
+            running: Arc::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The workspace, connection, ... does not exist (or belongs to another workspace).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A business rule refused the command.
+    #[error(transparent)]
+    Rejected(DomainError),
+    /// Other writers kept changing the stream; still conflicting after retries.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+    /// The ad platform failed; the sync was recorded as failed with this reason.
+    #[error("ad platform error: {0}")]
+    Connector(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<DomainError> for CommandError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(what) => CommandError::NotFound(what),
+            other => CommandError::Rejected(other),
+        }
+    }
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::IdempotencyKeyReused { key } => CommandError::IdempotencyKeyReused(key),
+            other => CommandError::Store(other),
+        }
+    }
+}

@@ -1,1 +1,116 @@
-// placeholder
+//! Ad-platform clients behind one interface: discovery of ad accounts and campaigns, and daily
+//! insights. Each platform's own words are translated into domain types here, once; nothing in
+//! this crate touches the event store or decides business rules.
+
+pub mod sandbox;
+
+use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
+use adledger_domain::event::ConnectionSettings;
+use adledger_domain::{AdAccountId, DailyMetrics, DateRange};
+use chrono::NaiveDate;
+use std::time::Duration;
+
+/// What a platform lists for one login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    pub ad_accounts: Vec<AdAccount>,
+    pub campaigns: Vec<DiscoveredCampaign>,
+}
+
+/// Why a platform call failed, classified so that retry policy and sync reasons need no
+/// knowledge of any one platform's error shapes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Rate limited; try again later (after `retry_after` when the platform says).
+    #[error("throttled by the platform{}", retry_hint(.retry_after))]
+    Throttled { retry_after: Option<Duration> },
+    /// The credential was revoked or expired: the user must reconnect.
+    #[error("the platform authorization expired or was revoked")]
+    AuthExpired,
+    /// A failure that may pass on retry (timeouts, 5xx, dropped connections).
+    #[error("transient platform error: {0}")]
+    Transient(String),
+    /// The request or the answer makes no sense (unknown campaign, malformed response).
+    #[error("invalid request or response: {0}")]
+    Invalid(String),
+}
+
+fn retry_hint(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(" (retry after {}s)", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+impl ConnectorError {
+    /// A stable, machine-readable name for the class of failure (used in sync failure reasons).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorError::Throttled { .. } => "throttled",
+            ConnectorError::AuthExpired => "auth_expired",
+            ConnectorError::Transient(_) => "transient",
+            ConnectorError::Invalid(_) => "invalid",
+        }
+    }
+
+    /// Whether the same call may succeed later without the user doing anything.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::Throttled { .. } | ConnectorError::Transient(_)
+        )
+    }
+}
+
+/// One ad platform, as seen through one connection.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// Every ad account and campaign the connection can reach.
+    async fn discover(&self) -> Result<Discovery, ConnectorError>;
+
+    /// One campaign's numbers per day for the days of `range` (dates in the ad account's time
+    /// zone). Days the platform has no numbers for may be missing.
+    async fn daily_insights(
+        &self,
+        ad_account: &AdAccountId,
+        campaign_external_id: &str,
+        range: DateRange,
+    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError>;
+}
+
+/// The connector for a connection's settings. `completed_syncs` is how many syncs of the
+/// connection finished before; the sandbox restates numbers from it like a real platform does.
+pub fn for_connection(settings: &ConnectionSettings, completed_syncs: u32) -> Box<dyn Connector> {
+    match settings {
+        ConnectionSettings::Sandbox {
+            seed,
+            ad_accounts,
+            campaigns,
+        } => Box::new(sandbox::Sandbox::new(
+            *seed,
+            *ad_accounts,
+            *campaigns,
+            completed_syncs,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_and_worded_for_people() {
+        let throttled = ConnectorError::Throttled {
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(throttled.kind(), "throttled");
+        assert!(throttled.is_retryable());
+        assert_eq!(
+            throttled.to_string(),
+            "throttled by the platform (retry after 30s)"
+        );
+        assert!(!ConnectorError::AuthExpired.is_retryable());
+        assert_eq!(ConnectorError::Invalid("x".into()).kind(), "invalid");
+    }
+}

@@ -76,3 +76,61 @@ pub async fn connect_owner(url: &Secret<String>) -> Result<sqlx::PgConnection, D
             source,
         })
 }
+
+/// Creates a database named `name` on the server of `server_url` and returns its URL (for test
+/// and benchmark scratch databases). `name` must be a plain identifier.
+pub async fn create_database(
+    server_url: &Secret<String>,
+    name: &str,
+) -> Result<Secret<String>, DbError> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let mut admin = connect_owner(server_url).await?;
+    let created = if valid {
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .map(|_| ())
+    } else {
+        Err(sqlx::Error::Protocol(format!(
+            "invalid database name {name:?}"
+        )))
+    };
+    created.map_err(|source| DbError::Connect {
+        url: redact_url(server_url.expose()),
+        source,
+    })?;
+    Ok(Secret::new(with_database(server_url.expose(), name)))
+}
+
+/// Drops a database created by [`create_database`], closing its sessions.
+pub async fn drop_database(server_url: &Secret<String>, name: &str) -> Result<(), DbError> {
+    let mut admin = connect_owner(server_url).await?;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .map_err(|source| DbError::Connect {
+            url: redact_url(server_url.expose()),
+            source,
+        })?;
+    Ok(())
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}

@@ -2,10 +2,9 @@
 //! (scripts/test.sh starts a private one). Databases are named `adledger_test_*`; the test script
 //! drops leftovers before each run.
 
-use crate::db::{connect_owner, Database};
+use crate::db::{connect_owner, create_database, Database};
 use crate::secret::Secret;
 use crate::EventStore;
-use sqlx::Executor;
 
 pub struct TestDatabase {
     pub name: String,
@@ -21,35 +20,13 @@ fn server_url() -> String {
     })
 }
 
-/// `url` with its database name replaced by `name`.
-pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 impl TestDatabase {
     pub async fn new() -> Self {
         let server = server_url();
         let name = format!("adledger_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = connect_owner(&Secret::new(server.clone()))
+        let url = create_database(&Secret::new(server), &name)
             .await
-            .expect("connect to the test Postgres server");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create test database");
-        let url = Secret::new(with_database(&server, &name));
+            .expect("create a test database on the DATABASE_URL server");
         // Roles are cluster-wide: parallel tests migrating at once can collide on them; retry.
         let mut attempt = 0;
         loop {
@@ -81,7 +58,7 @@ impl TestDatabase {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use crate::db::with_database;
 
     #[test]
     fn replaces_only_the_database_name() {

@@ -1,0 +1,58 @@
+//! Idempotency keys: a retried request with the same key answers what the first one did and
+//! appends nothing; the same key with a different request is refused.
+
+use crate::CommandError;
+use adledger_infra::{Idempotency, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The idempotency record for a command, when the caller sent a key. `request` names the command
+/// and holds every input that makes it this request; `outcome` is what it answers.
+pub fn idempotency(
+    key: Option<&String>,
+    scope: String,
+    request: &Value,
+    outcome: impl Serialize,
+) -> Result<Option<Idempotency>, CommandError> {
+    let Some(key) = key else { return Ok(None) };
+    Ok(Some(Idempotency {
+        scope,
+        key: key.clone(),
+        fingerprint: fingerprint(request),
+        outcome: serde_json::to_value(outcome)
+            .map_err(|e| StoreError::Corrupt(format!("outcome is not serialisable: {e}")))?,
+    }))
+}
+
+/// SHA-256 of the request's JSON text. Requests are built field by field in a fixed order, so
+/// the same inputs always give the same text.
+pub fn fingerprint(request: &Value) -> String {
+    hex::encode(Sha256::digest(request.to_string().as_bytes()))
+}
+
+/// Reads an outcome stored by an earlier run of the same request.
+pub fn stored<T: DeserializeOwned>(outcome: Value) -> Result<T, CommandError> {
+    serde_json::from_value(outcome).map_err(|e| {
+        StoreError::Corrupt(format!("stored idempotent outcome is unreadable: {e}")).into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fingerprints_are_stable_and_tell_requests_apart() {
+        assert_eq!(
+            fingerprint(&json!({"name": "a"})),
+            fingerprint(&json!({"name": "a"}))
+        );
+        assert_ne!(
+            fingerprint(&json!({"name": "a"})),
+            fingerprint(&json!({"name": "b"}))
+        );
+    }
+}

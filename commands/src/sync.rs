@@ -1,0 +1,271 @@
+//! Running a started sync: discovery, then each campaign's daily insights, then the sync's end.
+//! Platform failures end the sync as failed with a classified reason; days already stored by
+//! finished campaigns are kept (they are facts the platform reported).
+
+use crate::execute::{Executed, Target};
+use crate::{CommandContext, CommandError, Commands};
+use adledger_connectors::{Connector, ConnectorError};
+use adledger_domain::campaign::{self, CampaignInsights, RecordDailyInsights};
+use adledger_domain::connection::{self, Connected, Connection, RunningSync};
+use adledger_domain::event::{InsightsSource, SyncCounts};
+use adledger_domain::{CampaignId, ConnectionId, DomainError, EventMetadata, SyncId, WorkspaceId};
+use std::sync::{Arc, Mutex};
+
+/// Marks a sync as being run by this process for as long as it lives.
+struct RunGuard {
+    running: Arc<Mutex<std::collections::HashSet<SyncId>>>,
+    sync: SyncId,
+}
+
+impl RunGuard {
+    fn claim(commands: &Commands, sync: SyncId) -> Option<Self> {
+        let mut running = commands
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        running.insert(sync).then(|| RunGuard {
+            running: commands.running.clone(),
+            sync,
+        })
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        running.remove(&self.sync);
+    }
+}
+
+/// Why a run stopped early.
+enum Stop {
+    /// The platform failed: record the sync as failed with this reason.
+    Platform(String),
+    /// Anything else (store down, conflict): try to record the failure, then report this error.
+    Command(CommandError),
+}
+
+impl From<CommandError> for Stop {
+    fn from(e: CommandError) -> Self {
+        Stop::Command(e)
+    }
+}
+
+fn platform_failure(context: &str, e: &ConnectorError) -> Stop {
+    Stop::Platform(format!("{}: {context}: {e}", e.kind()))
+}
+
+struct Run<'a> {
+    commands: &'a Commands,
+    ctx: &'a CommandContext,
+    metadata: EventMetadata,
+    workspace: WorkspaceId,
+    connection: ConnectionId,
+    sync: SyncId,
+}
+
+impl Commands {
+    /// Runs a started sync to its end: discovery (RecordDiscovery on the connection stream), then
+    /// for each campaign in scope (all when scope empty) fetch daily insights for the range and
+    /// append the campaign aggregate's decision to stream campaign-<id>, summing SyncCounts;
+    /// finally CompleteSync with the counts, or FailSync with the classified reason and the
+    /// counts so far if anything failed (completed campaigns' days are kept). Returns the counts.
+    ///
+    /// A second run of a sync this process is already running is refused with
+    /// `SyncAlreadyRunning`. Across processes, the campaign streams' expected versions keep a
+    /// duplicate run from storing any day twice, and only one of them can end the sync.
+    pub async fn run_sync(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+        connection: ConnectionId,
+        sync: SyncId,
+    ) -> Result<SyncCounts, CommandError> {
+        // Claimed before the first await, so of two runs started together one always wins.
+        let Some(_guard) = RunGuard::claim(self, sync) else {
+            return Err(CommandError::Rejected(DomainError::SyncAlreadyRunning(
+                sync,
+            )));
+        };
+        let loaded = self
+            .load::<Connection>(&connection.stream(), workspace)
+            .await?;
+        let conn = loaded.state.0.ok_or(CommandError::NotFound("connection"))?;
+        let running = match &conn.running_sync {
+            Some(r) if r.sync_id == sync => r.clone(),
+            _ => return Err(CommandError::Rejected(DomainError::SyncNotRunning(sync))),
+        };
+        let run = Run {
+            commands: self,
+            ctx,
+            metadata: ctx.metadata.clone().caused_by(sync.as_uuid()),
+            workspace,
+            connection,
+            sync,
+        };
+        let connector = adledger_connectors::for_connection(&conn.settings, conn.completed_syncs);
+        let mut counts = SyncCounts::default();
+        match run
+            .fetch_all(connector.as_ref(), &running, &mut counts)
+            .await
+        {
+            Ok(()) => {
+                run.end(connection::Command::CompleteSync {
+                    sync_id: sync,
+                    counts,
+                    at: ctx.now,
+                })
+                .await?;
+                tracing::info!(
+                    workspace_id = %workspace, connection_id = %connection, sync_id = %sync,
+                    days_recorded = counts.days_recorded, days_restated = counts.days_restated,
+                    days_unchanged = counts.days_unchanged, "sync completed"
+                );
+                Ok(counts)
+            }
+            Err(stop) => {
+                let (reason, error) = match stop {
+                    Stop::Platform(reason) => (reason.clone(), CommandError::Connector(reason)),
+                    // Store errors may carry database text: it stays in logs, not in events.
+                    Stop::Command(e) => ("internal: could not store the sync's results".into(), e),
+                };
+                tracing::warn!(
+                    workspace_id = %workspace, connection_id = %connection, sync_id = %sync,
+                    %reason, "sync failed"
+                );
+                let failed = connection::Command::FailSync {
+                    sync_id: sync,
+                    reason,
+                    counts,
+                    at: ctx.now,
+                };
+                if let Err(e) = run.end(failed).await {
+                    tracing::error!(sync_id = %sync, error = %e, "could not record the sync failure");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Run<'_> {
+    fn target(&self, stream: adledger_domain::StreamId) -> Target<'_> {
+        Target {
+            stream,
+            workspace: self.workspace,
+            metadata: &self.metadata,
+            idempotency: None,
+        }
+    }
+
+    async fn connection_decides(&self, command: connection::Command) -> Result<(), CommandError> {
+        self.commands
+            .execute::<Connection, _>(self.target(self.connection.stream()), |state| {
+                Ok((connection::decide(state, &command)?, ()))
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn end(&self, command: connection::Command) -> Result<(), CommandError> {
+        self.connection_decides(command).await
+    }
+
+    async fn fetch_all(
+        &self,
+        connector: &dyn Connector,
+        running: &RunningSync,
+        counts: &mut SyncCounts,
+    ) -> Result<(), Stop> {
+        let discovery = connector
+            .discover()
+            .await
+            .map_err(|e| platform_failure("discovery", &e))?;
+        self.connection_decides(connection::Command::RecordDiscovery {
+            ad_accounts: discovery.ad_accounts,
+            campaigns: discovery.campaigns,
+            at: self.ctx.now,
+        })
+        .await
+        .map_err(|e| match e {
+            CommandError::Rejected(rule) => Stop::Platform(format!("invalid: discovery: {rule}")),
+            other => Stop::Command(other),
+        })?;
+
+        let conn = self
+            .commands
+            .load::<Connection>(&self.connection.stream(), self.workspace)
+            .await?
+            .state
+            .0
+            .ok_or(CommandError::NotFound("connection"))?;
+        let scope: Vec<CampaignId> = if running.campaign_ids.is_empty() {
+            conn.campaigns.keys().copied().collect()
+        } else {
+            running.campaign_ids.clone()
+        };
+        for campaign_id in scope {
+            counts.add(
+                self.sync_campaign(connector, &conn, running, campaign_id)
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
+    async fn sync_campaign(
+        &self,
+        connector: &dyn Connector,
+        conn: &Connected,
+        running: &RunningSync,
+        campaign_id: CampaignId,
+    ) -> Result<SyncCounts, Stop> {
+        let campaign = conn
+            .campaigns
+            .get(&campaign_id)
+            .ok_or(CommandError::Rejected(DomainError::UnknownCampaign(
+                campaign_id,
+            )))?;
+        let account = conn
+            .ad_accounts
+            .get(&campaign.ad_account_id)
+            .ok_or_else(|| {
+                Stop::Platform(format!(
+                    "invalid: campaign {} names unknown ad account {}",
+                    campaign.external_id, campaign.ad_account_id
+                ))
+            })?;
+        let mut days = connector
+            .daily_insights(&account.id, &campaign.external_id, running.range)
+            .await
+            .map_err(|e| platform_failure(&format!("campaign {}", campaign.external_id), &e))?;
+        // Platforms sometimes answer with more than was asked; only the range is this sync's.
+        days.retain(|(date, _)| running.range.contains(*date));
+        let command = RecordDailyInsights {
+            source: InsightsSource {
+                campaign_id,
+                connection_id: conn.id,
+                platform: conn.platform(),
+                ad_account_id: account.id.clone(),
+                sync_id: self.sync,
+            },
+            currency: account.currency,
+            days,
+            at: self.ctx.now,
+        };
+        let executed = self
+            .commands
+            .execute::<CampaignInsights, _>(self.target(campaign_id.stream()), |state| {
+                Ok(campaign::decide(state, &command))
+            })
+            .await?;
+        match executed {
+            Executed::Decided(counts) => Ok(counts),
+            // No idempotency key is passed, so the store cannot answer with a duplicate.
+            Executed::Duplicate(_) => Ok(SyncCounts::default()),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The built-in sandbox platform: ad accounts, campaigns and daily numbers generated from the
+//! connection's seed alone, so demos and tests are reproducible. It never does I/O and never
+//! uses a clock or an outside random generator: the same inputs give the same numbers forever.
+//!
+//! Rules:
+//! - Ad accounts `sandbox-1..=N`; currencies cycle USD, EUR, BRL with a matching time zone.
+//! - Campaigns `cmp-1..=M`, dealt round-robin over the ad accounts (none when there are no
+//!   accounts); name and status (ACTIVE or PAUSED) follow from the seed.
+//! - Daily numbers depend on (seed, campaign, date) only, plus one restatement rule that mimics
+//!   late attribution: for about 1 in 8 (campaign, date) pairs, chosen by hash, conversions and
+//!   conversion value are higher once `completed_syncs >= 1` than while it is 0, and stay the
+//!   same after that. So a connection's second sync restates those days and a third appends
+//!   nothing new.
+
+use crate::{Connector, ConnectorError, Discovery};
+use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
+use adledger_domain::{AdAccountId, Currency, DailyMetrics, DateRange};
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+
+const CURRENCIES: [(&str, &str); 3] = [
+    ("USD", "America/New_York"),
+    ("EUR", "Europe/Berlin"),
+    ("BRL", "America/Sao_Paulo"),
+];
+const BRANDS: [&str; 8] = [
+    "Northwind",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+];
+const THEMES: [&str; 8] = [
+    "Spring Sale",
+    "Summer Launch",
+    "Back to School",
+    "Black Friday",
+    "Holiday Gifts",
+    "Brand Awareness",
+    "App Installs",
+    "Retargeting",
+];
+const AUDIENCES: [&str; 6] = [
+    "Prospecting",
+    "Lookalike 1%",
+    "Cart Abandoners",
+    "Broad",
+    "Interests",
+    "Past Buyers",
+];
+
+/// Domain separators, so that each derived number draws on its own stream of hashes.
+mod salt {
+    pub const ACCOUNT: u64 = 1;
+    pub const CAMPAIGN: u64 = 2;
+    pub const DAY: u64 = 3;
+    pub const RESTATE: u64 = 4;
+}
+
+/// splitmix64's finaliser: a fixed, well-mixed bijection of u64 (never changes with a crate).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A hash of a sequence of numbers.
+fn hash(parts: &[u64]) -> u64 {
+    parts
+        .iter()
+        .fold(0x5AD1_ED6E_u64, |acc, p| mix(acc ^ mix(*p)))
+}
+
+/// A small deterministic generator seeded from a hash.
+struct Draws(u64);
+
+impl Draws {
+    fn new(parts: &[u64]) -> Self {
+        Self(hash(parts))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    /// Uniform in `lo..=hi` (the tiny modulo bias does not matter for a sandbox).
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    seed: u64,
+    ad_accounts: u32,
+    campaigns: u32,
+    completed_syncs: u32,
+}
+
+impl Sandbox {
+    pub fn new(seed: u64, ad_accounts: u32, campaigns: u32, completed_syncs: u32) -> Self {
+        Self {
+            seed,
+            ad_accounts,
+            campaigns,
+            completed_syncs,
+        }
+    }
+
+    fn account(&self, n: u32) -> Result<AdAccount, ConnectorError> {
+        let (currency, time_zone) = CURRENCIES[((n - 1) % CURRENCIES.len() as u32) as usize];
+        let mut draws = Draws::new(&[self.seed, salt::ACCOUNT, u64::from(n)]);
+        Ok(AdAccount {
+            id: AdAccountId(format!("sandbox-{n}")),
+            name: format!("{} {currency} #{n}", draws.pick(&BRANDS)),
+            currency: Currency::parse(currency).map_err(invalid)?,
+            time_zone: time_zone.to_owned(),
+        })
+    }
+
+    fn campaign(&self, n: u32) -> Option<DiscoveredCampaign> {
+        if self.ad_accounts == 0 {
+            return None;
+        }
+        let account = (n - 1) % self.ad_accounts + 1;
+        let mut draws = Draws::new(&[self.seed, salt::CAMPAIGN, u64::from(n)]);
+        let name = format!("{} – {} #{n}", draws.pick(&THEMES), draws.pick(&AUDIENCES));
+        let status = if draws.between(0, 4) == 0 {
+            "PAUSED"
+        } else {
+            "ACTIVE"
+        };
+        Some(DiscoveredCampaign {
+            ad_account_id: AdAccountId(format!("sandbox-{account}")),
+            external_id: format!("cmp-{n}"),
+            name,
+            status: status.to_owned(),
+        })
+    }
+
+    /// The campaign number of `cmp-<n>`, if it exists under `ad_account`.
+    fn campaign_number(&self, ad_account: &AdAccountId, external_id: &str) -> Option<u32> {
+        let n: u32 = external_id.strip_prefix("cmp-")?.parse().ok()?;
+        let campaign = (1..=self.campaigns)
+            .contains(&n)
+            .then(|| self.campaign(n))??;
+        (campaign.ad_account_id == *ad_account).then_some(n)
+    }
+
+    /// Whether late attribution changes this campaign-day's conversions after the first sync:
+    /// the hash's low three bits are zero, one pair in eight.
+    pub fn is_restated(&self, campaign: u32, date: NaiveDate) -> bool {
+        hash(&[
+            self.seed,
+            salt::RESTATE,
+            u64::from(campaign),
+            day_number(date),
+        ]) & 7
+            == 0
+    }
+
+    /// The numbers of one campaign-day as the platform reports them at this revision.
+    pub fn metrics(&self, campaign: u32, date: NaiveDate) -> Result<DailyMetrics, ConnectorError> {
+        // Per-campaign scale: some campaigns are big, some small.
+        let mut scale = Draws::new(&[self.seed, salt::CAMPAIGN, u64::from(campaign), 1]);
+        let base_impressions = scale.between(2_000, 60_000);
+        let ctr_bp = scale.between(40, 300); // clicks per 10 000 impressions
+        let cpc_cents = scale.between(15, 250);
+        let cvr_bp = scale.between(100, 1_200); // conversions per 10 000 clicks
+        let order_value_cents = scale.between(1_500, 20_000);
+
+        let mut day = Draws::new(&[self.seed, salt::DAY, u64::from(campaign), day_number(date)]);
+        let impressions = base_impressions * day.between(60, 140) / 100;
+        let clicks = (impressions * ctr_bp * day.between(80, 120) / 100 / 10_000).min(impressions);
+        let spend_cents = clicks * cpc_cents * day.between(90, 110) / 100;
+        // Drawn whether used or not, so the restatement never shifts the other numbers.
+        let value_pct = day.between(80, 120);
+        let late_conversions = day.between(1, 3);
+        let mut conversions = clicks * cvr_bp / 10_000;
+        if self.completed_syncs >= 1 && self.is_restated(campaign, date) {
+            conversions += late_conversions;
+        }
+        let value_cents = conversions * order_value_cents * value_pct / 100;
+
+        DailyMetrics::new(
+            impressions,
+            clicks,
+            cents(spend_cents),
+            Decimal::from(conversions),
+            cents(value_cents),
+        )
+        .map_err(invalid)
+    }
+}
+
+fn invalid(e: adledger_domain::DomainError) -> ConnectorError {
+    ConnectorError::Invalid(format!("sandbox generated an invalid value: {e}"))
+}
+
+fn cents(amount: u64) -> Decimal {
+    Decimal::new(i64::try_from(amount).unwrap_or(i64::MAX), 2).normalize()
+}
+
+fn day_number(date: NaiveDate) -> u64 {
+    u64::from(date.num_days_from_ce().unsigned_abs())
+}
+
+#[async_trait::async_trait]
+impl Connector for Sandbox {
+    async fn discover(&self) -> Result<Discovery, ConnectorError> {
+        Ok(Discovery {
+            ad_accounts: (1..=self.ad_accounts)
+                .map(|n| self.account(n))
+                .collect::<Result<_, _>>()?,
+            campaigns: (1..=self.campaigns)
+                .filter_map(|n| self.campaign(n))
+                .collect(),
+        })
+    }
+
+    async fn daily_insights(
+        &self,
+        ad_account: &AdAccountId,
+        campaign_external_id: &str,
+        range: DateRange,
+    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError> {
+        let n = self
+            .campaign_number(ad_account, campaign_external_id)
+            .ok_or_else(|| {
+                ConnectorError::Invalid(format!(
+                    "no campaign {campaign_external_id} in ad account {ad_account}"
+                ))
+            })?;
+        range.days().map(|d| Ok((d, self.metrics(n, d)?))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn range(from: &str, to: &str) -> DateRange {
+        DateRange::new(d(from), d(to)).unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        // The sandbox never awaits anything, so one poll finishes it.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("sandbox future was pending"),
+        }
+    }
+
+    fn all_numbers(s: &Sandbox) -> Vec<DailyMetrics> {
+        let discovery = block_on(s.discover()).unwrap();
+        discovery
+            .campaigns
+            .iter()
+            .flat_map(|c| {
+                block_on(s.daily_insights(
+                    &c.ad_account_id,
+                    &c.external_id,
+                    range("2024-03-01", "2024-03-31"),
+                ))
+                .unwrap()
+                .into_iter()
+                .map(|(_, m)| m)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_accounts_campaigns_and_numbers() {
+        let a = Sandbox::new(42, 3, 7, 0);
+        let b = Sandbox::new(42, 3, 7, 0);
+        assert_eq!(block_on(a.discover()), block_on(b.discover()));
+        assert_eq!(all_numbers(&a), all_numbers(&b));
+        // Pinned, so a change to the generator cannot go unnoticed.
+        let m = a.metrics(1, d("2024-01-01")).unwrap();
+        assert_eq!(
+            m,
+            Sandbox::new(42, 3, 7, 5)
+                .metrics(1, d("2024-01-01"))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn different_seeds_give_different_numbers() {
+        assert_ne!(
+            all_numbers(&Sandbox::new(1, 2, 4, 0)),
+            all_numbers(&Sandbox::new(2, 2, 4, 0))
+        );
+    }
+
+    #[test]
+    fn accounts_and_campaigns_look_like_a_platform_listing() {
+        let discovery = block_on(Sandbox::new(7, 3, 5, 0).discover()).unwrap();
+        let ids: Vec<_> = discovery
+            .ad_accounts
+            .iter()
+            .map(|a| a.id.0.as_str())
+            .collect();
+        assert_eq!(ids, ["sandbox-1", "sandbox-2", "sandbox-3"]);
+        let currencies: Vec<_> = discovery
+            .ad_accounts
+            .iter()
+            .map(|a| a.currency.as_str())
+            .collect();
+        assert_eq!(currencies, ["USD", "EUR", "BRL"]);
+        assert_eq!(discovery.ad_accounts[0].time_zone, "America/New_York");
+        assert_eq!(discovery.campaigns.len(), 5);
+        assert_eq!(discovery.campaigns[4].external_id, "cmp-5");
+        assert_eq!(discovery.campaigns[4].ad_account_id.0, "sandbox-2");
+        assert!(discovery
+            .campaigns
+            .iter()
+            .all(|c| c.status == "ACTIVE" || c.status == "PAUSED"));
+        assert!(block_on(Sandbox::new(7, 0, 5, 0).discover())
+            .unwrap()
+            .campaigns
+            .is_empty());
+    }
+
+    #[test]
+    fn only_days_of_the_range_are_returned_and_unknown_campaigns_are_refused() {
+        let s = Sandbox::new(7, 2, 3, 0);
+        let acc = AdAccountId("sandbox-1".into());
+        let days =
+            block_on(s.daily_insights(&acc, "cmp-1", range("2024-02-27", "2024-03-02"))).unwrap();
+        let dates: Vec<_> = days.iter().map(|(d, _)| d.to_string()).collect();
+        assert_eq!(
+            dates,
+            [
+                "2024-02-27",
+                "2024-02-28",
+                "2024-02-29",
+                "2024-03-01",
+                "2024-03-02"
+            ]
+        );
+        let r = range("2024-01-01", "2024-01-01");
+        for (account, campaign) in [
+            ("sandbox-2", "cmp-1"),
+            ("sandbox-1", "cmp-9"),
+            ("sandbox-1", "x"),
+        ] {
+            assert!(matches!(
+                block_on(s.daily_insights(&AdAccountId(account.into()), campaign, r)),
+                Err(ConnectorError::Invalid(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn about_one_day_in_eight_is_restated_once_after_the_first_sync() {
+        let first = Sandbox::new(9, 2, 10, 0);
+        let second = Sandbox::new(9, 2, 10, 1);
+        let later = Sandbox::new(9, 2, 10, 4);
+        let mut restated = 0;
+        let mut total = 0;
+        for campaign in 1..=10 {
+            for date in range("2024-01-01", "2024-12-31").days() {
+                total += 1;
+                let a = first.metrics(campaign, date).unwrap();
+                let b = second.metrics(campaign, date).unwrap();
+                let c = later.metrics(campaign, date).unwrap();
+                assert_eq!(b, c, "stable after revision 1");
+                if first.is_restated(campaign, date) {
+                    restated += 1;
+                    assert!(b.conversions > a.conversions);
+                    assert!(b.conversion_value > a.conversion_value);
+                    assert_eq!(
+                        (a.impressions, a.clicks, a.spend),
+                        (b.impressions, b.clicks, b.spend)
+                    );
+                } else {
+                    assert_eq!(a, b);
+                }
+            }
+        }
+        let share = f64::from(restated) / f64::from(total);
+        assert!((0.09..0.16).contains(&share), "restated share {share}");
+    }
+
+    #[test]
+    fn numbers_are_plausible_and_money_has_at_most_two_decimals() {
+        let s = Sandbox::new(3, 3, 6, 1);
+        for m in all_numbers(&s) {
+            assert!(m.clicks <= m.impressions);
+            assert!(m.impressions > 0);
+            for money in [m.spend, m.conversion_value] {
+                assert!(money.scale() <= 2, "{money}");
+                assert!(!money.is_sign_negative());
+            }
+            assert_eq!(m.conversions.fract(), Decimal::ZERO);
+        }
+    }
+}
