@@ -1,1 +1,81 @@
-// placeholder
+//! The REST API: axum routers (one module per resource), extractors that turn bad input into
+//! problem+json, the single error type, and the OpenAPI document generated from the handlers.
+//! Handlers are thin: extract and validate, call a command or a query, map to a response.
+
+mod context;
+mod dto;
+mod error;
+mod events;
+mod extract;
+mod health;
+mod insights;
+mod log;
+mod resources;
+mod syncs;
+mod workspaces;
+
+use adledger_commands::Commands;
+use adledger_infra::EventStore;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Problem};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub commands: Commands,
+    pub store: EventStore,
+    /// `/readyz` answers 503 when a projection lags the log by more than this many events.
+    pub ready_max_lag: i64,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "adledger",
+        description = "Event-sourced advertising data: workspaces, connections, campaigns, \
+                       daily insights, and the immutable event log.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem, error::FieldError))
+)]
+struct ApiDoc;
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(workspaces::router())
+        .merge(resources::router())
+        .merge(syncs::router())
+        .merge(insights::router())
+        .merge(events::router())
+        .merge(log::router())
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(error::not_found_fallback)
+        .with_state(state)
+        .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

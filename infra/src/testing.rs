@@ -46,6 +46,25 @@ impl TestDatabase {
         Self { name, url, db }
     }
 
+    /// Sequences until every committed event has a position. One `sequence_all` may stop early
+    /// while a transaction anywhere on the cluster (another test's database) holds the settle
+    /// horizon back; that is correct behaviour, so tests wait it out.
+    pub async fn settle(&self, store: &EventStore) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let head = store.sequence_all().await.expect("sequence");
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(store.pool())
+                .await
+                .expect("count events");
+            if head == total {
+                return head;
+            }
+            assert!(std::time::Instant::now() < deadline, "events never settled");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn store(&self) -> EventStore {
         EventStore::new(self.db.app.clone())
     }

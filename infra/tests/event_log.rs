@@ -145,6 +145,7 @@ async fn concurrent_appenders_and_a_concurrent_reader_see_every_event_once_in_a_
         }
     }
     let seen = reader.await.unwrap();
+    db.settle(&store).await;
     stop.trigger();
     seq.await.unwrap();
 
@@ -307,7 +308,7 @@ async fn the_database_refuses_to_update_or_delete_events() {
         .append(request(&stream, ws, 0, vec![event(1)]))
         .await
         .unwrap();
-    store.sequence_all().await.unwrap();
+    db.settle(&store).await;
 
     // As the application role: no privilege at all.
     for sql in [
@@ -345,7 +346,7 @@ async fn verify_finds_an_event_altered_behind_the_applications_back() {
             .await
             .unwrap();
     }
-    store.sequence_all().await.unwrap();
+    db.settle(&store).await;
     assert!(store.verify().await.unwrap().ok());
 
     let victim = store.read_stream(&stream).await.unwrap()[6].clone();
@@ -378,7 +379,7 @@ async fn verify_finds_a_deleted_event() {
             .await
             .unwrap();
     }
-    store.sequence_all().await.unwrap();
+    db.settle(&store).await;
     let mut owner = db.owner().await;
     owner
         .execute("SET session_replication_role = replica")
@@ -426,7 +427,7 @@ async fn an_open_transaction_holds_back_later_events_instead_of_letting_them_ski
     );
 
     slow.commit().await.unwrap();
-    assert_eq!(store.sequence_all().await.unwrap(), 2);
+    assert_eq!(db.settle(&store).await, 2);
     let order: Vec<String> = store
         .read_log(&LogFilter {
             limit: 10,
@@ -494,7 +495,7 @@ async fn reads_filter_by_workspace_stream_and_position_range() {
             .await
             .unwrap();
     }
-    store.sequence_all().await.unwrap();
+    db.settle(&store).await;
     let only_b = store
         .read_log(&LogFilter {
             workspace_id: Some(wb),

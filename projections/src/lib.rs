@@ -1,1 +1,71 @@
-// placeholder
+//! Read models built from the event log: each projection folds sequenced events into its own
+//! tables, checkpointed in the same transaction as its rows. Projections never write events and
+//! never read the wall clock into a row, so replaying the log gives byte-identical tables.
+
+mod catalog;
+mod daily_insights;
+pub mod queries;
+mod runner;
+mod status;
+
+use adledger_domain::{DecodeError, DomainEvent};
+use adledger_infra::{RecordedEvent, StoreError};
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use std::sync::Arc;
+
+pub use catalog::Catalog;
+pub use daily_insights::DailyInsights;
+pub use runner::{catch_up, rebuild, run, DEFAULT_BATCH};
+pub use status::{checksum, status, ProjectionStatus};
+
+/// One read model: its tables and how a batch of events changes them.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// The checkpoint name; stable, since it keys `projection_checkpoints`.
+    fn name(&self) -> &'static str;
+    /// Every table the projection owns (truncated by a rebuild).
+    fn tables(&self) -> &'static [&'static str];
+    /// One query per table returning the md5 (text, or NULL when empty) of all its rows in key
+    /// order; together they fingerprint the read model.
+    fn checksum_sql(&self) -> &'static [&'static str];
+    /// Applies events (in log order) inside the caller's transaction. Applying an event twice
+    /// must leave the rows as applying it once.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(RecordedEvent, DomainEvent)],
+    ) -> Result<(), ProjectionError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event store error: {0}")]
+    Store(#[from] StoreError),
+    #[error("event at position {position} cannot be decoded: {source}")]
+    Decode {
+        position: i64,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("event at position {position} cannot be projected: {reason}")]
+    Invalid { position: i64, reason: String },
+    #[error("no projection is named {0:?}")]
+    UnknownProjection(String),
+}
+
+/// Every projection, in the order a worker starts them.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(Catalog), Arc::new(DailyInsights)]
+}
+
+pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
+    all().into_iter().find(|p| p.name() == name)
+}
+
+/// The log position of an event handed to a projection (sequenced events always have one).
+pub(crate) fn position_of(event: &RecordedEvent) -> i64 {
+    event.position.unwrap_or(0)
+}

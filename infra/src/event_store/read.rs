@@ -60,20 +60,34 @@ impl EventStore {
 
     /// Sequenced events in log order.
     pub async fn read_log(&self, filter: &LogFilter) -> Result<Vec<RecordedEvent>, StoreError> {
-        // One statement per filter shape, so each gets a plan that uses its index.
-        let mut sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM event_log l JOIN events e ON e.id = l.event_row_id
-             WHERE l.position > $1 AND l.position <= $2"
-        );
-        let mut next = 4;
-        if filter.workspace_id.is_some() {
-            sql.push_str(&format!(" AND l.workspace_id = ${next}"));
-            next += 1;
-        }
-        if filter.stream_id.is_some() {
-            sql.push_str(&format!(" AND e.stream_id = ${next}"));
-        }
-        sql.push_str(" ORDER BY l.position LIMIT $3");
+        // One statement per filter shape, so each gets a plan that uses its index. Without a
+        // stream filter the page is cut from event_log first and joined by primary key, so a
+        // page costs its own size, never a join over the whole table.
+        let sql = match (&filter.workspace_id, &filter.stream_id) {
+            (None, None) => format!(
+                "SELECT {EVENT_COLUMNS} FROM (SELECT position, event_row_id, hash FROM event_log
+                   WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3) l
+                 JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
+            ),
+            (Some(_), None) => format!(
+                "SELECT {EVENT_COLUMNS} FROM (SELECT position, event_row_id, hash FROM event_log
+                   WHERE position > $1 AND position <= $2 AND workspace_id = $4
+                   ORDER BY position LIMIT $3) l
+                 JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
+            ),
+            (workspace, Some(_)) => {
+                let (ws_clause, stream_param) = match workspace {
+                    Some(_) => (" AND l.workspace_id = $4", "$5"),
+                    None => ("", "$4"),
+                };
+                format!(
+                    "SELECT {EVENT_COLUMNS} FROM event_log l JOIN events e ON e.id = l.event_row_id
+                     WHERE l.position > $1 AND l.position <= $2{ws_clause}
+                       AND e.stream_id = {stream_param}
+                     ORDER BY l.position LIMIT $3"
+                )
+            }
+        };
         let mut query = sqlx::query(&sql)
             .bind(filter.after)
             .bind(filter.up_to.unwrap_or(i64::MAX))

@@ -1,0 +1,194 @@
+//! The one error type of the API and its mapping to RFC 9457 problem+json. Every failure has a
+//! stable `type`; internal errors are logged with their cause and answered without it.
+
+use adledger_commands::CommandError;
+use adledger_domain::DomainError;
+use adledger_infra::StoreError;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+const TYPE_PREFIX: &str = "urn:adledger:problem:";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem, e.g. `urn:adledger:problem:not-found`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Present for validation problems: one entry per invalid field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid request")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("a sync is already running for this connection: {0}")]
+    SyncAlreadyRunning(String),
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyKeyReused(String),
+    #[error("the ad platform failed: {0}")]
+    Upstream(String),
+    #[error("not ready: {0}")]
+    NotReady(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Invalid request",
+            ),
+            ApiError::Malformed(_) => (
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+            ),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::SyncAlreadyRunning(_) => (
+                StatusCode::CONFLICT,
+                "sync-already-running",
+                "A sync is already running",
+            ),
+            ApiError::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            ),
+            ApiError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream-failed",
+                "Ad platform error",
+            ),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let detail = match self {
+            // The cause stays in the log; the client learns only that it is not its fault.
+            ApiError::Internal(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        Problem {
+            type_: format!("{TYPE_PREFIX}{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors: match self {
+                ApiError::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let problem = self.problem();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(what) => ApiError::NotFound(what.to_owned()),
+            DomainError::Invalid { field, reason } => ApiError::invalid(field, reason),
+            DomainError::UnknownCampaign(id) => ApiError::invalid(
+                "campaign_ids",
+                format!("campaign {id} is not part of this connection"),
+            ),
+            DomainError::SyncAlreadyRunning(id) => ApiError::SyncAlreadyRunning(id.to_string()),
+            e @ (DomainError::AlreadyExists(_) | DomainError::SyncNotRunning(_)) => {
+                ApiError::Conflict(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound(what) => ApiError::NotFound(what.to_owned()),
+            CommandError::Rejected(domain) => domain.into(),
+            CommandError::Conflict(why) => ApiError::Conflict(why),
+            CommandError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
+            CommandError::Connector(why) => ApiError::Upstream(why),
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::IdempotencyKeyReused { key } => ApiError::IdempotencyKeyReused(key),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<adledger_projections::ProjectionError> for ApiError {
+    fn from(e: adledger_projections::ProjectionError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<adledger_projections::queries::QueryError> for ApiError {
+    fn from(e: adledger_projections::queries::QueryError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("route {}", uri.path()))
+}

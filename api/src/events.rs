@@ -1,0 +1,123 @@
+//! The workspace's events in log order, as NDJSON: one stored event per line, exactly as stored
+//! (type, schema version and payload as written, with position and chain hash), for replay.
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::workspaces::workspace_exists;
+use crate::AppState;
+use adledger_domain::{StreamId, WorkspaceId};
+use adledger_infra::{EventStore, LogFilter};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+const PAGE: i64 = 1_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream_events))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// First log position to return (inclusive, default 1).
+    from_position: Option<i64>,
+    /// Last log position to return (inclusive).
+    to_position: Option<i64>,
+    /// Only events of this stream, e.g. `campaign-<uuid>`.
+    stream_id: Option<String>,
+    /// At most this many events (default: all).
+    limit: Option<i64>,
+}
+
+/// Stream the workspace's events in log order as NDJSON.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/events", tag = "events",
+    params(("workspace_id" = Uuid, Path), EventParams),
+    responses((status = 200, description = "One JSON event per line", content_type = "application/x-ndjson", body = String),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn stream_events(
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<EventParams>,
+) -> Result<Response, ApiError> {
+    let from = params.from_position.unwrap_or(1);
+    if from < 1 {
+        return Err(ApiError::invalid("from_position", "must be at least 1"));
+    }
+    if let Some(to) = params.to_position {
+        if to < from {
+            return Err(ApiError::invalid(
+                "to_position",
+                "must not be below from_position",
+            ));
+        }
+    }
+    if params.limit.is_some_and(|l| l < 1) {
+        return Err(ApiError::invalid("limit", "must be at least 1"));
+    }
+    let stream_id = match params.stream_id.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            StreamId::parse(raw)
+                .ok_or_else(|| ApiError::invalid("stream_id", "is not a stream id"))?,
+        ),
+    };
+    workspace_exists(&state, workspace_id).await?;
+    let filter = LogFilter {
+        after: from - 1,
+        up_to: params.to_position,
+        workspace_id: Some(WorkspaceId(workspace_id)),
+        stream_id,
+        limit: PAGE,
+    };
+    let body = Body::from_stream(ndjson(
+        state.store.clone(),
+        filter,
+        params.limit.unwrap_or(i64::MAX),
+    ));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Pages through the log lazily, so a long history streams without being held in memory.
+pub fn ndjson(
+    store: EventStore,
+    filter: LogFilter,
+    limit: i64,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold((filter, limit), move |(mut filter, remaining)| {
+        let store = store.clone();
+        async move {
+            if remaining <= 0 {
+                return None;
+            }
+            filter.limit = PAGE.min(remaining);
+            let page = match store.read_log(&filter).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::error!(error = %e, "event stream failed mid-way");
+                    return Some((
+                        Err(std::io::Error::other("reading the log failed")),
+                        (filter, 0),
+                    ));
+                }
+            };
+            let last = page.last()?.position?;
+            let mut out = Vec::with_capacity(page.len() * 512);
+            for event in &page {
+                if serde_json::to_writer(&mut out, event).is_err() {
+                    return Some((Err(std::io::Error::other("encoding failed")), (filter, 0)));
+                }
+                out.push(b'\n');
+            }
+            let remaining = remaining - page.len() as i64;
+            filter.after = last;
+            Some((Ok(bytes::Bytes::from(out)), (filter, remaining)))
+        }
+    })
+}

@@ -1,0 +1,260 @@
+//! The `catalog` projection: workspaces, connections, ad accounts, campaigns and sync runs.
+//! Every value comes from an event (times are `occurred_at`), never from the projection's clock.
+
+use crate::{position_of, Projection, ProjectionError};
+use adledger_domain::event::{SyncCounts, SyncStarted};
+use adledger_domain::{DomainEvent, SyncId};
+use adledger_infra::RecordedEvent;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+pub struct Catalog;
+
+const TABLES: &[&str] = &[
+    "workspaces",
+    "connections",
+    "ad_accounts",
+    "campaigns",
+    "sync_runs",
+];
+
+const CHECKSUMS: &[&str] = &[
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM workspaces t",
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM connections t",
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.connection_id, t.external_id)) \
+     FROM ad_accounts t",
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM campaigns t",
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM sync_runs t",
+];
+
+#[async_trait]
+impl Projection for Catalog {
+    fn name(&self) -> &'static str {
+        "catalog"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    fn checksum_sql(&self) -> &'static [&'static str] {
+        CHECKSUMS
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(RecordedEvent, DomainEvent)],
+    ) -> Result<(), ProjectionError> {
+        for (recorded, event) in events {
+            apply_one(conn, recorded, event).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply_one(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+    event: &DomainEvent,
+) -> Result<(), ProjectionError> {
+    let workspace = recorded.workspace_id.as_uuid();
+    let at = recorded.occurred_at;
+    match event {
+        DomainEvent::WorkspaceCreated(e) => {
+            sqlx::query(
+                "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            )
+            .bind(e.workspace_id.as_uuid())
+            .bind(&e.name)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::PlatformConnected(e) => {
+            sqlx::query(
+                "INSERT INTO connections (id, workspace_id, platform, label, status, connected_at)
+                 VALUES ($1, $2, $3, $4, 'active', $5)
+                 ON CONFLICT (id) DO UPDATE SET platform = excluded.platform,
+                     label = excluded.label, status = excluded.status,
+                     connected_at = excluded.connected_at",
+            )
+            .bind(e.connection_id.as_uuid())
+            .bind(workspace)
+            .bind(e.settings.platform().as_str())
+            .bind(&e.label)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::AdAccountDiscovered(e) => {
+            sqlx::query(
+                "INSERT INTO ad_accounts (connection_id, external_id, workspace_id, name, currency,
+                                          time_zone, discovered_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (connection_id, external_id) DO UPDATE SET name = excluded.name,
+                     currency = excluded.currency, time_zone = excluded.time_zone",
+            )
+            .bind(e.connection_id.as_uuid())
+            .bind(&e.ad_account_id.0)
+            .bind(workspace)
+            .bind(&e.name)
+            .bind(e.currency.as_str())
+            .bind(&e.time_zone)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::CampaignDiscovered(e) => {
+            sqlx::query(
+                "INSERT INTO campaigns (id, workspace_id, connection_id, ad_account_id, external_id,
+                                        name, status, discovered_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (id) DO UPDATE SET ad_account_id = excluded.ad_account_id,
+                     external_id = excluded.external_id, name = excluded.name,
+                     status = excluded.status",
+            )
+            .bind(e.campaign_id.as_uuid())
+            .bind(workspace)
+            .bind(e.connection_id.as_uuid())
+            .bind(&e.ad_account_id.0)
+            .bind(&e.external_id)
+            .bind(&e.name)
+            .bind(&e.status)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::CampaignChanged(e) => {
+            sqlx::query("UPDATE campaigns SET name = $2, status = $3 WHERE id = $1")
+                .bind(e.campaign_id.as_uuid())
+                .bind(&e.name)
+                .bind(&e.status)
+                .execute(&mut *conn)
+                .await?;
+        }
+        DomainEvent::SyncStarted(e) => sync_started(conn, recorded, e).await?,
+        DomainEvent::SyncCompleted(e) => {
+            let finish = Finish {
+                sync: e.sync_id,
+                status: "completed",
+                counts: e.counts,
+                error: None,
+                at,
+            };
+            sync_finished(conn, recorded, &finish).await?;
+        }
+        DomainEvent::SyncFailed(e) => {
+            let finish = Finish {
+                sync: e.sync_id,
+                status: "failed",
+                counts: e.counts,
+                error: Some(&e.reason),
+                at,
+            };
+            sync_finished(conn, recorded, &finish).await?;
+        }
+        DomainEvent::DailyInsightsRecorded(_) | DomainEvent::DailyInsightsRestated(_) => {}
+    }
+    Ok(())
+}
+
+async fn sync_started(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+    e: &SyncStarted,
+) -> Result<(), ProjectionError> {
+    let campaigns: Vec<uuid::Uuid> = e.campaign_ids.iter().map(|c| c.as_uuid()).collect();
+    sqlx::query(
+        "INSERT INTO sync_runs (id, workspace_id, connection_id, status, date_from, date_to,
+                               campaign_ids, started_at)
+         VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET connection_id = excluded.connection_id,
+             date_from = excluded.date_from, date_to = excluded.date_to,
+             campaign_ids = excluded.campaign_ids, started_at = excluded.started_at",
+    )
+    .bind(e.sync_id.as_uuid())
+    .bind(recorded.workspace_id.as_uuid())
+    .bind(e.connection_id.as_uuid())
+    .bind(e.from)
+    .bind(e.to)
+    .bind(&campaigns)
+    .bind(recorded.occurred_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE connections SET last_sync_id = $2, last_sync_status = 'running' WHERE id = $1",
+    )
+    .bind(e.connection_id.as_uuid())
+    .bind(e.sync_id.as_uuid())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+struct Finish<'a> {
+    sync: SyncId,
+    status: &'static str,
+    counts: SyncCounts,
+    error: Option<&'a str>,
+    at: DateTime<Utc>,
+}
+
+fn count(recorded: &RecordedEvent, value: u64) -> Result<i64, ProjectionError> {
+    i64::try_from(value).map_err(|_| ProjectionError::Invalid {
+        position: position_of(recorded),
+        reason: format!("count {value} is out of range"),
+    })
+}
+
+async fn sync_finished(
+    conn: &mut PgConnection,
+    recorded: &RecordedEvent,
+    f: &Finish<'_>,
+) -> Result<(), ProjectionError> {
+    // The connection and scope come from the run as it started, so a finish without a start
+    // (which the connection aggregate never decides) changes nothing.
+    let run: Option<(uuid::Uuid,)> = sqlx::query_as(
+        "UPDATE sync_runs SET status = $2, days_recorded = $3, days_restated = $4,
+                days_unchanged = $5, error = $6, finished_at = $7
+         WHERE id = $1 RETURNING connection_id",
+    )
+    .bind(f.sync.as_uuid())
+    .bind(f.status)
+    .bind(count(recorded, f.counts.days_recorded)?)
+    .bind(count(recorded, f.counts.days_restated)?)
+    .bind(count(recorded, f.counts.days_unchanged)?)
+    .bind(f.error)
+    .bind(f.at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((connection,)) = run else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE connections SET last_sync_id = $2, last_sync_status = $3, last_synced_at = $4
+         WHERE id = $1",
+    )
+    .bind(connection)
+    .bind(f.sync.as_uuid())
+    .bind(f.status)
+    .bind(f.at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE campaigns c SET last_sync_id = s.id, last_sync_status = $2, last_synced_at = $3,
+                synced_through = CASE WHEN $4 THEN s.date_to ELSE c.synced_through END
+         FROM sync_runs s
+         WHERE s.id = $1 AND c.connection_id = s.connection_id
+           AND (cardinality(s.campaign_ids) = 0 OR c.id = ANY (s.campaign_ids))",
+    )
+    .bind(f.sync.as_uuid())
+    .bind(f.status)
+    .bind(f.at)
+    .bind(f.status == "completed")
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! The `daily_insights` projection: one row per (campaign, day) with the latest numbers reported.
+//! A batch is folded in memory (last event per key wins) and written with one UNNEST upsert; the
+//! `last_position` guard makes replaying an older event a no-op.
+
+use crate::{position_of, Projection, ProjectionError};
+use adledger_domain::event::InsightsSource;
+use adledger_domain::{Currency, DailyMetrics, DomainEvent};
+use adledger_infra::RecordedEvent;
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub struct DailyInsights;
+
+const TABLES: &[&str] = &["daily_insights"];
+
+const CHECKSUMS: &[&str] = &[
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.campaign_id, t.date)) FROM daily_insights t",
+];
+
+const UPSERT: &str = "
+    INSERT INTO daily_insights (campaign_id, date, workspace_id, connection_id, platform,
+        ad_account_id, currency, impressions, clicks, spend, conversions, conversion_value,
+        revision, last_position)
+    SELECT * FROM UNNEST($1::uuid[], $2::date[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+        $7::text[], $8::int8[], $9::int8[], $10::numeric[], $11::numeric[], $12::numeric[],
+        $13::int4[], $14::int8[])
+    ON CONFLICT (campaign_id, date) DO UPDATE SET
+        workspace_id = excluded.workspace_id, connection_id = excluded.connection_id,
+        platform = excluded.platform, ad_account_id = excluded.ad_account_id,
+        currency = excluded.currency, impressions = excluded.impressions,
+        clicks = excluded.clicks, spend = excluded.spend, conversions = excluded.conversions,
+        conversion_value = excluded.conversion_value, revision = excluded.revision,
+        last_position = excluded.last_position
+    WHERE daily_insights.last_position < excluded.last_position";
+
+/// The latest report of one campaign-day within a batch.
+struct Latest<'a> {
+    workspace: Uuid,
+    source: &'a InsightsSource,
+    currency: Currency,
+    metrics: &'a DailyMetrics,
+    revision: u32,
+    position: i64,
+}
+
+#[derive(Default)]
+struct Columns {
+    campaign: Vec<Uuid>,
+    date: Vec<NaiveDate>,
+    workspace: Vec<Uuid>,
+    connection: Vec<Uuid>,
+    platform: Vec<&'static str>,
+    ad_account: Vec<String>,
+    currency: Vec<String>,
+    impressions: Vec<i64>,
+    clicks: Vec<i64>,
+    spend: Vec<Decimal>,
+    conversions: Vec<Decimal>,
+    conversion_value: Vec<Decimal>,
+    revision: Vec<i32>,
+    position: Vec<i64>,
+}
+
+fn out_of_range(position: i64, what: &str, value: u64) -> ProjectionError {
+    ProjectionError::Invalid {
+        position,
+        reason: format!("{what} {value} is out of range"),
+    }
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            campaign: Vec::with_capacity(n),
+            date: Vec::with_capacity(n),
+            workspace: Vec::with_capacity(n),
+            connection: Vec::with_capacity(n),
+            platform: Vec::with_capacity(n),
+            ad_account: Vec::with_capacity(n),
+            currency: Vec::with_capacity(n),
+            impressions: Vec::with_capacity(n),
+            clicks: Vec::with_capacity(n),
+            spend: Vec::with_capacity(n),
+            conversions: Vec::with_capacity(n),
+            conversion_value: Vec::with_capacity(n),
+            revision: Vec::with_capacity(n),
+            position: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, date: NaiveDate, row: &Latest<'_>) -> Result<(), ProjectionError> {
+        let m = row.metrics;
+        let impressions = i64::try_from(m.impressions)
+            .map_err(|_| out_of_range(row.position, "impressions", m.impressions))?;
+        let clicks =
+            i64::try_from(m.clicks).map_err(|_| out_of_range(row.position, "clicks", m.clicks))?;
+        let revision = i32::try_from(row.revision)
+            .map_err(|_| out_of_range(row.position, "revision", u64::from(row.revision)))?;
+        self.campaign.push(row.source.campaign_id.as_uuid());
+        self.date.push(date);
+        self.workspace.push(row.workspace);
+        self.connection.push(row.source.connection_id.as_uuid());
+        self.platform.push(row.source.platform.as_str());
+        self.ad_account.push(row.source.ad_account_id.0.clone());
+        self.currency.push(row.currency.as_str().to_owned());
+        self.impressions.push(impressions);
+        self.clicks.push(clicks);
+        self.spend.push(m.spend);
+        self.conversions.push(m.conversions);
+        self.conversion_value.push(m.conversion_value);
+        self.revision.push(revision);
+        self.position.push(row.position);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for DailyInsights {
+    fn name(&self) -> &'static str {
+        "daily_insights"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    fn checksum_sql(&self) -> &'static [&'static str] {
+        CHECKSUMS
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(RecordedEvent, DomainEvent)],
+    ) -> Result<(), ProjectionError> {
+        let mut latest: HashMap<(Uuid, NaiveDate), Latest<'_>> = HashMap::new();
+        for (recorded, event) in events {
+            let (source, date, currency, metrics, revision) = match event {
+                DomainEvent::DailyInsightsRecorded(e) => {
+                    (&e.source, e.date, e.currency, &e.metrics, e.revision)
+                }
+                DomainEvent::DailyInsightsRestated(e) => {
+                    (&e.source, e.date, e.currency, &e.metrics, e.revision)
+                }
+                _ => continue,
+            };
+            // Events arrive in log order, so a later one simply replaces an earlier one.
+            latest.insert(
+                (source.campaign_id.as_uuid(), date),
+                Latest {
+                    workspace: recorded.workspace_id.as_uuid(),
+                    source,
+                    currency,
+                    metrics,
+                    revision,
+                    position: position_of(recorded),
+                },
+            );
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        // Key order keeps row locks in one order whoever writes.
+        let mut rows: Vec<_> = latest.into_iter().collect();
+        rows.sort_unstable_by_key(|(key, _)| *key);
+        let mut columns = Columns::with_capacity(rows.len());
+        for ((_, date), row) in &rows {
+            columns.push(*date, row)?;
+        }
+        let c = columns;
+        sqlx::query(UPSERT)
+            .bind(&c.campaign)
+            .bind(&c.date)
+            .bind(&c.workspace)
+            .bind(&c.connection)
+            .bind(&c.platform)
+            .bind(&c.ad_account)
+            .bind(&c.currency)
+            .bind(&c.impressions)
+            .bind(&c.clicks)
+            .bind(&c.spend)
+            .bind(&c.conversions)
+            .bind(&c.conversion_value)
+            .bind(&c.revision)
+            .bind(&c.position)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

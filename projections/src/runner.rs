@@ -1,0 +1,247 @@
+//! Running projections: catch up from the checkpoint in batches (rows and checkpoint in one
+//! transaction), follow the log head, and rebuild from position 0. A runner never skips an event:
+//! it stops at a hole in the positions and fails on an event it cannot decode.
+
+use crate::{all, by_name, Projection, ProjectionError};
+use adledger_infra::shutdown::Shutdown;
+use adledger_infra::{EventStore, LogFilter, RecordedEvent};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Events per transaction when none is given.
+pub const DEFAULT_BATCH: i64 = 2_000;
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Applies every sequenced event after the checkpoint, `batch` per transaction. Returns how many
+/// events were applied.
+pub async fn catch_up(
+    store: &EventStore,
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch: i64,
+) -> Result<u64, ProjectionError> {
+    catch_up_until(store, pool, projection, batch, None).await
+}
+
+async fn catch_up_until(
+    store: &EventStore,
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch: i64,
+    shutdown: Option<&Shutdown>,
+) -> Result<u64, ProjectionError> {
+    let mut applied = 0;
+    loop {
+        if shutdown.is_some_and(Shutdown::is_triggered) {
+            return Ok(applied);
+        }
+        match apply_batch(store, pool, projection, batch.max(1)).await {
+            Ok(0) => return Ok(applied),
+            Ok(n) => applied += n,
+            Err(error) => {
+                record_error(pool, projection.name(), &error).await;
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Best effort: the error being reported matters more than a failure to record it.
+async fn record_error(pool: &PgPool, name: &str, error: &ProjectionError) {
+    let recorded = sqlx::query(
+        "INSERT INTO projection_checkpoints (name, last_error) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET last_error = excluded.last_error, updated_at = now()",
+    )
+    .bind(name)
+    .bind(error.to_string())
+    .execute(pool)
+    .await;
+    if let Err(e) = recorded {
+        tracing::warn!(projection = name, error = %e, "could not record the projection error");
+    }
+}
+
+/// One transaction: lock the checkpoint, read the next events, apply them, move the checkpoint.
+async fn apply_batch(
+    store: &EventStore,
+    pool: &PgPool,
+    projection: &dyn Projection,
+    batch: i64,
+) -> Result<u64, ProjectionError> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    // The row lock serialises runners of one projection, in this process or another.
+    let (position,): (i64,) =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+    let events = store
+        .read_log(&LogFilter {
+            after: position,
+            limit: batch,
+            ..LogFilter::default()
+        })
+        .await?;
+    let events = dense_prefix(position, events, name);
+    let Some(last) = events.last().and_then(|e| e.position) else {
+        return Ok(0);
+    };
+    let mut decoded = Vec::with_capacity(events.len());
+    for event in events {
+        let domain = event.decode().map_err(|source| ProjectionError::Decode {
+            position: event.position.unwrap_or(0),
+            source,
+        })?;
+        decoded.push((event, domain));
+    }
+    projection.apply(&mut tx, &decoded).await?;
+    let n = decoded.len() as u64;
+    sqlx::query(
+        "UPDATE projection_checkpoints
+         SET position = $2, events_applied = events_applied + $3, last_error = NULL,
+             updated_at = now()
+         WHERE name = $1",
+    )
+    .bind(name)
+    .bind(last)
+    .bind(n as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::debug!(
+        projection = name,
+        position = last,
+        applied = n,
+        "projected events"
+    );
+    Ok(n)
+}
+
+/// The events that follow `after` without a hole. The sequencer hands out dense positions, so a
+/// hole means something is wrong: stop there rather than skip.
+fn dense_prefix(after: i64, mut events: Vec<RecordedEvent>, name: &str) -> Vec<RecordedEvent> {
+    let mut expected = after + 1;
+    let dense = events
+        .iter()
+        .take_while(|e| {
+            let ok = e.position == Some(expected);
+            expected += 1;
+            ok
+        })
+        .count();
+    if dense < events.len() {
+        tracing::warn!(
+            projection = name,
+            position = after + dense as i64 + 1,
+            "hole in the log positions; stopping before it"
+        );
+        events.truncate(dense);
+    }
+    events
+}
+
+/// Keeps every projection caught up until shutdown: one loop each, woken when the sequenced head
+/// moves in this process, or by a short poll for other processes' events.
+pub async fn run(
+    store: EventStore,
+    pool: PgPool,
+    projections: Vec<Arc<dyn Projection>>,
+    shutdown: Shutdown,
+) {
+    let loops: Vec<_> = projections
+        .into_iter()
+        .map(|projection| {
+            tokio::spawn(follow(
+                store.clone(),
+                pool.clone(),
+                projection,
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for handle in loops {
+        if let Err(error) = handle.await {
+            tracing::warn!(%error, "projection loop ended abnormally");
+        }
+    }
+}
+
+async fn follow(
+    store: EventStore,
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    mut shutdown: Shutdown,
+) {
+    let name = projection.name();
+    tracing::info!(projection = name, "projection started");
+    let mut head = store.subscribe_head();
+    let mut head_alive = true;
+    loop {
+        let outcome =
+            catch_up_until(&store, &pool, &*projection, DEFAULT_BATCH, Some(&shutdown)).await;
+        let wait = match outcome {
+            Ok(_) => POLL_INTERVAL,
+            Err(error) => {
+                tracing::warn!(projection = name, %error, "projection failed; retrying");
+                ERROR_BACKOFF
+            }
+        };
+        if shutdown.is_triggered() {
+            break;
+        }
+        tokio::select! {
+            changed = head.changed(), if head_alive && wait == POLL_INTERVAL => {
+                head_alive = changed.is_ok();
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    tracing::info!(projection = name, "projection stopped");
+}
+
+/// Empties the projection's tables and replays the whole log into them. Readers see the tables
+/// fill up again (zero-downtime rebuilds come later).
+pub async fn rebuild(
+    store: &EventStore,
+    pool: &PgPool,
+    name: &str,
+) -> Result<u64, ProjectionError> {
+    let projection =
+        by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    // Table names are constants of the projection, never user input.
+    let truncate = format!("TRUNCATE {}", projection.tables().join(", "));
+    sqlx::query(&truncate).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE projection_checkpoints
+         SET position = 0, events_applied = 0, last_error = NULL, updated_at = now()
+         WHERE name = $1",
+    )
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(projection = name, "projection reset; replaying the log");
+    catch_up(store, pool, &*projection, DEFAULT_BATCH).await
+}
+
+/// Names of every projection (for status listings and the CLI).
+pub(crate) fn names() -> Vec<&'static str> {
+    all().iter().map(|p| p.name()).collect()
+}

@@ -1,0 +1,222 @@
+//! `adledger bench`: throughput of the log and of replay, in a scratch database created on the
+//! DATABASE_URL server (dropped afterwards unless --keep). Prints `name=value` lines.
+
+use adledger_domain::event::{DailyInsightsRecorded, InsightsSource};
+use adledger_domain::{
+    AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, DomainEvent, EventId,
+    EventMetadata, Platform, StreamId, StreamType, SyncId, WorkspaceId,
+};
+use adledger_infra::db::{create_database, drop_database};
+use adledger_infra::event_store::sequencer;
+use adledger_infra::shutdown;
+use adledger_infra::{AppendRequest, Database, EventStore, NewEvent, Secret};
+use chrono::{Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use std::time::Instant;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Events appended in batches of 100 (per-transaction) by 4 writers.
+    #[arg(long, default_value_t = 200_000)]
+    pub batched_events: u64,
+    /// Events appended one per transaction by 16 concurrent writers.
+    #[arg(long, default_value_t = 40_000)]
+    pub single_events: u64,
+    /// Insights events replayed into the daily_insights read model.
+    #[arg(long, default_value_t = 300_000)]
+    pub replay_events: u64,
+    /// Keep the scratch database.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+fn insights_event(
+    campaign: CampaignId,
+    connection: ConnectionId,
+    day: NaiveDate,
+    n: u64,
+) -> NewEvent {
+    let event = DomainEvent::DailyInsightsRecorded(DailyInsightsRecorded {
+        source: InsightsSource {
+            campaign_id: campaign,
+            connection_id: connection,
+            platform: Platform::Sandbox,
+            ad_account_id: AdAccountId("sandbox-1".into()),
+            sync_id: SyncId(Uuid::nil()),
+        },
+        date: day,
+        currency: Currency::parse("USD").unwrap_or_else(|_| unreachable!()),
+        metrics: DailyMetrics {
+            impressions: 1_000 + n % 977,
+            clicks: 10 + n % 97,
+            spend: Decimal::new(10_000 + (n % 5_000) as i64, 2),
+            conversions: Decimal::from(n % 7),
+            conversion_value: Decimal::new(2_500 + (n % 9_000) as i64, 2),
+        },
+        revision: 1,
+    });
+    NewEvent {
+        event_id: EventId(Uuid::now_v7()),
+        event_type: event.event_type().into(),
+        schema_version: event.schema_version(),
+        payload: event.to_payload(),
+        occurred_at: Utc::now(),
+    }
+}
+
+fn metadata() -> serde_json::Value {
+    serde_json::to_value(EventMetadata::system("bench", Uuid::now_v7())).unwrap_or_default()
+}
+
+/// `writers` tasks append `total` insights events to their own campaign streams, `batch` per append.
+async fn append_load(
+    store: &EventStore,
+    total: u64,
+    writers: u64,
+    batch: u64,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let per_writer = total / writers;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let workspace = WorkspaceId(Uuid::new_v4());
+            let connection = ConnectionId(Uuid::new_v4());
+            let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
+            let mut done = 0u64;
+            let mut campaign_no = 0u64;
+            while done < per_writer {
+                // One campaign stream per 400 days, like a real multi-year history.
+                let campaign = CampaignId(Uuid::new_v4());
+                campaign_no += 1;
+                let mut version = 0i64;
+                let mut day = 0u64;
+                while day < 400 && done < per_writer {
+                    let n = batch.min(per_writer - done).min(400 - day);
+                    let events = (0..n)
+                        .map(|i| {
+                            insights_event(
+                                campaign,
+                                connection,
+                                start + Duration::days((day + i) as i64),
+                                w * 1_000_003 + done + i + campaign_no,
+                            )
+                        })
+                        .collect();
+                    store
+                        .append(AppendRequest {
+                            stream_id: StreamId::new(StreamType::Campaign, campaign.as_uuid()),
+                            stream_type: "campaign",
+                            workspace_id: workspace,
+                            expected_version: version,
+                            metadata: metadata(),
+                            events,
+                            idempotency: None,
+                        })
+                        .await?;
+                    version += n as i64;
+                    day += n;
+                    done += n;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per_writer * writers) as f64 / started.elapsed().as_secs_f64())
+}
+
+pub async fn run(url: &Secret<String>, args: BenchArgs) -> anyhow::Result<()> {
+    let name = format!("adledger_bench_{}", Utc::now().format("%Y%m%d%H%M%S"));
+    let bench_url = create_database(url, &name).await?;
+    let result = measure(&bench_url, &args).await;
+    if args.keep {
+        println!("kept_database={name}");
+    } else {
+        drop_database(url, &name).await?;
+    }
+    result
+}
+
+async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
+    adledger_infra::migrate::run(url).await?;
+    let db = Database::connect(url, 24).await?;
+    let store = EventStore::new(db.app.clone());
+
+    let version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(store.pool())
+        .await?;
+    println!("postgres_version={version}");
+    for setting in [
+        "fsync",
+        "synchronous_commit",
+        "wal_level",
+        "shared_buffers",
+        "max_wal_size",
+        "commit_delay",
+    ] {
+        let value: String = sqlx::query_scalar("SELECT current_setting($1)")
+            .bind(setting)
+            .fetch_one(store.pool())
+            .await?;
+        println!("postgres_{setting}={value}");
+    }
+    println!(
+        "cpus={}",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // The sequencer runs beside the writers, as it does in `serve`.
+    let (stop, stopped) = shutdown::channel();
+    let seq = tokio::spawn(sequencer::run(store.clone(), stopped));
+
+    let rate = append_load(&store, args.batched_events, 4, 100).await?;
+    println!("append_batched_events_per_sec={rate:.0}");
+    println!("append_batched_events={}", args.batched_events);
+
+    let rate = append_load(&store, args.single_events, 16, 1).await?;
+    println!("append_single_concurrent_events_per_sec={rate:.0}");
+    println!("append_single_concurrent_writers=16");
+
+    let started = Instant::now();
+    let head = store.sequence_all().await?;
+    println!(
+        "sequencer_drain_after_appends_secs={:.2}",
+        started.elapsed().as_secs_f64()
+    );
+    stop.trigger();
+    seq.await?;
+
+    // Sequencer throughput on its own: a backlog appended with no sequencer running.
+    append_load(&store, args.replay_events, 4, 100).await?;
+    let started = Instant::now();
+    let head_after = store.sequence_all().await?;
+    let sequenced = head_after - head;
+    println!(
+        "sequence_events_per_sec={:.0}",
+        sequenced as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let projection = adledger_projections::by_name("daily_insights")
+        .ok_or_else(|| anyhow::anyhow!("no daily_insights projection"))?;
+    let started = Instant::now();
+    let applied = adledger_projections::rebuild(&store, store.pool(), projection.name()).await?;
+    println!("replay_insights_events={applied}");
+    println!(
+        "replay_insights_events_per_sec={:.0}",
+        applied as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let report = store.verify().await?;
+    println!(
+        "verify_events_per_sec={:.0}",
+        report.verified as f64 / started.elapsed().as_secs_f64()
+    );
+    println!("log_events={}", report.head);
+    Ok(())
+}

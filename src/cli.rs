@@ -1,0 +1,146 @@
+//! The command line. Every flag also reads an environment variable.
+
+use crate::{bench, demo, ops, startup};
+use adledger_infra::telemetry::LogFormat;
+use adledger_infra::Secret;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "adledger",
+    version,
+    about = "Event-sourced advertising data: log, projections, REST API"
+)]
+pub struct Cli {
+    /// PostgreSQL URL of the event log and read models.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<Secret<String>>,
+    /// Log output: text for people, json for machines.
+    #[arg(
+        long,
+        env = "ADLEDGER_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormatArg,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// API, sequencer and projection workers in one process.
+    All,
+    /// Only the HTTP API.
+    Api,
+    /// Only the sequencer and projection workers.
+    Worker,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (and, by default, run the sequencer and projection workers). Applies pending
+    /// migrations first.
+    Serve {
+        #[arg(long, env = "ADLEDGER_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        #[arg(long, env = "ADLEDGER_ROLE", value_enum, default_value = "all")]
+        role: Role,
+        /// `/readyz` fails when a projection is more than this many events behind.
+        #[arg(long, env = "ADLEDGER_READY_MAX_LAG", default_value_t = 1_000)]
+        ready_max_lag: i64,
+        /// Seed the demo workspace before serving.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run only the sequencer and projection workers (same as `serve --role worker`).
+    Worker,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Seed a demo workspace through the real command path (idempotent).
+    Demo(demo::DemoArgs),
+    /// Projection operations.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Print events in log order as NDJSON.
+    Replay(ops::ReplayArgs),
+    /// Recompute the hash chain; exit 1 at the first broken link.
+    Verify,
+    /// Measure append and replay throughput in a scratch database on the same server.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Position, lag and rate of every projection.
+    Status,
+    /// Rebuild one projection from position 0.
+    Rebuild { name: String },
+    /// Print a checksum of a projection's read model (equal checksums, equal tables).
+    Checksum { name: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let url = cli.database_url.ok_or_else(|| {
+        anyhow::anyhow!(
+            "DATABASE_URL is not set (scripts/pg.sh env prints one for a local Postgres)"
+        )
+    })?;
+    match cli.command {
+        Command::Serve {
+            bind,
+            role,
+            ready_max_lag,
+            demo,
+        } => {
+            startup::serve(startup::ServeConfig {
+                url,
+                bind,
+                role,
+                ready_max_lag,
+                demo,
+            })
+            .await?
+        }
+        Command::Worker => {
+            startup::serve(startup::ServeConfig {
+                url,
+                bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                role: Role::Worker,
+                ready_max_lag: 0,
+                demo: false,
+            })
+            .await?
+        }
+        Command::Migrate => {
+            let applied = adledger_infra::migrate::run(&url).await?;
+            println!("applied {} migration(s): {applied:?}", applied.len());
+        }
+        Command::Demo(args) => demo::run(&url, args).await?,
+        Command::Projections { command } => return ops::projections(&url, command).await,
+        Command::Replay(args) => ops::replay(&url, args).await?,
+        Command::Verify => return ops::verify(&url).await,
+        Command::Bench(args) => bench::run(&url, args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

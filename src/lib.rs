@@ -1,0 +1,8 @@
+//! The `adledger` binary's wiring: the command line, start-up of each role (API, projection
+//! workers, sequencer), and the ops commands (demo, replay, verify, bench).
+
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod ops;
+pub mod startup;

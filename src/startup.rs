@@ -1,0 +1,121 @@
+//! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
+
+use crate::cli::Role;
+use adledger_commands::Commands;
+use adledger_infra::shutdown::{self, Shutdown};
+use adledger_infra::{Database, EventStore, Secret};
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+pub struct ServeConfig {
+    pub url: Secret<String>,
+    pub bind: SocketAddr,
+    pub role: Role,
+    pub ready_max_lag: i64,
+    pub demo: bool,
+}
+
+/// Spawns the sequencer and one worker per projection.
+pub fn spawn_workers(store: &EventStore, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+    let sequencer = tokio::spawn(adledger_infra::event_store::sequencer::run(
+        store.clone(),
+        shutdown.clone(),
+    ));
+    let projections = tokio::spawn(adledger_projections::run(
+        store.clone(),
+        store.pool().clone(),
+        adledger_projections::all(),
+        shutdown.clone(),
+    ));
+    vec![sequencer, projections]
+}
+
+/// A running HTTP API on an already-bound listener (port 0 in tests).
+pub async fn spawn_api(
+    store: EventStore,
+    listener: tokio::net::TcpListener,
+    ready_max_lag: i64,
+    mut shutdown: Shutdown,
+) -> JoinHandle<std::io::Result<()>> {
+    let state = adledger_api::AppState {
+        commands: Commands::new(store.clone()),
+        store,
+        ready_max_lag,
+    };
+    let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
+    })
+}
+
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let applied = adledger_infra::migrate::run(&config.url).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let db = Database::connect(&config.url, 20).await?;
+    let store = EventStore::new(db.app.clone());
+    let (trigger, stopped) = shutdown::channel();
+    let mut tasks = Vec::new();
+    if config.role != Role::Api {
+        tasks.extend(spawn_workers(&store, &stopped));
+    }
+    if config.demo {
+        crate::demo::seed(&store, &crate::demo::DemoArgs::default()).await?;
+    }
+    let mut api = None;
+    if config.role != Role::Worker {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "serving the API");
+        println!(
+            "adledger is serving on http://{addr} (API description: http://{addr}/openapi.json)"
+        );
+        api = Some(
+            spawn_api(
+                store.clone(),
+                listener,
+                config.ready_max_lag,
+                stopped.clone(),
+            )
+            .await,
+        );
+    } else {
+        tracing::info!("running the sequencer and projection workers");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    trigger.trigger();
+    if let Some(api) = api {
+        api.await??;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,10 @@
+//! Black-box API tests: the real application on port 0, a fresh database per test, plain HTTP.
+
+mod helpers;
+
+mod events;
+mod health;
+mod insights;
+mod openapi;
+mod syncs;
+mod workspaces;

@@ -1,0 +1,134 @@
+use crate::helpers::{assert_problem, eventually, spawn_app};
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn a_sync_discovers_accounts_and_campaigns_and_reports_its_counts() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Acme").await;
+    let conn = app.sandbox(&ws, 7, 5).await;
+    let run = app.sync(&ws, &conn, "2024-01-01", "2024-01-10").await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["days_recorded"], 50);
+    assert_eq!(run["days_restated"], 0);
+
+    let accounts = app
+        .get_json(&format!("/v1/workspaces/{ws}/ad-accounts"))
+        .await;
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    assert_eq!(accounts[0]["currency"].as_str().unwrap().len(), 3);
+
+    let connection = app
+        .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}"))
+        .await;
+    assert_eq!(connection["last_sync_status"], "completed");
+    assert_eq!(
+        app.get_json(&format!("/v1/workspaces/{ws}/connections"))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Campaigns page through with a cursor and carry their sync status.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let page = app
+            .get_json(&format!("/v1/workspaces/{ws}/campaigns?{query}"))
+            .await;
+        for c in page["items"].as_array().unwrap() {
+            assert_eq!(c["synced_through"], "2024-01-10");
+            assert_eq!(c["last_sync_status"], "completed");
+            seen.push(c["id"].clone());
+        }
+        match page["next_after"].as_str() {
+            Some(after) => query = format!("limit=2&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let runs = app
+        .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}/syncs"))
+        .await;
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_later_sync_restates_changed_days_and_the_log_keeps_both_versions() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Acme").await;
+    let conn = app.sandbox(&ws, 11, 8).await;
+    app.sync(&ws, &conn, "2024-03-01", "2024-03-31").await;
+    let second = app.sync(&ws, &conn, "2024-03-01", "2024-03-31").await;
+    let restated = second["days_restated"].as_i64().unwrap();
+    assert!(restated > 0, "{second}");
+    assert_eq!(second["days_recorded"], 0);
+    assert_eq!(
+        restated + second["days_unchanged"].as_i64().unwrap(),
+        8 * 31
+    );
+
+    let restatements: Vec<Value> = app
+        .events(&ws, "")
+        .await
+        .into_iter()
+        .filter(|e| e["event_type"] == "DailyInsightsRestated")
+        .collect();
+    assert_eq!(restatements.len() as i64, restated);
+    assert!(restatements
+        .iter()
+        .all(|e| e["payload"]["previous"].is_object()));
+
+    let third = app.sync(&ws, &conn, "2024-03-01", "2024-03-31").await;
+    assert_eq!(
+        third["days_unchanged"],
+        8 * 31,
+        "nothing changed, nothing appended: {third}"
+    );
+}
+
+#[tokio::test]
+async fn bad_sync_requests_are_problems() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Acme").await;
+    let conn = app.sandbox(&ws, 1, 2).await;
+    let path = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
+    assert_problem(
+        app.post(&path, &json!({"from": "2024-02-01", "to": "2024-01-01"}))
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_problem(
+        app.post(&path, &json!({"from": "2024-13-01", "to": "2024-01-01"}))
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    let body =
+        json!({"from": "2024-01-01", "to": "2024-01-02", "campaign_ids": [uuid::Uuid::new_v4()]});
+    assert_problem(app.post(&path, &body).await, 422, "validation-failed").await;
+    let other_ws = app.workspace("Other").await;
+    let r = app
+        .post(
+            &format!("/v1/workspaces/{other_ws}/connections/{conn}/syncs"),
+            &json!({"from": "2024-01-01", "to": "2024-01-02"}),
+        )
+        .await;
+    assert_problem(r, 404, "not-found").await;
+    // A connection of another workspace is invisible there too.
+    let r = app
+        .get(&format!("/v1/workspaces/{other_ws}/connections/{conn}"))
+        .await;
+    assert_problem(r, 404, "not-found").await;
+    eventually("no stray syncs", || async {
+        let runs = app
+            .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}/syncs"))
+            .await;
+        runs.as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+}
