@@ -41,8 +41,9 @@ impl EventStore {
         };
         let sql = format!(
             "SELECT l.position, l.hash, {COLUMNS}
-             FROM event_log l LEFT JOIN events e ON e.id = l.event_row_id
-             WHERE l.position >= $1 AND l.position <= $2 ORDER BY l.position LIMIT $3"
+             FROM (SELECT position, event_row_id, hash FROM event_log
+                   WHERE position >= $1 AND position <= $2 ORDER BY position LIMIT $3) l
+             LEFT JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
         );
         while expected <= head {
             let rows = sqlx::query(&sql)
