@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Events per transaction when none is given.
-pub const DEFAULT_BATCH: i64 = 2_000;
+pub const DEFAULT_BATCH: i64 = 5_000;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
