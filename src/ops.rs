@@ -21,18 +21,19 @@ pub async fn projections(
         ProjectionsCommand::Status => {
             let status = adledger_projections::status(&store, store.pool()).await?;
             println!(
-                "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14}  last_error",
-                "projection", "position", "head", "lag", "lag_s", "events_applied"
+                "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
+                "projection", "position", "head", "lag", "lag_s", "events_applied", "events/s"
             );
             for s in status {
                 println!(
-                    "{:<16} {:>10} {:>10} {:>10} {:>10.1} {:>14}  {}",
+                    "{:<16} {:>10} {:>10} {:>10} {:>10.1} {:>14} {:>12.0}  {}",
                     s.name,
                     s.position,
                     s.head,
                     s.lag_events,
                     s.lag_seconds,
                     s.events_applied,
+                    s.events_per_sec,
                     s.last_error.unwrap_or_else(|| "-".into())
                 );
             }

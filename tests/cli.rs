@@ -70,6 +70,7 @@ async fn demo_replay_verify_and_projection_commands_work_end_to_end() {
     let status = adledger(&db, &["projections", "status"]);
     assert!(status.status.success());
     assert!(stdout(&status).contains("daily_insights") && stdout(&status).contains("catalog"));
+    assert!(stdout(&status).contains("events/s"), "{}", stdout(&status));
 
     let checksum = |db: &TestDatabase| {
         stdout(&adledger(

@@ -47,6 +47,8 @@ pub struct ProjectionStatus {
     pub lag_events: i64,
     pub lag_seconds: f64,
     pub events_applied: i64,
+    /// Throughput of the last batch applied.
+    pub events_per_sec: f64,
     pub last_error: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
 }
@@ -69,6 +71,7 @@ async fn projections(
                 lag_events: s.lag_events,
                 lag_seconds: s.lag_seconds,
                 events_applied: s.events_applied,
+                events_per_sec: s.events_per_sec,
                 last_error: s.last_error,
                 updated_at: s.updated_at,
             })

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "read_models",
         sql: include_str!("../../migrations/0002_read_models.sql"),
     },
+    Migration {
+        version: 3,
+        name: "projection_rate",
+        sql: include_str!("../../migrations/0003_projection_rate.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -71,6 +71,7 @@ async fn apply_batch(
     batch: i64,
 ) -> Result<u64, ProjectionError> {
     let name = projection.name();
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(name)
@@ -106,12 +107,13 @@ async fn apply_batch(
     sqlx::query(
         "UPDATE projection_checkpoints
          SET position = $2, events_applied = events_applied + $3, last_error = NULL,
-             updated_at = now()
+             events_per_sec = $4, updated_at = now()
          WHERE name = $1",
     )
     .bind(name)
     .bind(last)
     .bind(n as i64)
+    .bind(n as f64 / started.elapsed().as_secs_f64().max(1e-6))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

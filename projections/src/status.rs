@@ -17,12 +17,22 @@ pub struct ProjectionStatus {
     /// Time between recording the event at the checkpoint and the head event; 0 when caught up.
     pub lag_seconds: f64,
     pub events_applied: i64,
+    /// Throughput of the last batch applied (events per second of that batch's transaction).
+    pub events_per_sec: f64,
     pub last_error: Option<String>,
     /// `None` for a projection that has never run.
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-type StatusRow = (String, i64, i64, Option<String>, Option<DateTime<Utc>>, f64);
+type StatusRow = (
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    f64,
+    f64,
+);
 
 pub async fn status(
     store: &EventStore,
@@ -40,7 +50,8 @@ pub async fn status(
                      WHERE l.position = $2)
                   - (SELECT e.recorded_at FROM event_log l JOIN events e ON e.id = l.event_row_id
                      WHERE l.position = GREATEST(COALESCE(c.position, 0), 1))
-                ))::float8, 0) END
+                ))::float8, 0) END,
+                COALESCE(c.events_per_sec, 0)
          FROM UNNEST($1::text[]) WITH ORDINALITY AS n(name, ord)
          LEFT JOIN projection_checkpoints c ON c.name = n.name
          ORDER BY n.ord",
@@ -52,7 +63,7 @@ pub async fn status(
     Ok(rows
         .into_iter()
         .map(
-            |(name, position, events_applied, last_error, updated_at, lag_seconds)| {
+            |(name, position, events_applied, last_error, updated_at, lag_seconds, rate)| {
                 ProjectionStatus {
                     name,
                     position,
@@ -60,6 +71,7 @@ pub async fn status(
                     lag_events: (head - position).max(0),
                     lag_seconds: lag_seconds.max(0.0),
                     events_applied,
+                    events_per_sec: rate,
                     last_error,
                     updated_at,
                 }

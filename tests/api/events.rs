@@ -94,5 +94,6 @@ async fn the_chain_verifies_and_projection_status_is_reported() {
     for p in status.as_array().unwrap() {
         assert_eq!(p["lag_events"], 0);
         assert_eq!(p["position"], p["head"]);
+        assert!(p["events_per_sec"].as_f64().unwrap() > 0.0, "{p}");
     }
 }
