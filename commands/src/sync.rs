@@ -1,6 +1,7 @@
 //! Running a started sync: discovery, then each campaign's daily insights, then the sync's end.
 //! Platform failures end the sync as failed with a classified reason; days already stored by
-//! finished campaigns are kept (they are facts the platform reported).
+//! finished campaigns are kept (they are facts the platform reported). Events are stamped when
+//! they happen (discovery, each campaign, the end), not with the time the sync was requested.
 
 use crate::execute::{Executed, Target};
 use crate::{CommandContext, CommandError, Commands};
@@ -60,7 +61,6 @@ fn platform_failure(context: &str, e: &ConnectorError) -> Stop {
 
 struct Run<'a> {
     commands: &'a Commands,
-    ctx: &'a CommandContext,
     metadata: EventMetadata,
     workspace: WorkspaceId,
     connection: ConnectionId,
@@ -100,7 +100,6 @@ impl Commands {
         };
         let run = Run {
             commands: self,
-            ctx,
             metadata: ctx.metadata.clone().caused_by(sync.as_uuid()),
             workspace,
             connection,
@@ -116,7 +115,7 @@ impl Commands {
                 run.end(connection::Command::CompleteSync {
                     sync_id: sync,
                     counts,
-                    at: ctx.now,
+                    at: chrono::Utc::now(),
                 })
                 .await?;
                 tracing::info!(
@@ -140,7 +139,7 @@ impl Commands {
                     sync_id: sync,
                     reason,
                     counts,
-                    at: ctx.now,
+                    at: chrono::Utc::now(),
                 };
                 if let Err(e) = run.end(failed).await {
                     tracing::error!(sync_id = %sync, error = %e, "could not record the sync failure");
@@ -187,7 +186,7 @@ impl Run<'_> {
         self.connection_decides(connection::Command::RecordDiscovery {
             ad_accounts: discovery.ad_accounts,
             campaigns: discovery.campaigns,
-            at: self.ctx.now,
+            at: chrono::Utc::now(),
         })
         .await
         .map_err(|e| match e {
@@ -254,7 +253,7 @@ impl Run<'_> {
             },
             currency: account.currency,
             days,
-            at: self.ctx.now,
+            at: chrono::Utc::now(),
         };
         let executed = self
             .commands
