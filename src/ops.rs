@@ -102,6 +102,7 @@ pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()
         workspace_id: args.workspace.map(WorkspaceId),
         stream_id,
         limit: 1_000,
+        skip_metadata: false,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

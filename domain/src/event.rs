@@ -181,6 +181,26 @@ macro_rules! domain_events {
                 value.unwrap_or(serde_json::Value::Null)
             }
 
+            /// Decodes a stored event without copying it when it is at the current schema
+            /// version (the common case on replay); older versions go through [`Self::decode`].
+            pub fn decode_ref(
+                event_type: &str,
+                schema_version: i32,
+                payload: &serde_json::Value,
+            ) -> Result<Self, DecodeError> {
+                use serde::Deserialize;
+                let decoded = match event_type {
+                    $(stringify!($variant) if schema_version == $version => {
+                        $variant::deserialize(payload).map(DomainEvent::$variant)
+                    })+
+                    _ => return Self::decode(event_type, schema_version, payload.clone()),
+                };
+                decoded.map_err(|e| DecodeError::Payload {
+                    event_type: event_type.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+
             /// Decodes a stored event, upcasting older schema versions first.
             pub fn decode(
                 event_type: &str,
@@ -252,6 +272,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(decoded, event);
+        let borrowed = DomainEvent::decode_ref(
+            event.event_type(),
+            event.schema_version(),
+            &event.to_payload(),
+        )
+        .unwrap();
+        assert_eq!(borrowed, event, "the borrowed path decodes the same event");
+        assert!(matches!(
+            DomainEvent::decode_ref("WorkspaceCreated", 1, &serde_json::json!({"name": 3})),
+            Err(DecodeError::Payload { .. })
+        ));
     }
 
     #[test]

@@ -87,6 +87,7 @@ async fn apply_batch(
         .read_log(&LogFilter {
             after: position,
             limit: batch,
+            skip_metadata: true,
             ..LogFilter::default()
         })
         .await?;
