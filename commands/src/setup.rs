@@ -1,13 +1,13 @@
 //! Commands that create things or start work: create a workspace, connect a platform, start a
 //! sync. Each honours an idempotency key, so a retried request returns the first one's id.
 
-use crate::execute::{Executed, Target};
+use crate::execute::{Aggregate, Executed, Target};
 use crate::idempotency::{idempotency, stored};
 use crate::{CommandContext, CommandError, Commands};
 use adledger_domain::connection::{self, Connection};
-use adledger_domain::event::ConnectionSettings;
+use adledger_domain::event::{ConnectionSettings, Decided};
 use adledger_domain::workspace::{self, Workspace, WorkspaceName};
-use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId, WorkspaceId};
+use adledger_domain::{CampaignId, ConnectionId, DateRange, DomainError, SyncId, WorkspaceId};
 use adledger_infra::{AppendOutcome, Idempotency};
 use serde_json::json;
 use uuid::Uuid;
@@ -16,6 +16,23 @@ use uuid::Uuid;
 const GLOBAL_SCOPE: &str = "global";
 
 impl Commands {
+    /// Appends what `decide` decides under the target's idempotency key and answers `id`, or
+    /// the id a concurrent identical request stored first.
+    async fn create<A: Aggregate, I: serde::de::DeserializeOwned>(
+        &self,
+        target: Target<'_>,
+        id: I,
+        decide: impl Fn(&A) -> Result<Vec<Decided>, DomainError>,
+    ) -> Result<I, CommandError> {
+        match self
+            .execute::<A, _>(target, |state| Ok((decide(state)?, ())))
+            .await?
+        {
+            Executed::Decided(()) => Ok(id),
+            Executed::Duplicate(outcome) => stored(outcome),
+        }
+    }
+
     /// An earlier answer to the same request, when the key was used before.
     async fn earlier<T: serde::de::DeserializeOwned>(
         &self,
@@ -55,15 +72,10 @@ impl Commands {
             metadata: &ctx.metadata,
             idempotency: idem.as_ref(),
         };
-        match self
-            .execute::<Workspace, _>(target, |state| {
-                Ok((workspace::decide(state, &command)?, ()))
-            })
-            .await?
-        {
-            Executed::Decided(()) => Ok(workspace_id),
-            Executed::Duplicate(outcome) => stored(outcome),
-        }
+        self.create::<Workspace, _>(target, workspace_id, |state| {
+            workspace::decide(state, &command)
+        })
+        .await
     }
 
     pub async fn connect_platform(
@@ -101,15 +113,10 @@ impl Commands {
             metadata: &ctx.metadata,
             idempotency: idem.as_ref(),
         };
-        match self
-            .execute::<Connection, _>(target, |state| {
-                Ok((connection::decide(state, &command)?, ()))
-            })
-            .await?
-        {
-            Executed::Decided(()) => Ok(connection_id),
-            Executed::Duplicate(outcome) => stored(outcome),
-        }
+        self.create::<Connection, _>(target, connection_id, |state| {
+            connection::decide(state, &command)
+        })
+        .await
     }
 
     /// Appends SyncStarted (validates connection belongs to workspace, range, campaign ids);
@@ -150,14 +157,7 @@ impl Commands {
             metadata: &ctx.metadata,
             idempotency: idem.as_ref(),
         };
-        match self
-            .execute::<Connection, _>(target, |state| {
-                Ok((connection::decide(state, &command)?, ()))
-            })
-            .await?
-        {
-            Executed::Decided(()) => Ok(sync_id),
-            Executed::Duplicate(outcome) => stored(outcome),
-        }
+        self.create::<Connection, _>(target, sync_id, |state| connection::decide(state, &command))
+            .await
     }
 }
