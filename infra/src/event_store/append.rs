@@ -36,9 +36,8 @@ impl EventStore {
         request: &AppendRequest,
         idem: &Idempotency,
     ) -> Result<AppendOutcome, StoreError> {
-        if let Some(previous) = self.idempotent_outcome(idem).await? {
-            return Ok(previous);
-        }
+        // No lookup first: callers that can skip work check `idempotent_outcome` themselves, and
+        // the key's insert in this transaction decides every race on its own.
         let mut tx = self.pool.begin().await?;
         let appended = insert_events(&mut tx, request).await;
         let appended = match appended {
