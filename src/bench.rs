@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Insights events replayed into the daily_insights read model.
     #[arg(long, default_value_t = 300_000)]
     pub replay_events: u64,
+    /// Events per transaction when replaying.
+    #[arg(long, default_value_t = adledger_projections::DEFAULT_BATCH)]
+    pub replay_batch: i64,
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
@@ -204,7 +207,10 @@ async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
     let projection = adledger_projections::by_name("daily_insights")
         .ok_or_else(|| anyhow::anyhow!("no daily_insights projection"))?;
     let started = Instant::now();
-    let applied = adledger_projections::rebuild(&store, store.pool(), projection.name()).await?;
+    let applied =
+        adledger_projections::rebuild(&store, store.pool(), projection.name(), args.replay_batch)
+            .await?;
+    println!("replay_insights_batch={}", args.replay_batch);
     println!("replay_insights_events={applied}");
     println!(
         "replay_insights_events_per_sec={:.0}",

@@ -95,7 +95,13 @@ pub enum ProjectionsCommand {
     /// Position, lag and rate of every projection.
     Status,
     /// Rebuild one projection from position 0.
-    Rebuild { name: String },
+    Rebuild {
+        name: String,
+        /// Events per transaction.
+        #[arg(long, default_value_t = adledger_projections::DEFAULT_BATCH,
+              value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        batch: i64,
+    },
     /// Print a checksum of a projection's read model (equal checksums, equal tables).
     Checksum { name: String },
 }

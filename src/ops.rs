@@ -38,14 +38,14 @@ pub async fn projections(
                 );
             }
         }
-        ProjectionsCommand::Rebuild { name } => {
+        ProjectionsCommand::Rebuild { name, batch } => {
             if adledger_projections::by_name(&name).is_none() {
                 eprintln!("unknown projection {name:?}; known: {}", known());
                 return Ok(ExitCode::from(2));
             }
             store.sequence_all().await?;
             let started = std::time::Instant::now();
-            let applied = adledger_projections::rebuild(&store, store.pool(), &name).await?;
+            let applied = adledger_projections::rebuild(&store, store.pool(), &name, batch).await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "rebuilt {name}: {applied} events in {secs:.2} s ({:.0} events/s)",
@@ -102,7 +102,6 @@ pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()
         workspace_id: args.workspace.map(WorkspaceId),
         stream_id,
         limit: 1_000,
-        skip_metadata: false,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

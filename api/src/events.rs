@@ -75,7 +75,6 @@ async fn stream_events(
         workspace_id: Some(WorkspaceId(workspace_id)),
         stream_id,
         limit: PAGE,
-        skip_metadata: false,
     };
     let body = Body::from_stream(ndjson(
         state.store.clone(),

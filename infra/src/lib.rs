@@ -13,7 +13,7 @@ pub mod testing;
 
 pub use db::Database;
 pub use event_store::{
-    AppendOutcome, AppendRequest, EventStore, Idempotency, LogFilter, NewEvent, RecordedEvent,
-    StoreError,
+    AppendOutcome, AppendRequest, EventStore, Idempotency, LogEntry, LogFilter, NewEvent,
+    RecordedEvent, StoreError,
 };
 pub use secret::Secret;

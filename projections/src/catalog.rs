@@ -1,10 +1,10 @@
 //! The `catalog` projection: workspaces, connections, ad accounts, campaigns and sync runs.
 //! Every value comes from an event (times are `occurred_at`), never from the projection's clock.
 
-use crate::{position_of, Projection, ProjectionError};
+use crate::{Projection, ProjectionError};
 use adledger_domain::event::{SyncCounts, SyncStarted};
 use adledger_domain::{DomainEvent, SyncId};
-use adledger_infra::RecordedEvent;
+use adledger_infra::LogEntry;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -45,7 +45,7 @@ impl Projection for Catalog {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[(RecordedEvent, DomainEvent)],
+        events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError> {
         for (recorded, event) in events {
             apply_one(conn, recorded, event).await?;
@@ -56,7 +56,7 @@ impl Projection for Catalog {
 
 async fn apply_one(
     conn: &mut PgConnection,
-    recorded: &RecordedEvent,
+    recorded: &LogEntry,
     event: &DomainEvent,
 ) -> Result<(), ProjectionError> {
     let workspace = recorded.workspace_id.as_uuid();
@@ -163,7 +163,7 @@ async fn apply_one(
 
 async fn sync_started(
     conn: &mut PgConnection,
-    recorded: &RecordedEvent,
+    recorded: &LogEntry,
     e: &SyncStarted,
 ) -> Result<(), ProjectionError> {
     let campaigns: Vec<uuid::Uuid> = e.campaign_ids.iter().map(|c| c.as_uuid()).collect();
@@ -202,16 +202,16 @@ struct Finish<'a> {
     at: DateTime<Utc>,
 }
 
-fn count(recorded: &RecordedEvent, value: u64) -> Result<i64, ProjectionError> {
+fn count(recorded: &LogEntry, value: u64) -> Result<i64, ProjectionError> {
     i64::try_from(value).map_err(|_| ProjectionError::Invalid {
-        position: position_of(recorded),
+        position: recorded.position,
         reason: format!("count {value} is out of range"),
     })
 }
 
 async fn sync_finished(
     conn: &mut PgConnection,
-    recorded: &RecordedEvent,
+    recorded: &LogEntry,
     f: &Finish<'_>,
 ) -> Result<(), ProjectionError> {
     // The connection and scope come from the run as it started, so a finish without a start

@@ -2,10 +2,10 @@
 //! A batch is folded in memory (last event per key wins) and written with one UNNEST upsert; the
 //! `last_position` guard makes replaying an older event a no-op.
 
-use crate::{position_of, Projection, ProjectionError};
+use crate::{Projection, ProjectionError};
 use adledger_domain::event::InsightsSource;
 use adledger_domain::{Currency, DailyMetrics, DomainEvent};
-use adledger_infra::RecordedEvent;
+use adledger_infra::LogEntry;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -135,7 +135,7 @@ impl Projection for DailyInsights {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[(RecordedEvent, DomainEvent)],
+        events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError> {
         // Ordered by key: rows reach the B-tree in key order, which is several times cheaper
         // for Postgres than random order (measured: 1.39 s vs 0.62 s for 200k rows).
@@ -159,7 +159,7 @@ impl Projection for DailyInsights {
                     currency,
                     metrics,
                     revision,
-                    position: position_of(recorded),
+                    position: recorded.position,
                 },
             );
         }

@@ -9,7 +9,7 @@ mod runner;
 mod status;
 
 use adledger_domain::{DecodeError, DomainEvent};
-use adledger_infra::{RecordedEvent, StoreError};
+use adledger_infra::{LogEntry, StoreError};
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub trait Projection: Send + Sync {
     async fn apply(
         &self,
         conn: &mut PgConnection,
-        events: &[(RecordedEvent, DomainEvent)],
+        events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError>;
 }
 
@@ -63,9 +63,4 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
 
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
     all().into_iter().find(|p| p.name() == name)
-}
-
-/// The log position of an event handed to a projection (sequenced events always have one).
-pub(crate) fn position_of(event: &RecordedEvent) -> i64 {
-    event.position.unwrap_or(0)
 }

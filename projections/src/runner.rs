@@ -3,11 +3,13 @@
 //! it stops at a hole in the positions and fails on an event it cannot decode.
 
 use crate::{all, by_name, Projection, ProjectionError};
+use adledger_domain::DomainEvent;
 use adledger_infra::shutdown::Shutdown;
-use adledger_infra::{EventStore, LogFilter, RecordedEvent};
+use adledger_infra::{EventStore, LogEntry};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Events per transaction when none is given.
 pub const DEFAULT_BATCH: i64 = 5_000;
@@ -33,11 +35,12 @@ async fn catch_up_until(
     shutdown: Option<&Shutdown>,
 ) -> Result<u64, ProjectionError> {
     let mut applied = 0;
+    let mut ahead = None;
     loop {
         if shutdown.is_some_and(Shutdown::is_triggered) {
             return Ok(applied);
         }
-        match apply_batch(store, pool, projection, batch.max(1)).await {
+        match apply_batch(store, pool, projection, batch.max(1), &mut ahead).await {
             Ok(0) => return Ok(applied),
             Ok(n) => applied += n,
             Err(error) => {
@@ -48,6 +51,40 @@ async fn catch_up_until(
     }
 }
 
+type Page = Vec<(LogEntry, DomainEvent)>;
+
+/// The next page, read and decoded on another task while the current one is applied: reading
+/// and writing then overlap instead of taking turns. The log is immutable, so a page read ahead
+/// is as good as one read under the checkpoint lock, as long as it starts where the checkpoint is.
+struct ReadAhead {
+    after: i64,
+    page: JoinHandle<Result<Page, ProjectionError>>,
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.page.abort();
+    }
+}
+
+/// The dense run of events after `after`, decoded.
+async fn read_page(
+    store: &EventStore,
+    after: i64,
+    limit: i64,
+    name: &'static str,
+) -> Result<Page, ProjectionError> {
+    let entries = dense_prefix(after, store.read_log_entries(after, limit).await?, name);
+    let mut page = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let event = entry.decode().map_err(|source| ProjectionError::Decode {
+            position: entry.position,
+            source,
+        })?;
+        page.push((entry, event));
+    }
+    Ok(page)
+}
 /// Best effort: the error being reported matters more than a failure to record it.
 async fn record_error(pool: &PgPool, name: &str, error: &ProjectionError) {
     let recorded = sqlx::query(
@@ -63,12 +100,13 @@ async fn record_error(pool: &PgPool, name: &str, error: &ProjectionError) {
     }
 }
 
-/// One transaction: lock the checkpoint, read the next events, apply them, move the checkpoint.
+/// One transaction: lock the checkpoint, take the next page, apply it, move the checkpoint.
 async fn apply_batch(
     store: &EventStore,
     pool: &PgPool,
     projection: &dyn Projection,
     batch: i64,
+    ahead: &mut Option<ReadAhead>,
 ) -> Result<u64, ProjectionError> {
     let name = projection.name();
     let started = std::time::Instant::now();
@@ -83,28 +121,26 @@ async fn apply_batch(
             .bind(name)
             .fetch_one(&mut *tx)
             .await?;
-    let events = store
-        .read_log(&LogFilter {
-            after: position,
-            limit: batch,
-            skip_metadata: true,
-            ..LogFilter::default()
-        })
-        .await?;
-    let events = dense_prefix(position, events, name);
-    let Some(last) = events.last().and_then(|e| e.position) else {
+    let page = match ahead.take() {
+        Some(mut read) if read.after == position => match (&mut read.page).await {
+            Ok(page) => page?,
+            // The task was cancelled or panicked: read the page here instead.
+            Err(_) => read_page(store, position, batch, name).await?,
+        },
+        _ => read_page(store, position, batch, name).await?,
+    };
+    let Some(last) = page.last().map(|(entry, _)| entry.position) else {
         return Ok(0);
     };
-    let mut decoded = Vec::with_capacity(events.len());
-    for event in events {
-        let domain = event.decode().map_err(|source| ProjectionError::Decode {
-            position: event.position.unwrap_or(0),
-            source,
-        })?;
-        decoded.push((event, domain));
+    if page.len() as i64 == batch {
+        let store = store.clone();
+        *ahead = Some(ReadAhead {
+            after: last,
+            page: tokio::spawn(async move { read_page(&store, last, batch, name).await }),
+        });
     }
-    projection.apply(&mut tx, &decoded).await?;
-    let n = decoded.len() as u64;
+    projection.apply(&mut tx, &page).await?;
+    let n = page.len() as u64;
     sqlx::query(
         "UPDATE projection_checkpoints
          SET position = $2, events_applied = events_applied + $3, last_error = NULL,
@@ -129,12 +165,12 @@ async fn apply_batch(
 
 /// The events that follow `after` without a hole. The sequencer hands out dense positions, so a
 /// hole means something is wrong: stop there rather than skip.
-fn dense_prefix(after: i64, mut events: Vec<RecordedEvent>, name: &str) -> Vec<RecordedEvent> {
+fn dense_prefix(after: i64, mut events: Vec<LogEntry>, name: &str) -> Vec<LogEntry> {
     let mut expected = after + 1;
     let dense = events
         .iter()
         .take_while(|e| {
-            let ok = e.position == Some(expected);
+            let ok = e.position == expected;
             expected += 1;
             ok
         })
@@ -210,12 +246,13 @@ async fn follow(
     tracing::info!(projection = name, "projection stopped");
 }
 
-/// Empties the projection's tables and replays the whole log into them. Readers see the tables
-/// fill up again (zero-downtime rebuilds come later).
+/// Empties the projection's tables and replays the whole log into them, `batch` events per
+/// transaction. Readers see the tables fill up again (zero-downtime rebuilds come later).
 pub async fn rebuild(
     store: &EventStore,
     pool: &PgPool,
     name: &str,
+    batch: i64,
 ) -> Result<u64, ProjectionError> {
     let projection =
         by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
@@ -241,7 +278,7 @@ pub async fn rebuild(
     .await?;
     tx.commit().await?;
     tracing::info!(projection = name, "projection reset; replaying the log");
-    catch_up(store, pool, &*projection, DEFAULT_BATCH).await
+    catch_up(store, pool, &*projection, batch).await
 }
 
 /// Names of every projection (for status listings and the CLI).

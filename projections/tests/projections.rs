@@ -571,11 +571,16 @@ async fn rebuilding_gives_the_same_checksum_every_time() {
 
     for _ in 0..2 {
         assert_eq!(
-            rebuild(&store, pool, "daily_insights").await.unwrap() as i64,
+            rebuild(&store, pool, "daily_insights", 5_000)
+                .await
+                .unwrap() as i64,
             head
         );
         assert_eq!(checksum(pool, "daily_insights").await.unwrap(), insights);
-        assert_eq!(rebuild(&store, pool, "catalog").await.unwrap() as i64, head);
+        assert_eq!(
+            rebuild(&store, pool, "catalog", 5_000).await.unwrap() as i64,
+            head
+        );
         assert_eq!(checksum(pool, "catalog").await.unwrap(), catalog);
     }
     assert_eq!(checkpoint(pool, "catalog").await, (head, head, None));
@@ -588,9 +593,11 @@ async fn rebuilding_gives_the_same_checksum_every_time() {
     .await
     .unwrap();
     assert_ne!(checksum(pool, "daily_insights").await.unwrap(), insights);
-    rebuild(&store, pool, "daily_insights").await.unwrap();
+    rebuild(&store, pool, "daily_insights", 5_000)
+        .await
+        .unwrap();
     assert_eq!(checksum(pool, "daily_insights").await.unwrap(), insights);
-    assert!(rebuild(&store, pool, "nope").await.is_err());
+    assert!(rebuild(&store, pool, "nope", 5_000).await.is_err());
 
     let statuses = status(&store, pool).await.unwrap();
     assert_eq!(statuses.len(), 2);

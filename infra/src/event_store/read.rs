@@ -3,19 +3,15 @@
 
 use super::canonical::to_array;
 use super::{EventStore, RecordedEvent, StoreError};
-use adledger_domain::{EventId, StreamId, WorkspaceId};
+use adledger_domain::{DecodeError, DomainEvent, EventId, StreamId, WorkspaceId};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
+use uuid::Uuid;
 
 const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
      e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, e.metadata, \
      e.occurred_at, e.recorded_at, l.hash";
-
-/// The same columns without metadata and hash, which projections never read: less to send and
-/// to parse on every replayed event.
-const LEAN_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
-     e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, \
-     'null'::jsonb, e.occurred_at, e.recorded_at, NULL::bytea";
 
 /// Which part of the log to read: positions in `(after, up_to]`, at most `limit` events.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +21,24 @@ pub struct LogFilter {
     pub workspace_id: Option<WorkspaceId>,
     pub stream_id: Option<StreamId>,
     pub limit: i64,
-    /// Leave `metadata` (as JSON null) and `hash` out, for readers that never use them.
-    pub skip_metadata: bool,
+}
+
+/// A sequenced event as projections read it: no metadata or hash, and the payload as text, to be
+/// decoded straight into the typed event (no intermediate JSON tree).
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub position: i64,
+    pub workspace_id: WorkspaceId,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl LogEntry {
+    pub fn decode(&self) -> Result<DomainEvent, DecodeError> {
+        DomainEvent::decode_str(&self.event_type, self.schema_version, &self.payload)
+    }
 }
 
 fn recorded(row: &PgRow) -> Result<RecordedEvent, StoreError> {
@@ -68,11 +80,7 @@ impl EventStore {
 
     /// Sequenced events in log order.
     pub async fn read_log(&self, filter: &LogFilter) -> Result<Vec<RecordedEvent>, StoreError> {
-        let columns = if filter.skip_metadata {
-            LEAN_COLUMNS
-        } else {
-            EVENT_COLUMNS
-        };
+        let columns = EVENT_COLUMNS;
         // One statement per filter shape, so each gets a plan that uses its index. Without a
         // stream filter the page is cut from event_log first and joined by primary key, so a
         // page costs its own size, never a join over the whole table.
@@ -113,6 +121,41 @@ impl EventStore {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(recorded).collect()
+    }
+
+    /// Up to `limit` sequenced events after position `after`, in log order, as projections read
+    /// them.
+    pub async fn read_log_entries(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let rows: Vec<(i64, Uuid, String, i32, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT l.position, l.workspace_id, e.event_type, e.schema_version, e.payload::text,
+                    e.occurred_at
+             FROM (SELECT position, event_row_id, workspace_id FROM event_log
+                   WHERE position > $1 ORDER BY position LIMIT $2) l
+             JOIN events e ON e.id = l.event_row_id ORDER BY l.position",
+        )
+        .bind(after)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(position, workspace, event_type, schema_version, payload, occurred_at)| {
+                    LogEntry {
+                        position,
+                        workspace_id: WorkspaceId(workspace),
+                        event_type,
+                        schema_version,
+                        payload,
+                        occurred_at,
+                    }
+                },
+            )
+            .collect())
     }
 
     /// The highest sequenced position (0 for an empty log).
