@@ -204,6 +204,14 @@ async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
         sequenced as f64 / started.elapsed().as_secs_f64()
     );
 
+    // A live log has been analysed by autovacuum long before anyone rebuilds from it; this one
+    // was bulk loaded seconds ago, and stale statistics would measure the planner, not replay.
+    let mut owner = adledger_infra::db::connect_owner(url).await?;
+    sqlx::query("ANALYZE events, event_log")
+        .execute(&mut owner)
+        .await?;
+    sqlx::Connection::close(owner).await?;
+
     let projection = adledger_projections::by_name("daily_insights")
         .ok_or_else(|| anyhow::anyhow!("no daily_insights projection"))?;
     let started = Instant::now();
