@@ -2,16 +2,32 @@
 # Runs adledger on local defaults: a private PostgreSQL (or $DATABASE_URL), migrations, the demo
 # workspace (sandbox platform, 20 campaigns, 90 days), then the API on $ADLEDGER_BIND
 # (default 127.0.0.1:8080). Ctrl-C stops it; scripts/pg.sh stop stops Postgres.
+#
+# Kafka mode: `scripts/run.sh --kafka` (or ADLEDGER_KAFKA=1) also starts a local Kafka-protocol
+# broker (scripts/kafka.sh; installed on first use), publishes the log to it with the relay and
+# feeds the projections from the topic. scripts/kafka.sh stop stops the broker.
+# Other arguments go to `adledger serve`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+kafka=${ADLEDGER_KAFKA:-0}
+args=()
+for arg in "$@"; do
+    if [ "$arg" = "--kafka" ]; then kafka=1; else args+=("$arg"); fi
+done
+
 eval "$(scripts/pg.sh env)"
 export DATABASE_URL
+if [ "$kafka" = 1 ]; then
+    eval "$(scripts/kafka.sh env)"
+    export ADLEDGER_KAFKA_BROKERS
+    export ADLEDGER_PROJECTION_SOURCE=kafka
+fi
 export ADLEDGER_BIND=${ADLEDGER_BIND:-127.0.0.1:8080}
 
 cargo build --release --bin adledger
 bin=target/release/adledger
 "$bin" migrate
 "$bin" demo | sed "s#http://127.0.0.1:8080#http://$ADLEDGER_BIND#"
-exec "$bin" serve "$@"
+exec "$bin" serve ${args[@]+"${args[@]}"}

@@ -15,6 +15,15 @@ fi
 eval "$(scripts/pg.sh env)"
 export DATABASE_URL
 
+# The Kafka-protocol broker for the Kafka paths (installed on first use), stopped afterwards
+# unless it was already running or ADLEDGER_KAFKA_BROKERS points elsewhere.
+if [ -z "${ADLEDGER_KAFKA_BROKERS:-}" ] && ! scripts/kafka.sh status 2>/dev/null; then
+    trap 'scripts/kafka.sh stop' EXIT
+fi
+eval "$(scripts/kafka.sh env)"
+export ADLEDGER_KAFKA_BROKERS
+if [ -n "${TANSU_BIN:-}" ]; then export TANSU_BIN; fi
+
 # Per-test databases from earlier runs.
 psql "$DATABASE_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'adledger_test_%'" 2>/dev/null \
     | while read -r db; do [ -n "$db" ] && psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; done || true

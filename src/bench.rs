@@ -8,6 +8,7 @@ use adledger_domain::{
 };
 use adledger_infra::db::{create_database, drop_database};
 use adledger_infra::event_store::sequencer;
+use adledger_infra::kafka::{relay, KafkaConfig};
 use adledger_infra::shutdown;
 use adledger_infra::{AppendRequest, Database, EventStore, NewEvent, Secret};
 use chrono::{Duration, NaiveDate, Utc};
@@ -32,6 +33,9 @@ pub struct BenchArgs {
     /// Keep the scratch database.
     #[arg(long)]
     pub keep: bool,
+    /// With a broker: also measure the relay, Kafka-mode replay and the broker's raw rate.
+    #[command(flatten)]
+    pub kafka: crate::cli::KafkaArgs,
 }
 
 fn insights_event(
@@ -232,5 +236,120 @@ async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
         report.verified as f64 / started.elapsed().as_secs_f64()
     );
     println!("log_events={}", report.head);
+
+    if let Some(kafka) = args.kafka.config() {
+        measure_kafka(&store, kafka, report.head).await?;
+    }
     Ok(())
+}
+
+/// The relay over the whole bench log, Kafka-mode replay of `daily_insights` from the topic, and
+/// the broker's raw idempotent produce rate for messages of the same size (the ceiling).
+async fn measure_kafka(store: &EventStore, kafka: KafkaConfig, head: i64) -> anyhow::Result<()> {
+    let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
+    let kafka = KafkaConfig {
+        topic: format!("{}.bench.{run}", kafka.topic),
+        ..kafka
+    };
+    println!("kafka_brokers={}", kafka.brokers);
+    println!("kafka_partitions={}", kafka.partitions);
+
+    let sample = store
+        .read_log(&adledger_infra::LogFilter {
+            after: head - 1,
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    let size = match sample.first() {
+        Some(event) => adledger_infra::kafka::encode(event)?.1.len(),
+        None => 600,
+    };
+    let raw = raw_produce(
+        &kafka,
+        &format!("{}.raw", kafka.topic),
+        size,
+        head.min(200_000),
+    )
+    .await?;
+    println!("kafka_raw_produce_msgs_per_sec={raw:.0}");
+    println!("kafka_message_bytes={size}");
+
+    kafka.ensure_topic().await?;
+    let (stop, stopped) = shutdown::channel();
+    let started = Instant::now();
+    let relay = tokio::spawn(relay::run(store.clone(), kafka.clone(), stopped));
+    loop {
+        let position = relay::status(store.pool(), &kafka.topic)
+            .await?
+            .map_or(0, |s| s.position);
+        if position >= head {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    println!(
+        "relay_events_per_sec={:.0}",
+        head as f64 / started.elapsed().as_secs_f64()
+    );
+    stop.trigger();
+    relay.await?;
+
+    let started = Instant::now();
+    let applied =
+        adledger_projections::kafka::rebuild(store.pool(), &kafka, "daily_insights").await?;
+    println!(
+        "kafka_projection_events_per_sec={:.0}",
+        applied as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Idempotent, acks=all produce of `count` messages of `size` bytes, keyed like the relay's.
+async fn raw_produce(
+    kafka: &KafkaConfig,
+    topic: &str,
+    size: usize,
+    count: i64,
+) -> anyhow::Result<f64> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let raw = KafkaConfig {
+        topic: topic.to_owned(),
+        ..kafka.clone()
+    };
+    raw.ensure_topic().await?;
+    let producer: FutureProducer = raw
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "200000")
+        .create()?;
+    let value = vec![b'x'; size];
+    let keys: Vec<String> = (0..64).map(|_| Uuid::new_v4().to_string()).collect();
+    let started = Instant::now();
+    let mut deliveries = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        let mut record = FutureRecord::to(topic)
+            .key(&keys[i % keys.len()])
+            .payload(&value);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((_, back)) => {
+                    record = back;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+    for delivery in deliveries {
+        delivery
+            .await?
+            .map_err(|(e, _)| anyhow::anyhow!("raw produce failed: {e}"))?;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
 }

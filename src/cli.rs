@@ -55,6 +55,61 @@ pub enum Role {
     Worker,
 }
 
+/// Where projection workers read events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Source {
+    /// The Postgres log itself (one machine; the default).
+    #[default]
+    Postgres,
+    /// The relay's Kafka topic (partitions shared by worker processes on many machines).
+    Kafka,
+}
+
+/// The Kafka broker and topic of the relay and of Kafka-mode workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port,...`). When set, `serve` also runs the relay.
+    #[arg(long = "kafka-brokers", env = "ADLEDGER_KAFKA_BROKERS")]
+    pub brokers: Option<String>,
+    /// The topic that carries the log.
+    #[arg(long = "kafka-topic", env = "ADLEDGER_KAFKA_TOPIC",
+          default_value = adledger_infra::kafka::DEFAULT_TOPIC)]
+    pub topic: String,
+    /// Partitions of the topic when the relay creates it.
+    #[arg(long = "kafka-partitions", env = "ADLEDGER_KAFKA_PARTITIONS",
+          default_value_t = adledger_infra::kafka::DEFAULT_PARTITIONS,
+          value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+    /// Partition lease of a Kafka-mode worker (milliseconds): a dead worker's partitions move
+    /// to the others within this time.
+    #[arg(long = "kafka-lease-ms", env = "ADLEDGER_KAFKA_LEASE_MS",
+          default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1_000..=300_000))]
+    pub lease_ms: u64,
+}
+
+impl KafkaArgs {
+    /// The configuration, when brokers are given.
+    pub fn config(&self) -> Option<adledger_infra::kafka::KafkaConfig> {
+        self.brokers
+            .as_ref()
+            .map(|brokers| adledger_infra::kafka::KafkaConfig {
+                brokers: brokers.clone(),
+                topic: self.topic.clone(),
+                partitions: self.partitions,
+            })
+    }
+
+    /// The configuration, or an error naming the missing setting.
+    pub fn required(&self) -> anyhow::Result<adledger_infra::kafka::KafkaConfig> {
+        self.config().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no Kafka broker configured: set ADLEDGER_KAFKA_BROKERS or --kafka-brokers \
+                 (scripts/kafka.sh env prints one for a local broker)"
+            )
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (and, by default, run the sequencer and projection workers). Applies pending
@@ -70,9 +125,36 @@ pub enum Command {
         /// Seed the demo workspace before serving.
         #[arg(long)]
         demo: bool,
+        /// Where the projection workers read events from.
+        #[arg(
+            long,
+            env = "ADLEDGER_PROJECTION_SOURCE",
+            value_enum,
+            default_value = "postgres"
+        )]
+        source: Source,
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Run only the sequencer and projection workers (same as `serve --role worker`).
-    Worker,
+    Worker {
+        /// Where the projection workers read events from.
+        #[arg(
+            long,
+            env = "ADLEDGER_PROJECTION_SOURCE",
+            value_enum,
+            default_value = "postgres"
+        )]
+        source: Source,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Run only the relay: publish the log to the Kafka topic (one active relay per topic; others
+    /// stand by and take over).
+    Relay {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Apply pending migrations and exit.
     Migrate,
     /// Seed a demo workspace through the real command path (idempotent).
@@ -92,8 +174,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Position, lag and rate of every projection.
-    Status,
+    /// Position, lag and rate of every projection (and of the relay and Kafka-mode workers when
+    /// a broker is configured).
+    Status {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
     /// Rebuild one projection from position 0.
     Rebuild {
         name: String,
@@ -101,6 +187,11 @@ pub enum ProjectionsCommand {
         #[arg(long, default_value_t = adledger_projections::DEFAULT_BATCH,
               value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         batch: i64,
+        /// Replay from the Postgres log or from the Kafka topic (stop its Kafka workers first).
+        #[arg(long, value_enum, default_value = "postgres")]
+        source: Source,
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Print a checksum of a projection's read model (equal checksums, equal tables).
     Checksum { name: String },
@@ -118,6 +209,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             role,
             ready_max_lag,
             demo,
+            source,
+            kafka,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
@@ -125,19 +218,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 role,
                 ready_max_lag,
                 demo,
+                source,
+                kafka,
             })
             .await?
         }
-        Command::Worker => {
+        Command::Worker { source, kafka } => {
             startup::serve(startup::ServeConfig {
                 url,
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
                 role: Role::Worker,
                 ready_max_lag: 0,
                 demo: false,
+                source,
+                kafka,
             })
             .await?
         }
+        Command::Relay { kafka } => startup::relay(&url, kafka.required()?).await?,
         Command::Migrate => {
             let applied = adledger_infra::migrate::run(&url).await?;
             println!("applied {} migration(s): {applied:?}", applied.len());

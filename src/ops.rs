@@ -1,7 +1,8 @@
 //! Ops commands: projection status and rebuilds, replay as NDJSON, chain verification.
 
-use crate::cli::ProjectionsCommand;
+use crate::cli::{ProjectionsCommand, Source};
 use adledger_domain::{StreamId, WorkspaceId};
+use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::{Database, EventStore, LogFilter, Secret};
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ pub async fn projections(
 ) -> anyhow::Result<ExitCode> {
     let store = store(url).await?;
     match command {
-        ProjectionsCommand::Status => {
+        ProjectionsCommand::Status { kafka } => {
             let status = adledger_projections::status(&store, store.pool()).await?;
             println!(
                 "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
@@ -37,15 +38,31 @@ pub async fn projections(
                     s.last_error.unwrap_or_else(|| "-".into())
                 );
             }
+            if let Some(kafka) = kafka.config() {
+                print_kafka_status(&store, &kafka).await?;
+            }
         }
-        ProjectionsCommand::Rebuild { name, batch } => {
+        ProjectionsCommand::Rebuild {
+            name,
+            batch,
+            source,
+            kafka,
+        } => {
             if adledger_projections::by_name(&name).is_none() {
                 eprintln!("unknown projection {name:?}; known: {}", known());
                 return Ok(ExitCode::from(2));
             }
-            store.sequence_all().await?;
             let started = std::time::Instant::now();
-            let applied = adledger_projections::rebuild(&store, store.pool(), &name, batch).await?;
+            let applied = match source {
+                Source::Postgres => {
+                    store.sequence_all().await?;
+                    adledger_projections::rebuild(&store, store.pool(), &name, batch).await?
+                }
+                Source::Kafka => {
+                    adledger_projections::kafka::rebuild(store.pool(), &kafka.required()?, &name)
+                        .await?
+                }
+            };
             let secs = started.elapsed().as_secs_f64();
             println!(
                 "rebuilt {name}: {applied} events in {secs:.2} s ({:.0} events/s)",
@@ -64,6 +81,40 @@ pub async fn projections(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The relay's lag and, per projection and partition, what Kafka-mode workers have applied
+/// against what the topic holds.
+async fn print_kafka_status(store: &EventStore, kafka: &KafkaConfig) -> anyhow::Result<()> {
+    match adledger_infra::kafka::relay::status(store.pool(), &kafka.topic).await? {
+        Some(r) => println!(
+            "\nrelay to {}: position {} of {}, lag {} events / {:.1} s, {} published",
+            r.topic, r.position, r.head, r.lag_events, r.lag_seconds, r.events_published
+        ),
+        None => println!("\nrelay to {}: has not published yet", kafka.topic),
+    }
+    let rows = adledger_projections::kafka::offsets(store.pool(), kafka).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:>9} {:>12} {:>12} {:>10} {:>14}  owner",
+        "kafka projection", "partition", "next_offset", "end_offset", "lag", "events_applied"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:>9} {:>12} {:>12} {:>10} {:>14}  {}",
+            r.projection,
+            r.partition,
+            r.next_offset,
+            r.end_offset.map_or("?".into(), |e| e.to_string()),
+            r.end_offset
+                .map_or("?".into(), |e| (e - r.next_offset).max(0).to_string()),
+            r.events_applied,
+            r.owner.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
 }
 
 fn known() -> String {

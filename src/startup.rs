@@ -1,7 +1,8 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
-use crate::cli::Role;
+use crate::cli::{KafkaArgs, Role, Source};
 use adledger_commands::Commands;
+use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::shutdown::{self, Shutdown};
 use adledger_infra::{Database, EventStore, Secret};
 use std::net::SocketAddr;
@@ -13,21 +14,59 @@ pub struct ServeConfig {
     pub role: Role,
     pub ready_max_lag: i64,
     pub demo: bool,
+    pub source: Source,
+    pub kafka: KafkaArgs,
 }
 
-/// Spawns the sequencer and one worker per projection.
-pub fn spawn_workers(store: &EventStore, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+/// Where the projection workers of this process read from.
+pub enum WorkerSource {
+    Postgres,
+    Kafka(KafkaConfig, adledger_projections::kafka::WorkerOptions),
+}
+
+/// Spawns the sequencer and the projection workers.
+pub fn spawn_workers(
+    store: &EventStore,
+    source: WorkerSource,
+    shutdown: &Shutdown,
+) -> Vec<JoinHandle<()>> {
     let sequencer = tokio::spawn(adledger_infra::event_store::sequencer::run(
         store.clone(),
         shutdown.clone(),
     ));
-    let projections = tokio::spawn(adledger_projections::run(
-        store.clone(),
-        store.pool().clone(),
-        adledger_projections::all(),
-        shutdown.clone(),
-    ));
+    let projections = match source {
+        WorkerSource::Postgres => tokio::spawn(adledger_projections::run(
+            store.clone(),
+            store.pool().clone(),
+            adledger_projections::all(),
+            shutdown.clone(),
+        )),
+        WorkerSource::Kafka(config, options) => tokio::spawn(adledger_projections::kafka::run(
+            store.pool().clone(),
+            config,
+            adledger_projections::all(),
+            options,
+            shutdown.clone(),
+        )),
+    };
     vec![sequencer, projections]
+}
+
+/// `adledger relay`: only the relay, until Ctrl-C / SIGTERM.
+pub async fn relay(url: &Secret<String>, config: KafkaConfig) -> anyhow::Result<()> {
+    let applied = adledger_infra::migrate::run(url).await?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let db = Database::connect(url, 4).await?;
+    let store = EventStore::new(db.app.clone());
+    let (trigger, stopped) = shutdown::channel();
+    let relay = tokio::spawn(adledger_infra::kafka::relay::run(store, config, stopped));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    trigger.trigger();
+    relay.await?;
+    Ok(())
 }
 
 /// A running HTTP API on an already-bound listener (port 0 in tests).
@@ -35,12 +74,14 @@ pub async fn spawn_api(
     store: EventStore,
     listener: tokio::net::TcpListener,
     ready_max_lag: i64,
+    readiness: adledger_api::Readiness,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
     let state = adledger_api::AppState {
         commands: Commands::new(store.clone()),
         store,
         ready_max_lag,
+        readiness,
     };
     let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -58,9 +99,27 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let db = Database::connect(&config.url, 20).await?;
     let store = EventStore::new(db.app.clone());
     let (trigger, stopped) = shutdown::channel();
+    let kafka = config.kafka.config();
+    let source = match config.source {
+        Source::Postgres => WorkerSource::Postgres,
+        Source::Kafka => WorkerSource::Kafka(
+            config.kafka.required()?,
+            adledger_projections::kafka::WorkerOptions {
+                lease: std::time::Duration::from_millis(config.kafka.lease_ms),
+                ..Default::default()
+            },
+        ),
+    };
     let mut tasks = Vec::new();
     if config.role != Role::Api {
-        tasks.extend(spawn_workers(&store, &stopped));
+        tasks.extend(spawn_workers(&store, source, &stopped));
+    }
+    if let (Role::All, Some(kafka)) = (config.role, &kafka) {
+        tasks.push(tokio::spawn(adledger_infra::kafka::relay::run(
+            store.clone(),
+            kafka.clone(),
+            stopped.clone(),
+        )));
     }
     if config.demo {
         crate::demo::seed(&store, &crate::demo::DemoArgs::default()).await?;
@@ -80,6 +139,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 store.clone(),
                 listener,
                 config.ready_max_lag,
+                adledger_api::Readiness {
+                    relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
+                    projections_from_kafka: config.source == Source::Kafka,
+                },
                 stopped.clone(),
             )
             .await,

@@ -23,8 +23,20 @@ pub struct Health {
 pub struct Readiness {
     pub status: String,
     pub head_position: i64,
-    /// Events each projection still has to apply.
+    /// Events each projection still has to apply (Postgres-log workers only).
     pub projections: Vec<ProjectionLag>,
+    /// The Kafka relay's progress, when a topic is configured.
+    pub relay: Option<RelayLag>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelayLag {
+    pub topic: String,
+    /// Every event up to here is in the topic.
+    pub position: i64,
+    pub lag_events: i64,
+    /// Age of the oldest event not yet published.
+    pub lag_seconds: f64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,11 +72,46 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
         .await
         .map_err(|e| ApiError::NotReady(format!("projection status unavailable: {e}")))?;
     let head = status.first().map_or(0, |s| s.head);
-    let behind: Vec<_> = status
+    let status = if state.readiness.projections_from_kafka {
+        Vec::new()
+    } else {
+        status
+    };
+    let mut behind: Vec<_> = status
         .iter()
         .filter(|s| s.lag_events > state.ready_max_lag)
         .map(|s| format!("{} is {} events behind", s.name, s.lag_events))
         .collect();
+    let relay = match &state.readiness.relay_topic {
+        None => None,
+        Some(topic) => {
+            let relay = adledger_infra::kafka::relay::status(pool, topic)
+                .await
+                .map_err(|e| ApiError::NotReady(format!("relay status unavailable: {e}")))?;
+            let lag = match relay {
+                Some(r) => RelayLag {
+                    topic: r.topic,
+                    position: r.position,
+                    lag_events: r.lag_events,
+                    lag_seconds: r.lag_seconds,
+                },
+                // No relay has published yet: everything is still to send.
+                None => RelayLag {
+                    topic: topic.clone(),
+                    position: 0,
+                    lag_events: head,
+                    lag_seconds: 0.0,
+                },
+            };
+            if lag.lag_events > state.ready_max_lag {
+                behind.push(format!(
+                    "the relay to {} is {} events behind",
+                    lag.topic, lag.lag_events
+                ));
+            }
+            Some(lag)
+        }
+    };
     if !behind.is_empty() {
         return Err(ApiError::NotReady(behind.join("; ")));
     }
@@ -78,5 +125,6 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
                 lag_events: s.lag_events,
             })
             .collect(),
+        relay,
     }))
 }

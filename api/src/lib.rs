@@ -31,6 +31,16 @@ pub struct AppState {
     pub store: EventStore,
     /// `/readyz` answers 503 when a projection lags the log by more than this many events.
     pub ready_max_lag: i64,
+    pub readiness: Readiness,
+}
+
+/// What `/readyz` checks besides the database and migrations.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    /// The relay's topic, when this deployment publishes to Kafka: its lag counts too.
+    pub relay_topic: Option<String>,
+    /// Projections are fed from Kafka, so their Postgres-log checkpoints do not move.
+    pub projections_from_kafka: bool,
 }
 
 #[derive(OpenApi)]

@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod event_store;
+pub mod kafka;
 pub mod migrate;
 pub mod secret;
 pub mod shutdown;

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "projection_rate",
         sql: include_str!("../../migrations/0003_projection_rate.sql"),
     },
+    Migration {
+        version: 4,
+        name: "kafka",
+        sql: include_str!("../../migrations/0004_kafka.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -75,6 +75,132 @@ impl TestDatabase {
     }
 }
 
+/// The shared broker started by scripts/test.sh (scripts/kafka.sh), for tests on the Kafka paths.
+/// Each test uses a topic of its own.
+pub fn kafka_brokers() -> String {
+    std::env::var("ADLEDGER_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!(
+            "ADLEDGER_KAFKA_BROKERS is not set: run the tests through scripts/test.sh, which \
+             starts a Kafka-protocol broker"
+        )
+    })
+}
+
+/// A topic name no other test uses.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("{prefix}.{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A private tansu broker (for tests that stop and restart one): its own port and data directory,
+/// killed when dropped.
+pub struct TansuBroker {
+    pub brokers: String,
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+fn tansu_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("TANSU_BIN").filter(|b| !b.is_empty()) {
+        return bin.into();
+    }
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let bin = cargo_home.join("bin/tansu");
+    if bin.exists() {
+        bin
+    } else {
+        "tansu".into()
+    }
+}
+
+impl TansuBroker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("adledger-tansu-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("broker data directory");
+        let mut broker = Self {
+            brokers: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Starts the broker again on the same port and data (after [`Self::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the broker is already running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).expect("broker log");
+        let child = std::process::Command::new(tansu_bin())
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            // Relative to the working directory (tansu joins the two).
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdout(log.try_clone().expect("broker log"))
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (scripts/kafka.sh install installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // tansu 0.6.0 lacks an index that fetching needs (see the script).
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tansu-index.py");
+        let indexed = std::process::Command::new("python3")
+            .arg(script)
+            .arg(self.dir.join("tansu.db"))
+            .status()
+            .expect("run scripts/tansu-index.py");
+        assert!(indexed.success(), "could not index the broker's headers");
+    }
+
+    /// Stops the broker: SIGTERM, then SIGKILL if it is still running after 5 s.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::db::with_database;

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod daily_insights;
+pub mod kafka;
 pub mod queries;
 mod runner;
 mod status;
@@ -54,6 +55,25 @@ pub enum ProjectionError {
     Invalid { position: i64, reason: String },
     #[error("no projection is named {0:?}")]
     UnknownProjection(String),
+    #[error("kafka error: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("message at partition {partition} offset {offset} is not an event: {reason}")]
+    BadMessage {
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error(
+        "partition {partition} no longer holds offset {needed} (earliest is {earliest}): \
+         rebuild this projection from the Postgres log"
+    )]
+    TopicTruncated {
+        partition: i32,
+        needed: i64,
+        earliest: i64,
+    },
+    #[error("no message arrived from kafka for {0:?} while partitions were still behind")]
+    KafkaStalled(std::time::Duration),
 }
 
 /// Every projection, in the order a worker starts them.

@@ -15,10 +15,10 @@ pub async fn spawn_app() -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
-    adledger::startup::spawn_workers(&store, &stopped);
+    adledger::startup::spawn_workers(&store, adledger::startup::WorkerSource::Postgres, &stopped);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    adledger::startup::spawn_api(store, listener, 1_000, stopped).await;
+    adledger::startup::spawn_api(store, listener, 1_000, Default::default(), stopped).await;
     TestApp {
         address,
         client: reqwest::Client::new(),

@@ -1,0 +1,570 @@
+//! Kafka-mode projection workers: the same projections, fed from the relay's topic instead of the
+//! Postgres log, so that several processes can share the topic's partitions.
+//!
+//! Effects are exactly once without Kafka transactions: a batch of one partition is applied in one
+//! Postgres transaction together with that partition's `projection_offsets` row, and the row's
+//! update is fenced on the `next_offset` the batch started from and on the worker's lease, so a
+//! worker that lost the partition cannot apply it again. Postgres decides everything: which worker
+//! reads which partition ([`lease`]), and where it starts (the stored offset; messages below it are
+//! skipped, a partition that starts above it is sought back). Kafka's consumer groups and committed
+//! offsets are not used. Events the relay sent twice (after a crash) are dropped by log position.
+
+mod lease;
+
+use crate::{Projection, ProjectionError};
+use adledger_domain::DomainEvent;
+use adledger_infra::kafka::{decode, KafkaConfig};
+use adledger_infra::shutdown::Shutdown;
+use adledger_infra::LogEntry;
+use lease::Leases;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sqlx::PgPool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Messages gathered into one round of batches (split by partition).
+pub const KAFKA_BATCH: usize = 5_000;
+/// How long a round waits for more messages once it has one.
+const GATHER: Duration = Duration::from_millis(20);
+/// How long a round waits for a first message before the worker looks at its leases again.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A rebuild gives up when the broker sends nothing for this long.
+const REBUILD_STALL: Duration = Duration::from_secs(60);
+
+/// Consumer settings of a Kafka-mode worker.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// How long a partition lease lasts: a dead worker's partitions move after at most this.
+    pub lease: Duration,
+    /// Holds the leases (host:pid by default).
+    pub worker_id: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        Self {
+            lease: Duration::from_secs(10),
+            worker_id: format!("{host}:{}", std::process::id()),
+        }
+    }
+}
+
+/// One message, decoded as soon as it arrives so nothing borrows the consumer.
+struct Received {
+    partition: i32,
+    offset: i64,
+    entry: Result<LogEntry, String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    next_offset: i64,
+    last_position: i64,
+}
+
+/// Applies one projection from the topic: partition progress lives in Postgres.
+struct Applier<'a> {
+    pool: &'a PgPool,
+    projection: &'a dyn Projection,
+    topic: &'a str,
+    consumer: &'a StreamConsumer,
+    /// The lease holder every batch is fenced on.
+    owner: &'a str,
+    known: HashMap<i32, Progress>,
+}
+
+impl Applier<'_> {
+    async fn load(&self, partition: i32) -> Result<Progress, ProjectionError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT next_offset, last_position FROM projection_offsets
+             WHERE projection = $1 AND topic = $2 AND partition = $3",
+        )
+        .bind(self.projection.name())
+        .bind(self.topic)
+        .bind(partition)
+        .fetch_optional(self.pool)
+        .await?;
+        let (next_offset, last_position) = row.unwrap_or((0, 0));
+        Ok(Progress {
+            next_offset,
+            last_position,
+        })
+    }
+
+    /// Applies one partition's messages (in offset order). Returns the events applied.
+    async fn apply(
+        &mut self,
+        partition: i32,
+        messages: Vec<Received>,
+    ) -> Result<u64, ProjectionError> {
+        let Some(first) = messages.first().map(|m| m.offset) else {
+            return Ok(0);
+        };
+        let progress = match self.known.get(&partition) {
+            Some(p) if p.next_offset == first => *p,
+            // First batch of this partition, or the partition moved: Postgres decides.
+            _ => self.load(partition).await?,
+        };
+        self.known.insert(partition, progress);
+        let messages: Vec<Received> = messages
+            .into_iter()
+            .skip_while(|m| m.offset < progress.next_offset)
+            .collect();
+        let Some(first) = messages.first().map(|m| m.offset) else {
+            return Ok(0);
+        };
+        if first > progress.next_offset {
+            self.seek_back(partition, progress.next_offset, first)?;
+            return Ok(0);
+        }
+        let last_offset = messages.last().map_or(first, |m| m.offset);
+        let mut last_position = progress.last_position;
+        let mut page: Vec<(LogEntry, DomainEvent)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let entry = message
+                .entry
+                .map_err(|reason| ProjectionError::BadMessage {
+                    partition,
+                    offset: message.offset,
+                    reason,
+                })?;
+            // The relay sends a run again after a crash; its events are already applied.
+            if entry.position <= last_position {
+                continue;
+            }
+            last_position = entry.position;
+            let event = entry.decode().map_err(|source| ProjectionError::Decode {
+                position: entry.position,
+                source,
+            })?;
+            page.push((entry, event));
+        }
+        let next_offset = last_offset + 1;
+        let mut tx = self.pool.begin().await?;
+        self.projection.apply(&mut tx, &page).await?;
+        let fenced = sqlx::query(
+            "UPDATE projection_offsets
+             SET next_offset = $4, last_position = $5, events_applied = events_applied + $6,
+                 updated_at = now()
+             WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset = $7
+               AND owner = $8",
+        )
+        .bind(self.projection.name())
+        .bind(self.topic)
+        .bind(partition)
+        .bind(next_offset)
+        .bind(last_position)
+        .bind(page.len() as i64)
+        .bind(progress.next_offset)
+        .bind(self.owner)
+        .execute(&mut *tx)
+        .await?;
+        if fenced.rows_affected() != 1 {
+            drop(tx);
+            self.known.remove(&partition);
+            tracing::info!(
+                projection = self.projection.name(),
+                partition,
+                offset = progress.next_offset,
+                "the partition moved to another worker; batch rolled back"
+            );
+            return Ok(0);
+        }
+        tx.commit().await?;
+        self.known.insert(
+            partition,
+            Progress {
+                next_offset,
+                last_position,
+            },
+        );
+        Ok(page.len() as u64)
+    }
+
+    /// The partition starts past what Postgres has applied (another worker's Kafka offset, or a
+    /// group that outlived its read models): read again from the stored offset.
+    fn seek_back(&mut self, partition: i32, stored: i64, seen: i64) -> Result<(), ProjectionError> {
+        let (low, _) = self
+            .consumer
+            .fetch_watermarks(self.topic, partition, CLIENT_TIMEOUT)?;
+        if stored < low {
+            return Err(ProjectionError::TopicTruncated {
+                partition,
+                needed: stored,
+                earliest: low,
+            });
+        }
+        tracing::info!(
+            projection = self.projection.name(),
+            partition,
+            from = stored,
+            seen,
+            "seeking back to the offset stored in Postgres"
+        );
+        self.known.remove(&partition);
+        self.consumer.seek(
+            self.topic,
+            partition,
+            Offset::Offset(stored),
+            CLIENT_TIMEOUT,
+        )?;
+        Ok(())
+    }
+
+    /// Applies one round of messages, partition by partition.
+    async fn apply_round(&mut self, round: Vec<Received>) -> Result<u64, ProjectionError> {
+        let mut by_partition: BTreeMap<i32, Vec<Received>> = BTreeMap::new();
+        for message in round {
+            by_partition
+                .entry(message.partition)
+                .or_default()
+                .push(message);
+        }
+        let mut applied = 0;
+        for (partition, mut messages) in by_partition {
+            messages.sort_by_key(|m| m.offset);
+            applied += self.apply(partition, messages).await?;
+        }
+        Ok(applied)
+    }
+}
+
+/// A consumer that is only ever assigned partitions: no group membership, no committed offsets.
+fn consumer(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+    config
+        .client_config()
+        // librdkafka wants a group id even for assign(); nothing is ever committed under it.
+        .set("group.id", "adledger.unused")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+}
+
+/// The topic's partition count (0 while the topic does not exist yet).
+fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), CLIENT_TIMEOUT)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .sum())
+}
+
+/// Reads `partitions` from the offsets stored in Postgres.
+async fn assign(
+    pool: &PgPool,
+    consumer: &StreamConsumer,
+    projection: &str,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<(), ProjectionError> {
+    let stored: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM projection_offsets
+         WHERE projection = $1 AND topic = $2 AND partition = ANY($3)",
+    )
+    .bind(projection)
+    .bind(topic)
+    .bind(partitions)
+    .fetch_all(pool)
+    .await?;
+    let stored: HashMap<i32, i64> = stored.into_iter().collect();
+    let mut assignment = TopicPartitionList::new();
+    for &partition in partitions {
+        let offset = match stored.get(&partition) {
+            Some(&next) if next > 0 => Offset::Offset(next),
+            _ => Offset::Beginning,
+        };
+        assignment.add_partition_offset(topic, partition, offset)?;
+    }
+    consumer.assign(&assignment)?;
+    Ok(())
+}
+
+fn receive(message: &rdkafka::message::BorrowedMessage<'_>) -> Received {
+    let entry = match message.payload() {
+        Some(value) => decode(value).map_err(|e| e.to_string()),
+        None => Err("message has no value".to_owned()),
+    };
+    Received {
+        partition: message.partition(),
+        offset: message.offset(),
+        entry,
+    }
+}
+
+/// Waits up to `first_wait` for one message, then takes what else arrives within [`GATHER`].
+async fn gather(consumer: &StreamConsumer, first_wait: Duration) -> Vec<Received> {
+    let mut round = Vec::new();
+    match tokio::time::timeout(first_wait, consumer.recv()).await {
+        Ok(Ok(message)) => round.push(receive(&message)),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "kafka consumer error");
+            return round;
+        }
+        Err(_) => return round,
+    }
+    let deadline = Instant::now() + GATHER;
+    while round.len() < KAFKA_BATCH {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => round.push(receive(&message)),
+            Ok(Err(error)) => tracing::warn!(%error, "kafka consumer error"),
+            Err(_) => break,
+        }
+    }
+    round
+}
+
+/// Runs every projection from the topic until shutdown, one consumer group per projection.
+pub async fn run(
+    pool: PgPool,
+    config: KafkaConfig,
+    projections: Vec<Arc<dyn Projection>>,
+    options: WorkerOptions,
+    shutdown: Shutdown,
+) {
+    let loops: Vec<_> = projections
+        .into_iter()
+        .map(|projection| {
+            tokio::spawn(follow(
+                pool.clone(),
+                config.clone(),
+                projection,
+                options.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    for handle in loops {
+        if let Err(error) = handle.await {
+            tracing::warn!(%error, "kafka projection loop ended abnormally");
+        }
+    }
+}
+
+async fn follow(
+    pool: PgPool,
+    config: KafkaConfig,
+    projection: Arc<dyn Projection>,
+    options: WorkerOptions,
+    shutdown: Shutdown,
+) {
+    let name = projection.name();
+    tracing::info!(projection = name, topic = %config.topic, worker = %options.worker_id,
+        "kafka projection started");
+    let leases = Leases {
+        pool: &pool,
+        projection: name,
+        topic: &config.topic,
+        worker: &options.worker_id,
+        ttl: options.lease,
+    };
+    while !shutdown.is_triggered() {
+        if let Err(error) = consume(&pool, &config, &*projection, &leases, &shutdown).await {
+            tracing::warn!(projection = name, %error, "kafka projection failed; restarting");
+            let mut shutdown = shutdown.clone();
+            tokio::select! {
+                _ = tokio::time::sleep(ERROR_BACKOFF) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+    }
+    if let Err(error) = leases.release_all().await {
+        tracing::warn!(projection = name, %error, "could not release the partition leases");
+    }
+    tracing::info!(projection = name, "kafka projection stopped");
+}
+
+async fn consume(
+    pool: &PgPool,
+    config: &KafkaConfig,
+    projection: &dyn Projection,
+    leases: &Leases<'_>,
+    shutdown: &Shutdown,
+) -> Result<(), ProjectionError> {
+    let consumer = consumer(config)?;
+    let mut applier = Applier {
+        pool,
+        projection,
+        topic: &config.topic,
+        consumer: &consumer,
+        owner: leases.worker,
+        known: HashMap::new(),
+    };
+    let balance_every = leases.ttl / 4;
+    let mut partitions = 0;
+    let mut assigned: Vec<i32> = Vec::new();
+    let mut next_balance = Instant::now();
+    while !shutdown.is_triggered() {
+        if Instant::now() >= next_balance {
+            if partitions == 0 {
+                partitions = partition_count(&consumer, &config.topic)?;
+            }
+            let mine = leases.balance(partitions).await?;
+            if mine != assigned {
+                tracing::info!(projection = projection.name(), partitions = ?mine,
+                    "kafka partitions assigned");
+                assign(pool, &consumer, projection.name(), &config.topic, &mine).await?;
+                applier.known.clear();
+                assigned = mine;
+            }
+            next_balance = Instant::now() + balance_every;
+        }
+        let round = gather(&consumer, IDLE_WAIT.min(balance_every)).await;
+        let applied = applier.apply_round(round).await?;
+        if applied > 0 {
+            tracing::debug!(
+                projection = projection.name(),
+                applied,
+                "projected events from kafka"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Empties the projection's tables and its offsets for this topic, then applies the whole topic
+/// (up to the end it had when the rebuild began). Stop the projection's Kafka workers first.
+pub async fn rebuild(
+    pool: &PgPool,
+    config: &KafkaConfig,
+    name: &str,
+) -> Result<u64, ProjectionError> {
+    let projection =
+        crate::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let mut tx = pool.begin().await?;
+    let truncate = format!("TRUNCATE {}", projection.tables().join(", "));
+    sqlx::query(&truncate).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM projection_offsets WHERE projection = $1 AND topic = $2")
+        .bind(name)
+        .bind(&config.topic)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    // Every partition from the start, held by this rebuild (workers must be stopped).
+    let owner = format!("rebuild:{}", uuid::Uuid::now_v7());
+    let consumer = consumer(config)?;
+    let partitions = partition_count(&consumer, &config.topic)?;
+    sqlx::query(
+        "INSERT INTO projection_offsets (projection, topic, partition, owner)
+         SELECT $1, $2, p, $3 FROM generate_series(0, $4 - 1) AS p",
+    )
+    .bind(name)
+    .bind(&config.topic)
+    .bind(&owner)
+    .bind(partitions)
+    .execute(pool)
+    .await?;
+    let mut ends = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        let (_, high) = consumer.fetch_watermarks(&config.topic, partition, CLIENT_TIMEOUT)?;
+        if high > 0 {
+            ends.insert(partition, high);
+            assignment.add_partition_offset(&config.topic, partition, Offset::Beginning)?;
+        }
+    }
+    tracing::info!(projection = name, topic = %config.topic, ?ends, "rebuilding from kafka");
+    if !ends.is_empty() {
+        consumer.assign(&assignment)?;
+    }
+    let mut applier = Applier {
+        pool,
+        projection: &*projection,
+        topic: &config.topic,
+        consumer: &consumer,
+        owner: &owner,
+        known: HashMap::new(),
+    };
+    let mut applied = 0;
+    let mut last_progress = Instant::now();
+    while !ends.is_empty() {
+        let round = gather(&consumer, IDLE_WAIT).await;
+        if round.is_empty() {
+            if last_progress.elapsed() > REBUILD_STALL {
+                return Err(ProjectionError::KafkaStalled(REBUILD_STALL));
+            }
+            continue;
+        }
+        last_progress = Instant::now();
+        applied += applier.apply_round(round).await?;
+        ends.retain(|partition, end| {
+            applier
+                .known
+                .get(partition)
+                .is_none_or(|p| p.next_offset < *end)
+        });
+    }
+    sqlx::query(
+        "UPDATE projection_offsets SET owner = NULL, lease_until = NULL
+         WHERE projection = $1 AND topic = $2 AND owner = $3",
+    )
+    .bind(name)
+    .bind(&config.topic)
+    .bind(&owner)
+    .execute(pool)
+    .await?;
+    Ok(applied)
+}
+
+/// One partition's progress for one projection, against the topic's end when the broker answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionProgress {
+    pub projection: String,
+    pub partition: i32,
+    pub next_offset: i64,
+    pub last_position: i64,
+    pub events_applied: i64,
+    /// The worker holding the partition's lease.
+    pub owner: Option<String>,
+    /// The partition's high watermark; `None` when the broker did not answer.
+    pub end_offset: Option<i64>,
+}
+
+/// Progress of every Kafka-mode projection on `config.topic`.
+pub async fn offsets(
+    pool: &PgPool,
+    config: &KafkaConfig,
+) -> Result<Vec<PartitionProgress>, ProjectionError> {
+    let rows: Vec<(String, i32, i64, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT projection, partition, next_offset, last_position, events_applied, owner
+         FROM projection_offsets WHERE topic = $1 ORDER BY projection, partition",
+    )
+    .bind(&config.topic)
+    .fetch_all(pool)
+    .await?;
+    let probe = consumer(config).ok();
+    Ok(rows
+        .into_iter()
+        .map(
+            |(projection, partition, next_offset, last_position, events_applied, owner)| {
+                let end_offset = probe.as_ref().and_then(|c| {
+                    c.fetch_watermarks(&config.topic, partition, Duration::from_secs(2))
+                        .ok()
+                        .map(|(_, high)| high)
+                });
+                PartitionProgress {
+                    projection,
+                    partition,
+                    next_offset,
+                    last_position,
+                    events_applied,
+                    owner,
+                    end_offset,
+                }
+            },
+        )
+        .collect())
+}
