@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// With a broker: also measure the relay, Kafka-mode replay and the broker's raw rate.
     #[command(flatten)]
     pub kafka: crate::cli::KafkaArgs,
+    /// Events the relay publishes (the newest of the log) and Kafka-mode replay reads back.
+    #[arg(long, default_value_t = 50_000)]
+    pub kafka_events: i64,
 }
 
 fn insights_event(
@@ -238,14 +241,20 @@ async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
     println!("log_events={}", report.head);
 
     if let Some(kafka) = args.kafka.config() {
-        measure_kafka(&store, kafka, report.head).await?;
+        measure_kafka(&store, kafka, report.head, args.kafka_events).await?;
     }
     Ok(())
 }
 
 /// The relay over the whole bench log, Kafka-mode replay of `daily_insights` from the topic, and
 /// the broker's raw idempotent produce rate for messages of the same size (the ceiling).
-async fn measure_kafka(store: &EventStore, kafka: KafkaConfig, head: i64) -> anyhow::Result<()> {
+async fn measure_kafka(
+    store: &EventStore,
+    kafka: KafkaConfig,
+    head: i64,
+    events: i64,
+) -> anyhow::Result<()> {
+    let events = events.clamp(1, head.max(1));
     let run = Utc::now().format("%Y%m%d%H%M%S").to_string();
     let kafka = KafkaConfig {
         topic: format!("{}.bench.{run}", kafka.topic),
@@ -261,21 +270,23 @@ async fn measure_kafka(store: &EventStore, kafka: KafkaConfig, head: i64) -> any
             ..Default::default()
         })
         .await?;
-    let size = match sample.first() {
-        Some(event) => adledger_infra::kafka::encode(event)?.1.len(),
-        None => 600,
+    let Some(sample) = sample.first() else {
+        anyhow::bail!("the bench log is empty");
     };
-    let raw = raw_produce(
-        &kafka,
-        &format!("{}.raw", kafka.topic),
-        size,
-        head.min(200_000),
-    )
-    .await?;
+    let (_, value, headers) = adledger_infra::kafka::encode(sample)?;
+    let raw_topic = format!("{}.raw", kafka.topic);
+    let raw = raw_produce(&kafka, &raw_topic, &value, &headers, events).await?;
     println!("kafka_raw_produce_msgs_per_sec={raw:.0}");
-    println!("kafka_message_bytes={size}");
+    println!("kafka_message_bytes={}", value.len());
+    println!("kafka_events={events}");
 
     kafka.ensure_topic().await?;
+    // The relay starts `events` before the head: only the newest part of the log is published.
+    sqlx::query("INSERT INTO relay_checkpoints (topic, position) VALUES ($1, $2)")
+        .bind(&kafka.topic)
+        .bind(head - events)
+        .execute(store.pool())
+        .await?;
     let (stop, stopped) = shutdown::channel();
     let started = Instant::now();
     let relay = tokio::spawn(relay::run(store.clone(), kafka.clone(), stopped));
@@ -290,7 +301,7 @@ async fn measure_kafka(store: &EventStore, kafka: KafkaConfig, head: i64) -> any
     }
     println!(
         "relay_events_per_sec={:.0}",
-        head as f64 / started.elapsed().as_secs_f64()
+        events as f64 / started.elapsed().as_secs_f64()
     );
     stop.trigger();
     relay.await?;
@@ -305,11 +316,13 @@ async fn measure_kafka(store: &EventStore, kafka: KafkaConfig, head: i64) -> any
     Ok(())
 }
 
-/// Idempotent, acks=all produce of `count` messages of `size` bytes, keyed like the relay's.
+/// Idempotent, acks=all produce of `count` copies of one relay message (same value and headers),
+/// keyed like the relay's: the broker's ceiling for the relay.
 async fn raw_produce(
     kafka: &KafkaConfig,
     topic: &str,
-    size: usize,
+    value: &[u8],
+    headers: &rdkafka::message::OwnedHeaders,
     count: i64,
 ) -> anyhow::Result<f64> {
     use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -325,14 +338,14 @@ async fn raw_produce(
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "200000")
         .create()?;
-    let value = vec![b'x'; size];
     let keys: Vec<String> = (0..64).map(|_| Uuid::new_v4().to_string()).collect();
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
         let mut record = FutureRecord::to(topic)
             .key(&keys[i % keys.len()])
-            .payload(&value);
+            .payload(value)
+            .headers(headers.clone());
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {

@@ -328,12 +328,23 @@ async fn a_relay_killed_mid_stream_resumes_and_consumers_apply_each_event_once()
         assert!(Instant::now() < deadline, "the relay never published");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    // A second relay stands by while the first leads, and takes over when it dies.
+    let mut second = adledger(&db, &config, &["relay"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     first.kill();
     let killed_at = relay_position(store.pool(), &config.topic).await;
-
-    let mut second = adledger(&db, &config, &["relay"]);
+    assert!(
+        killed_at < head,
+        "the first relay finished before it was killed"
+    );
     wait_for_relay(store.pool(), &config.topic, head, Duration::from_secs(120)).await;
     second.kill();
+    let log = std::fs::read_to_string(&second.log).expect("second relay's log");
+    let standby = log.find("standing by").expect("the second relay stood by");
+    let leader = log
+        .find("is the leader")
+        .expect("the second relay took over");
+    assert!(standby < leader, "stood by first, then led:\n{log}");
 
     let messages = drain(&config).await;
     let positions: BTreeSet<i64> = messages.iter().map(|m| m.position).collect();
