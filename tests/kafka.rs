@@ -359,11 +359,24 @@ async fn a_relay_killed_mid_stream_resumes_and_consumers_apply_each_event_once()
     );
 
     let expected = postgres_checksums(&store).await;
-    for name in ["catalog", "daily_insights"] {
-        adledger_projections::kafka::rebuild(store.pool(), &config, name)
-            .await
-            .expect("rebuild from kafka");
-    }
+    // One through the library, one through the command line.
+    adledger_projections::kafka::rebuild(store.pool(), &config, "daily_insights")
+        .await
+        .expect("rebuild from kafka");
+    let cli = Command::new(env!("CARGO_BIN_EXE_adledger"))
+        .args(["projections", "rebuild", "catalog", "--source", "kafka"])
+        .env("DATABASE_URL", db.url.expose())
+        .env("ADLEDGER_KAFKA_BROKERS", &config.brokers)
+        .env("ADLEDGER_KAFKA_TOPIC", &config.topic)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run adledger projections rebuild");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(String::from_utf8_lossy(&cli.stdout).contains("rebuilt catalog"));
     assert_eq!(
         checksums(store.pool()).await,
         expected,
