@@ -110,6 +110,21 @@ impl KafkaArgs {
     }
 }
 
+/// Where this process's projection workers read from, and the broker when it is Kafka.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Where the projection workers read events from.
+    #[arg(
+        long,
+        env = "ADLEDGER_PROJECTION_SOURCE",
+        value_enum,
+        default_value = "postgres"
+    )]
+    pub source: Source,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (and, by default, run the sequencer and projection workers). Applies pending
@@ -125,29 +140,13 @@ pub enum Command {
         /// Seed the demo workspace before serving.
         #[arg(long)]
         demo: bool,
-        /// Where the projection workers read events from.
-        #[arg(
-            long,
-            env = "ADLEDGER_PROJECTION_SOURCE",
-            value_enum,
-            default_value = "postgres"
-        )]
-        source: Source,
         #[command(flatten)]
-        kafka: KafkaArgs,
+        workers: WorkerArgs,
     },
     /// Run only the sequencer and projection workers (same as `serve --role worker`).
     Worker {
-        /// Where the projection workers read events from.
-        #[arg(
-            long,
-            env = "ADLEDGER_PROJECTION_SOURCE",
-            value_enum,
-            default_value = "postgres"
-        )]
-        source: Source,
         #[command(flatten)]
-        kafka: KafkaArgs,
+        workers: WorkerArgs,
     },
     /// Run only the relay: publish the log to the Kafka topic (one active relay per topic; others
     /// stand by and take over).
@@ -209,8 +208,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             role,
             ready_max_lag,
             demo,
-            source,
-            kafka,
+            workers,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
@@ -218,20 +216,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 role,
                 ready_max_lag,
                 demo,
-                source,
-                kafka,
+                workers,
             })
             .await?
         }
-        Command::Worker { source, kafka } => {
+        Command::Worker { workers } => {
             startup::serve(startup::ServeConfig {
                 url,
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
                 role: Role::Worker,
                 ready_max_lag: 0,
                 demo: false,
-                source,
-                kafka,
+                workers,
             })
             .await?
         }

@@ -1,6 +1,6 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
-use crate::cli::{KafkaArgs, Role, Source};
+use crate::cli::{Role, Source, WorkerArgs};
 use adledger_commands::Commands;
 use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::shutdown::{self, Shutdown};
@@ -14,8 +14,7 @@ pub struct ServeConfig {
     pub role: Role,
     pub ready_max_lag: i64,
     pub demo: bool,
-    pub source: Source,
-    pub kafka: KafkaArgs,
+    pub workers: WorkerArgs,
 }
 
 /// Where the projection workers of this process read from.
@@ -99,13 +98,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let db = Database::connect(&config.url, 20).await?;
     let store = EventStore::new(db.app.clone());
     let (trigger, stopped) = shutdown::channel();
-    let kafka = config.kafka.config();
-    let source = match config.source {
+    let kafka = config.workers.kafka.config();
+    let source = match config.workers.source {
         Source::Postgres => WorkerSource::Postgres,
         Source::Kafka => WorkerSource::Kafka(
-            config.kafka.required()?,
+            config.workers.kafka.required()?,
             adledger_projections::kafka::WorkerOptions {
-                lease: std::time::Duration::from_millis(config.kafka.lease_ms),
+                lease: std::time::Duration::from_millis(config.workers.kafka.lease_ms),
                 ..Default::default()
             },
         ),
@@ -141,7 +140,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 config.ready_max_lag,
                 adledger_api::Readiness {
                     relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
-                    projections_from_kafka: config.source == Source::Kafka,
+                    projections_from_kafka: config.workers.source == Source::Kafka,
                 },
                 stopped.clone(),
             )

@@ -153,133 +153,80 @@ mod wire {
     use super::*;
     use rust_decimal::Decimal;
 
-    #[derive(Clone, Serialize, Deserialize)]
-    pub(super) struct Recorded {
-        campaign_id: CampaignId,
-        connection_id: ConnectionId,
-        platform: Platform,
-        ad_account_id: AdAccountId,
-        sync_id: SyncId,
-        date: NaiveDate,
-        currency: Currency,
-        impressions: u64,
-        clicks: u64,
-        spend: Decimal,
-        conversions: Decimal,
-        conversion_value: Decimal,
-        revision: u32,
+    /// One flat wire struct per insights event, from one field list, with conversions both ways.
+    macro_rules! flat_insights {
+        ($wire:ident <=> $event:ident { $($extra:ident: $ty:ty),* }) => {
+            #[derive(Clone, Serialize, Deserialize)]
+            pub(super) struct $wire {
+                campaign_id: CampaignId,
+                connection_id: ConnectionId,
+                platform: Platform,
+                ad_account_id: AdAccountId,
+                sync_id: SyncId,
+                date: NaiveDate,
+                currency: Currency,
+                impressions: u64,
+                clicks: u64,
+                spend: Decimal,
+                conversions: Decimal,
+                conversion_value: Decimal,
+                revision: u32,
+                $($extra: $ty,)*
+            }
+
+            impl From<$wire> for $event {
+                fn from(w: $wire) -> Self {
+                    $event {
+                        source: InsightsSource {
+                            campaign_id: w.campaign_id,
+                            connection_id: w.connection_id,
+                            platform: w.platform,
+                            ad_account_id: w.ad_account_id,
+                            sync_id: w.sync_id,
+                        },
+                        date: w.date,
+                        currency: w.currency,
+                        metrics: DailyMetrics {
+                            impressions: w.impressions,
+                            clicks: w.clicks,
+                            spend: w.spend,
+                            conversions: w.conversions,
+                            conversion_value: w.conversion_value,
+                        },
+                        revision: w.revision,
+                        $($extra: w.$extra,)*
+                    }
+                }
+            }
+
+            impl From<$event> for $wire {
+                fn from(e: $event) -> Self {
+                    $wire {
+                        campaign_id: e.source.campaign_id,
+                        connection_id: e.source.connection_id,
+                        platform: e.source.platform,
+                        ad_account_id: e.source.ad_account_id,
+                        sync_id: e.source.sync_id,
+                        date: e.date,
+                        currency: e.currency,
+                        impressions: e.metrics.impressions,
+                        clicks: e.metrics.clicks,
+                        spend: e.metrics.spend,
+                        conversions: e.metrics.conversions,
+                        conversion_value: e.metrics.conversion_value,
+                        revision: e.revision,
+                        $($extra: e.$extra,)*
+                    }
+                }
+            }
+        };
     }
 
-    #[derive(Clone, Serialize, Deserialize)]
-    pub(super) struct Restated {
-        campaign_id: CampaignId,
-        connection_id: ConnectionId,
-        platform: Platform,
-        ad_account_id: AdAccountId,
-        sync_id: SyncId,
-        date: NaiveDate,
-        currency: Currency,
-        impressions: u64,
-        clicks: u64,
-        spend: Decimal,
-        conversions: Decimal,
-        conversion_value: Decimal,
-        revision: u32,
+    flat_insights!(Recorded <=> DailyInsightsRecorded {});
+    flat_insights!(Restated <=> DailyInsightsRestated {
         previous_currency: Currency,
-        previous: DailyMetrics,
-    }
-
-    impl From<Recorded> for DailyInsightsRecorded {
-        fn from(w: Recorded) -> Self {
-            DailyInsightsRecorded {
-                source: InsightsSource {
-                    campaign_id: w.campaign_id,
-                    connection_id: w.connection_id,
-                    platform: w.platform,
-                    ad_account_id: w.ad_account_id,
-                    sync_id: w.sync_id,
-                },
-                date: w.date,
-                currency: w.currency,
-                metrics: DailyMetrics {
-                    impressions: w.impressions,
-                    clicks: w.clicks,
-                    spend: w.spend,
-                    conversions: w.conversions,
-                    conversion_value: w.conversion_value,
-                },
-                revision: w.revision,
-            }
-        }
-    }
-
-    impl From<DailyInsightsRecorded> for Recorded {
-        fn from(e: DailyInsightsRecorded) -> Self {
-            Recorded {
-                campaign_id: e.source.campaign_id,
-                connection_id: e.source.connection_id,
-                platform: e.source.platform,
-                ad_account_id: e.source.ad_account_id,
-                sync_id: e.source.sync_id,
-                date: e.date,
-                currency: e.currency,
-                impressions: e.metrics.impressions,
-                clicks: e.metrics.clicks,
-                spend: e.metrics.spend,
-                conversions: e.metrics.conversions,
-                conversion_value: e.metrics.conversion_value,
-                revision: e.revision,
-            }
-        }
-    }
-
-    impl From<Restated> for DailyInsightsRestated {
-        fn from(w: Restated) -> Self {
-            DailyInsightsRestated {
-                source: InsightsSource {
-                    campaign_id: w.campaign_id,
-                    connection_id: w.connection_id,
-                    platform: w.platform,
-                    ad_account_id: w.ad_account_id,
-                    sync_id: w.sync_id,
-                },
-                date: w.date,
-                currency: w.currency,
-                metrics: DailyMetrics {
-                    impressions: w.impressions,
-                    clicks: w.clicks,
-                    spend: w.spend,
-                    conversions: w.conversions,
-                    conversion_value: w.conversion_value,
-                },
-                revision: w.revision,
-                previous_currency: w.previous_currency,
-                previous: w.previous,
-            }
-        }
-    }
-
-    impl From<DailyInsightsRestated> for Restated {
-        fn from(e: DailyInsightsRestated) -> Self {
-            Restated {
-                campaign_id: e.source.campaign_id,
-                connection_id: e.source.connection_id,
-                platform: e.source.platform,
-                ad_account_id: e.source.ad_account_id,
-                sync_id: e.source.sync_id,
-                date: e.date,
-                currency: e.currency,
-                impressions: e.metrics.impressions,
-                clicks: e.metrics.clicks,
-                spend: e.metrics.spend,
-                conversions: e.metrics.conversions,
-                conversion_value: e.metrics.conversion_value,
-                revision: e.revision,
-                previous_currency: e.previous_currency,
-                previous: e.previous,
-            }
-        }
-    }
+        previous: DailyMetrics
+    });
 }
 
 macro_rules! domain_events {
