@@ -325,6 +325,7 @@ async fn raw_produce(
     headers: &rdkafka::message::OwnedHeaders,
     count: i64,
 ) -> anyhow::Result<f64> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::producer::{FutureProducer, FutureRecord};
     let raw = KafkaConfig {
         topic: topic.to_owned(),
@@ -352,10 +353,11 @@ async fn raw_produce(
                     deliveries.push(delivery);
                     break;
                 }
-                Err((_, back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
+                Err((error, _)) => anyhow::bail!("raw produce failed: {error}"),
             }
         }
     }

@@ -161,15 +161,16 @@ async fn publish_until_shutdown(
         .bind(&config.topic)
         .execute(store.pool())
         .await?;
+    // Only the leader moves the checkpoint, so it is read once per leadership.
+    let mut position: i64 =
+        sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE topic = $1")
+            .bind(&config.topic)
+            .fetch_one(store.pool())
+            .await?;
     let mut head = store.subscribe_head();
     while !shutdown.is_triggered() {
         // The lock is held by this connection; if it broke, so did the leadership.
         sqlx::query("SELECT 1").execute(&mut *lock).await?;
-        let position: i64 =
-            sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE topic = $1")
-                .bind(&config.topic)
-                .fetch_one(store.pool())
-                .await?;
         let events = store
             .read_log(&LogFilter {
                 after: position,
@@ -198,7 +199,8 @@ async fn publish_until_shutdown(
             .bind(delivered)
             .execute(store.pool())
             .await?;
-            tracing::debug!(topic = %config.topic, position = delivered, "published events");
+            position = delivered;
+            tracing::debug!(topic = %config.topic, position, "published events");
         }
         if let Some(error) = failure {
             return Err(error.into());
