@@ -614,4 +614,22 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["relay"]["position"], head);
     assert_eq!(body["relay"]["lag_events"], 0);
+
+    let metrics = client
+        .get(url.replace("/readyz", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let topic = format!("{{topic=\"{}\"}}", config.topic);
+    assert!(
+        metrics.contains(&format!("adledger_relay_lag_events{topic} 0\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("adledger_relay_position{topic} {head}\n")),
+        "{metrics}"
+    );
 }

@@ -10,6 +10,7 @@ mod extract;
 mod health;
 mod insights;
 mod log;
+mod metrics;
 mod resources;
 mod syncs;
 mod workspaces;
@@ -64,6 +65,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(insights::router())
         .merge(events::router())
         .merge(log::router())
+        .merge(metrics::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

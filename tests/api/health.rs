@@ -42,3 +42,58 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
+
+/// The value of the sample `name` (with its labels, if any) in a Prometheus text body.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_expose_the_log_head_and_projection_lag_in_prometheus_text() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Metrics").await;
+    let conn = app.sandbox(&ws, 5, 2).await;
+    app.sync(&ws, &conn, "2024-01-01", "2024-01-03").await;
+    let head = crate::helpers::eventually("the projections to catch up", || async {
+        let ready = app.get_json("/readyz").await;
+        let caught_up = ready["projections"]
+            .as_array()?
+            .iter()
+            .all(|p| p["lag_events"] == 0);
+        caught_up.then(|| ready["head_position"].as_f64()).flatten()
+    })
+    .await;
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let body = response.text().await.unwrap();
+    assert!(head > 0.0);
+    assert_eq!(
+        sample(&body, "adledger_log_head_position"),
+        Some(head),
+        "{body}"
+    );
+    for projection in ["catalog", "daily_insights"] {
+        let labels = format!("{{projection=\"{projection}\"}}");
+        assert_eq!(
+            sample(&body, &format!("adledger_projection_lag_events{labels}")),
+            Some(0.0),
+            "{body}"
+        );
+        assert_eq!(
+            sample(&body, &format!("adledger_projection_position{labels}")),
+            Some(head),
+            "{body}"
+        );
+    }
+    assert!(body.contains("# TYPE adledger_projection_events_applied_total counter"));
+    assert!(
+        !body.contains("adledger_relay_"),
+        "no relay without a topic"
+    );
+}

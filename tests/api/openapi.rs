@@ -29,6 +29,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workspaces/{workspace_id}/events"),
     ("get", "/v1/log/verify"),
     ("get", "/v1/projections"),
+    ("get", "/metrics"),
 ];
 
 #[tokio::test]
