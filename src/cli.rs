@@ -110,6 +110,44 @@ impl KafkaArgs {
     }
 }
 
+/// Limits and browser access of the HTTP API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Request bodies larger than this are refused with 413.
+    #[arg(long, env = "ADLEDGER_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Requests whose response has not started after this many seconds get 503.
+    #[arg(long, env = "ADLEDGER_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+    /// Browser origins allowed to call the API (CORS), comma-separated; none by default.
+    #[arg(long, env = "ADLEDGER_CORS_ORIGINS", value_delimiter = ',',
+          value_parser = parse_origin)]
+    pub cors_origins: Vec<axum::http::HeaderValue>,
+}
+
+fn parse_origin(origin: &str) -> Result<axum::http::HeaderValue, String> {
+    let origin = origin.trim();
+    let valid =
+        (origin.starts_with("https://") || origin.starts_with("http://")) && !origin.ends_with('/');
+    if !valid {
+        return Err(format!(
+            "{origin:?} is not an origin like https://app.example.com (scheme and host, no path)"
+        ));
+    }
+    axum::http::HeaderValue::from_str(origin).map_err(|e| e.to_string())
+}
+
+impl HttpArgs {
+    pub fn policy(&self) -> adledger_api::HttpPolicy {
+        adledger_api::HttpPolicy {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            cors_origins: self.cors_origins.clone(),
+        }
+    }
+}
+
 /// Where this process's projection workers read from, and the broker when it is Kafka.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -142,6 +180,8 @@ pub enum Command {
         demo: bool,
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Run only the sequencer and projection workers (same as `serve --role worker`).
     Worker {
@@ -209,6 +249,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ready_max_lag,
             demo,
             workers,
+            http,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
@@ -217,6 +258,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ready_max_lag,
                 demo,
                 workers,
+                http: http.policy(),
             })
             .await?
         }
@@ -228,6 +270,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ready_max_lag: 0,
                 demo: false,
                 workers,
+                http: Default::default(),
             })
             .await?
         }

@@ -15,6 +15,16 @@ pub struct ServeConfig {
     pub ready_max_lag: i64,
     pub demo: bool,
     pub workers: WorkerArgs,
+    pub http: adledger_api::HttpPolicy,
+}
+
+/// How the API answers, besides its routes.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// `/readyz` fails when a projection (or the relay) is more events behind than this.
+    pub ready_max_lag: i64,
+    pub readiness: adledger_api::Readiness,
+    pub http: adledger_api::HttpPolicy,
 }
 
 /// Where the projection workers of this process read from.
@@ -72,15 +82,15 @@ pub async fn relay(url: &Secret<String>, config: KafkaConfig) -> anyhow::Result<
 pub async fn spawn_api(
     store: EventStore,
     listener: tokio::net::TcpListener,
-    ready_max_lag: i64,
-    readiness: adledger_api::Readiness,
+    options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
     let state = adledger_api::AppState {
         commands: Commands::new(store.clone()),
         store,
-        ready_max_lag,
-        readiness,
+        ready_max_lag: options.ready_max_lag,
+        readiness: options.readiness,
+        http: options.http,
     };
     let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -137,10 +147,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             spawn_api(
                 store.clone(),
                 listener,
-                config.ready_max_lag,
-                adledger_api::Readiness {
-                    relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
-                    projections_from_kafka: config.workers.source == Source::Kafka,
+                ApiOptions {
+                    ready_max_lag: config.ready_max_lag,
+                    readiness: adledger_api::Readiness {
+                        relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
+                        projections_from_kafka: config.workers.source == Source::Kafka,
+                    },
+                    http: config.http.clone(),
                 },
                 stopped.clone(),
             )

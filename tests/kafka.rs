@@ -586,10 +586,13 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
     adledger::startup::spawn_api(
         store.clone(),
         listener,
-        5,
-        adledger_api::Readiness {
-            relay_topic: Some(config.topic.clone()),
-            projections_from_kafka: true,
+        adledger::startup::ApiOptions {
+            ready_max_lag: 5,
+            readiness: adledger_api::Readiness {
+                relay_topic: Some(config.topic.clone()),
+                projections_from_kafka: true,
+            },
+            ..Default::default()
         },
         stopped,
     )

@@ -49,6 +49,10 @@ pub enum ApiError {
     Upstream(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    #[error("the request body is larger than this server accepts")]
+    PayloadTooLarge,
+    #[error("the request took longer than {} s", .0.as_secs_f64())]
+    Timeout(std::time::Duration),
     #[error("internal error")]
     Internal(String),
 }
@@ -91,6 +95,16 @@ impl ApiError {
                 "Ad platform error",
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            ApiError::Timeout(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request-timeout",
+                "Request timed out",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

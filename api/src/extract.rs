@@ -21,6 +21,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::Malformed(
                 "expected a body with Content-Type: application/json".into(),
             )),
+            Err(other) if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(other) => Err(ApiError::Malformed(other.body_text())),
         }
     }

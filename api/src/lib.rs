@@ -7,6 +7,7 @@ mod dto;
 mod error;
 mod events;
 mod extract;
+mod hardening;
 mod health;
 mod insights;
 mod log;
@@ -24,6 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
+pub use hardening::HttpPolicy;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -33,6 +35,7 @@ pub struct AppState {
     /// `/readyz` answers 503 when a projection lags the log by more than this many events.
     pub ready_max_lag: i64,
     pub readiness: Readiness,
+    pub http: HttpPolicy,
 }
 
 /// What `/readyz` checks besides the database and migrations.
@@ -75,9 +78,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    let policy = state.http.clone();
     let (router, doc) = api_router().split_for_parts();
     let doc = std::sync::Arc::new(doc);
-    router
+    let router = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -86,7 +90,8 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(error::not_found_fallback)
-        .with_state(state)
+        .with_state(state);
+    hardening::apply(router, &policy)
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -12,13 +12,28 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(adledger_api::HttpPolicy::default()).await
+}
+
+/// An app whose HTTP limits and CORS origins are `http`.
+pub async fn spawn_app_with(http: adledger_api::HttpPolicy) -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
     adledger::startup::spawn_workers(&store, adledger::startup::WorkerSource::Postgres, &stopped);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
-    adledger::startup::spawn_api(store, listener, 1_000, Default::default(), stopped).await;
+    adledger::startup::spawn_api(
+        store,
+        listener,
+        adledger::startup::ApiOptions {
+            ready_max_lag: 1_000,
+            http,
+            ..Default::default()
+        },
+        stopped,
+    )
+    .await;
     TestApp {
         address,
         client: reqwest::Client::new(),

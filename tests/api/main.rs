@@ -3,6 +3,7 @@
 mod helpers;
 
 mod events;
+mod hardening;
 mod health;
 mod insights;
 mod openapi;

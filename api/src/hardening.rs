@@ -1,0 +1,145 @@
+//! What every response gets whatever the route: security headers, a bound on request bodies, a
+//! time limit, and CORS for an explicit allow-list of browser origins only.
+
+use crate::error::ApiError;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Limits and browser access of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: usize,
+    /// A request whose response has not started by then gets 503 `request-timeout`.
+    pub request_timeout: Duration,
+    /// Browser origins allowed to call the API (CORS); empty allows none.
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Wraps `router` in the policy's layers (outermost last).
+pub fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    policy: &HttpPolicy,
+) -> Router<S> {
+    let timeout = policy.request_timeout;
+    let mut router = router
+        .layer(DefaultBodyLimit::max(policy.max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            time_limit(timeout, req, next)
+        }))
+        .layer(axum::middleware::from_fn(security_headers));
+    if !policy.cors_origins.is_empty() {
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(policy.cors_origins.clone()))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                    HeaderName::from_static("idempotency-key"),
+                    HeaderName::from_static("x-request-id"),
+                ])
+                .expose_headers([HeaderName::from_static("x-request-id")])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    router
+}
+
+async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
+}
+
+/// The API answers JSON to programs: nothing in it may be framed, sniffed as another type, or
+/// leak the referring URL. HSTS only when the request came over TLS (a terminating proxy says so
+/// in `X-Forwarded-Proto`), since a plain-HTTP answer cannot set it meaningfully.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let over_tls = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    if over_tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_slow_handler_gets_a_timeout_problem_not_a_hung_connection() {
+        let policy = HttpPolicy {
+            request_timeout: Duration::from_millis(50),
+            ..HttpPolicy::default()
+        };
+        let app = apply(
+            Router::new().route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            ),
+            &policy,
+        );
+        let started = std::time::Instant::now();
+        let response = app
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["type"], "urn:adledger:problem:request-timeout");
+    }
+}

@@ -1,0 +1,105 @@
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use serde_json::json;
+
+const ORIGIN: &str = "https://app.example.com";
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_hsts_only_over_tls() {
+    let app = spawn_app().await;
+    for response in [app.get("/healthz").await, app.get("/v1/nothing-here").await] {
+        let h = response.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        assert!(!h.contains_key("strict-transport-security"), "plain HTTP");
+    }
+    let behind_tls = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(behind_tls.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413_problem() {
+    let app = spawn_app_with(adledger_api::HttpPolicy {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
+    let big = json!({ "name": "x".repeat(4096) });
+    let body = assert_problem(
+        app.post("/v1/workspaces", &big).await,
+        413,
+        "payload-too-large",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("larger"));
+    // A body within the limit still works.
+    let ok = app
+        .post("/v1/workspaces", &json!({ "name": "Small" }))
+        .await;
+    assert_eq!(ok.status(), 201);
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_allowed_origins() {
+    let app = spawn_app_with(adledger_api::HttpPolicy {
+        cors_origins: vec![ORIGIN.parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/workspaces"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight(ORIGIN).await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], ORIGIN);
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(simple.headers()["access-control-allow-origin"], ORIGIN);
+
+    // Without a configured allow-list no origin is allowed.
+    let closed = spawn_app().await;
+    let response = closed
+        .client
+        .get(closed.url("/healthz"))
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(!response
+        .headers()
+        .contains_key("access-control-allow-origin"));
+}
