@@ -124,6 +124,9 @@ pub struct HttpArgs {
     #[arg(long, env = "ADLEDGER_CORS_ORIGINS", value_delimiter = ',',
           value_parser = parse_origin)]
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// Requests per minute per client IP (bursts up to the same number); 0 turns limiting off.
+    #[arg(long, env = "ADLEDGER_RATE_LIMIT_PER_MINUTE", default_value_t = 1_200)]
+    pub rate_limit_per_minute: u32,
 }
 
 fn parse_origin(origin: &str) -> Result<axum::http::HeaderValue, String> {
@@ -144,6 +147,8 @@ impl HttpArgs {
             max_body_bytes: self.max_body_bytes,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
             cors_origins: self.cors_origins.clone(),
+            rate_limit_per_minute: (self.rate_limit_per_minute > 0)
+                .then_some(self.rate_limit_per_minute),
         }
     }
 }

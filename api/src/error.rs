@@ -51,6 +51,8 @@ pub enum ApiError {
     NotReady(String),
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
+    #[error("too many requests from this client; retry after {0} s")]
+    RateLimited(u64),
     #[error("the request took longer than {} s", .0.as_secs_f64())]
     Timeout(std::time::Duration),
     #[error("internal error")]
@@ -99,6 +101,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
                 "Payload too large",
+            ),
+            ApiError::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             ApiError::Timeout(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

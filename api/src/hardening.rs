@@ -2,6 +2,7 @@
 //! time limit, and CORS for an explicit allow-list of browser origins only.
 
 use crate::error::ApiError;
+use crate::rate_limit::{self, RateLimiter};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
@@ -19,6 +20,8 @@ pub struct HttpPolicy {
     pub request_timeout: Duration,
     /// Browser origins allowed to call the API (CORS); empty allows none.
     pub cors_origins: Vec<HeaderValue>,
+    /// Requests per minute per client IP (with bursts up to the same number); `None` is off.
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 impl Default for HttpPolicy {
@@ -27,6 +30,7 @@ impl Default for HttpPolicy {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
+            rate_limit_per_minute: Some(1_200),
         }
     }
 }
@@ -43,6 +47,12 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
             time_limit(timeout, req, next)
         }))
         .layer(axum::middleware::from_fn(security_headers));
+    if let Some(per_minute) = policy.rate_limit_per_minute {
+        let limiter = RateLimiter::per_minute(per_minute);
+        router = router.layer(axum::middleware::from_fn(move |req, next| {
+            rate_limit::limit(limiter.clone(), req, next)
+        }));
+    }
     if !policy.cors_origins.is_empty() {
         router = router.layer(
             CorsLayer::new()

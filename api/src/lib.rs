@@ -12,6 +12,7 @@ mod health;
 mod insights;
 mod log;
 mod metrics;
+mod rate_limit;
 mod resources;
 mod syncs;
 mod workspaces;

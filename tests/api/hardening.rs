@@ -103,3 +103,37 @@ async fn cors_answers_only_the_allowed_origins() {
         .headers()
         .contains_key("access-control-allow-origin"));
 }
+
+#[tokio::test]
+async fn past_the_rate_limit_a_client_gets_429_with_retry_after_but_probes_pass() {
+    let app = spawn_app_with(adledger_api::HttpPolicy {
+        rate_limit_per_minute: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let r = app.get("/openapi.json").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["ratelimit-limit"], "3");
+        remaining.push(
+            r.headers()["ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let refused = app.get("/openapi.json").await;
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    assert!(refused.headers().contains_key("ratelimit-reset"));
+    assert_problem(refused, 429, "rate-limited").await;
+    // Probes are never limited.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/metrics").await.status(), 200);
+}
