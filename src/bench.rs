@@ -325,41 +325,22 @@ async fn raw_produce(
     headers: &rdkafka::message::OwnedHeaders,
     count: i64,
 ) -> anyhow::Result<f64> {
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureRecord;
     let raw = KafkaConfig {
         topic: topic.to_owned(),
         ..kafka.clone()
     };
     raw.ensure_topic().await?;
-    let producer: FutureProducer = raw
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .create()?;
+    let producer = raw.producer()?;
     let keys: Vec<String> = (0..64).map(|_| Uuid::new_v4().to_string()).collect();
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(count as usize);
     for i in 0..count as usize {
-        let mut record = FutureRecord::to(topic)
+        let record = FutureRecord::to(topic)
             .key(&keys[i % keys.len()])
             .payload(value)
             .headers(headers.clone());
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => {
-                    deliveries.push(delivery);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                }
-                Err((error, _)) => anyhow::bail!("raw produce failed: {error}"),
-            }
-        }
+        deliveries.push(adledger_infra::kafka::enqueue(&producer, record).await?);
     }
     for delivery in deliveries {
         delivery

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -62,6 +63,18 @@ impl KafkaConfig {
         config
     }
 
+    /// The relay's producer: idempotent, acks=all, and it never drops a message (while the broker
+    /// is down, deliveries wait for it).
+    pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
+        self.client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "0")
+            .set("linger.ms", "5")
+            .set("queue.buffering.max.messages", "200000")
+            .create()
+    }
+
     /// Creates the topic when it does not exist yet.
     pub async fn ensure_topic(&self) -> Result<(), KafkaSetupError> {
         let admin: AdminClient<DefaultClientContext> = self.client_config().create()?;
@@ -77,6 +90,27 @@ impl KafkaConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands a record to the producer, waiting while its local queue is full.
+pub async fn enqueue<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((error, _)) => return Err(error),
+        }
     }
 }
 

@@ -8,11 +8,11 @@
 //!   events. After a crash, the events after it are sent again; consumers drop the duplicates by
 //!   log position.
 
-use super::{encode, KafkaConfig, KafkaSetupError};
+use super::{encode, enqueue, KafkaConfig, KafkaSetupError};
 use crate::event_store::{EventStore, LogFilter, RecordedEvent, StoreError};
 use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::Duration;
@@ -148,15 +148,7 @@ async fn publish_until_shutdown(
     shutdown: &mut Shutdown,
 ) -> Result<(), RelayError> {
     config.ensure_topic().await?;
-    let producer: FutureProducer = config
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        // Never drop a message: while the broker is down, deliveries wait for it.
-        .set("message.timeout.ms", "0")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .create()?;
+    let producer = config.producer()?;
     sqlx::query("INSERT INTO relay_checkpoints (topic) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(&config.topic)
         .execute(store.pool())
@@ -235,19 +227,13 @@ async fn publish(
         let position = event.position.unwrap_or(0);
         let (key, value, headers) =
             encode(event).map_err(|source| RelayError::Encode { position, source })?;
-        let mut record = FutureRecord::to(topic)
+        let record = FutureRecord::to(topic)
             .key(&key)
             .payload(&value)
             .headers(headers);
-        let delivery = loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break delivery,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((error, _)) => return Ok((first - 1, Some(error))),
-            }
+        let delivery = match enqueue(producer, record).await {
+            Ok(delivery) => delivery,
+            Err(error) => return Ok((first - 1, Some(error))),
         };
         deliveries.push((position, delivery));
     }
