@@ -226,10 +226,13 @@ fn adledger(db: &TestDatabase, config: &KafkaConfig, args: &[&str]) -> Process {
     Process { child, log }
 }
 
+/// Every projection, by name.
+const PROJECTIONS: [&str; 3] = ["catalog", "daily_insights", "audit"];
+
 /// Projection checksums built from the Postgres log (the reference).
 async fn postgres_checksums(store: &EventStore) -> Vec<String> {
     let mut sums = Vec::new();
-    for name in ["catalog", "daily_insights"] {
+    for name in PROJECTIONS {
         adledger_projections::rebuild(store, store.pool(), name, 5_000)
             .await
             .expect("rebuild from postgres");
@@ -244,7 +247,7 @@ async fn postgres_checksums(store: &EventStore) -> Vec<String> {
 
 async fn checksums(pool: &PgPool) -> Vec<String> {
     let mut sums = Vec::new();
-    for name in ["catalog", "daily_insights"] {
+    for name in PROJECTIONS {
         sums.push(
             adledger_projections::checksum(pool, name)
                 .await
@@ -359,10 +362,12 @@ async fn a_relay_killed_mid_stream_resumes_and_consumers_apply_each_event_once()
     );
 
     let expected = postgres_checksums(&store).await;
-    // One through the library, one through the command line.
-    adledger_projections::kafka::rebuild(store.pool(), &config, "daily_insights")
-        .await
-        .expect("rebuild from kafka");
+    // Through the library, and one through the command line.
+    for name in ["daily_insights", "audit"] {
+        adledger_projections::kafka::rebuild(store.pool(), &config, name)
+            .await
+            .expect("rebuild from kafka");
+    }
     let cli = Command::new(env!("CARGO_BIN_EXE_adledger"))
         .args(["projections", "rebuild", "catalog", "--source", "kafka"])
         .env("DATABASE_URL", db.url.expose())
@@ -538,7 +543,7 @@ async fn two_kafka_workers_share_partitions_and_the_survivor_takes_over() {
         .fetch_all(store.pool())
         .await
         .expect("offsets");
-        let done = rows.len() == 2 * ends.len()
+        let done = rows.len() == adledger_projections::all().len() * ends.len()
             && rows.iter().all(|(_, p, next)| ends.get(p) == Some(next));
         if done {
             break;

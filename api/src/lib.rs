@@ -2,6 +2,7 @@
 //! problem+json, the single error type, and the OpenAPI document generated from the handlers.
 //! Handlers are thin: extract and validate, call a command or a query, map to a response.
 
+mod audit;
 mod context;
 mod dto;
 mod error;
@@ -70,6 +71,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(log::router())
         .merge(metrics::router())
+        .merge(audit::router())
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

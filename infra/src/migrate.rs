@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "kafka",
         sql: include_str!("../../migrations/0004_kafka.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit",
+        sql: include_str!("../../migrations/0005_audit.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -2,6 +2,7 @@
 //! tables, checkpointed in the same transaction as its rows. Projections never write events and
 //! never read the wall clock into a row, so replaying the log gives byte-identical tables.
 
+mod audit;
 mod catalog;
 mod daily_insights;
 pub mod kafka;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 use std::sync::Arc;
 
+pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
 pub use runner::{catch_up, rebuild, run, DEFAULT_BATCH};
@@ -30,6 +32,10 @@ pub trait Projection: Send + Sync {
     /// One query per table returning the md5 (text, or NULL when empty) of all its rows in key
     /// order; together they fingerprint the read model.
     fn checksum_sql(&self) -> &'static [&'static str];
+    /// Whether `apply` reads the events' metadata (it is left out otherwise: less to read).
+    fn reads_metadata(&self) -> bool {
+        false
+    }
     /// Applies events (in log order) inside the caller's transaction. Applying an event twice
     /// must leave the rows as applying it once.
     async fn apply(
@@ -78,7 +84,7 @@ pub enum ProjectionError {
 
 /// Every projection, in the order a worker starts them.
 pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(Catalog), Arc::new(DailyInsights)]
+    vec![Arc::new(Catalog), Arc::new(DailyInsights), Arc::new(Audit)]
 }
 
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {

@@ -484,3 +484,72 @@ mod tests {
         );
     }
 }
+
+/// Audit entries of a workspace, newest first, a page at a time: `before` is the last position
+/// already seen.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub position: i64,
+    pub action: String,
+    pub stream_id: String,
+    pub actor_kind: String,
+    pub actor: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+pub async fn list_audit(
+    pool: &PgPool,
+    workspace: WorkspaceId,
+    filter: &AuditFilter,
+) -> Result<Vec<AuditEntry>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT position, action, stream_id, actor_kind, actor, ip, user_agent, request_id,
+                occurred_at, recorded_at
+         FROM audit_log
+         WHERE workspace_id = $1
+           AND ($2::text IS NULL OR actor = $2 OR actor_kind = $2)
+           AND ($3::text IS NULL OR action = $3)
+           AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+           AND ($5::timestamptz IS NULL OR occurred_at < $5)
+           AND ($6::int8 IS NULL OR position < $6)
+         ORDER BY position DESC LIMIT $7",
+    )
+    .bind(workspace.as_uuid())
+    .bind(&filter.actor)
+    .bind(&filter.action)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.before)
+    .bind(filter.limit.max(0))
+    .fetch_all(pool)
+    .await?;
+    let entry = |row: &PgRow| -> Result<AuditEntry, sqlx::Error> {
+        Ok(AuditEntry {
+            position: row.try_get(0)?,
+            action: row.try_get(1)?,
+            stream_id: row.try_get(2)?,
+            actor_kind: row.try_get(3)?,
+            actor: row.try_get(4)?,
+            ip: row.try_get(5)?,
+            user_agent: row.try_get(6)?,
+            request_id: row.try_get(7)?,
+            occurred_at: row.try_get(8)?,
+            recorded_at: row.try_get(9)?,
+        })
+    };
+    Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+}

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audit;
 mod events;
 mod hardening;
 mod health;

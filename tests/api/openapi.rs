@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/log/verify"),
     ("get", "/v1/projections"),
     ("get", "/metrics"),
+    ("get", "/v1/workspaces/{workspace_id}/audit"),
 ];
 
 #[tokio::test]

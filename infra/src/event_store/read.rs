@@ -29,10 +29,14 @@ pub struct LogFilter {
 pub struct LogEntry {
     pub position: i64,
     pub workspace_id: WorkspaceId,
+    pub stream_id: String,
     pub event_type: String,
     pub schema_version: i32,
     pub payload: String,
+    /// The metadata as JSON text, when the reader asked for it.
+    pub metadata: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
 }
 
 impl LogEntry {
@@ -124,37 +128,50 @@ impl EventStore {
     }
 
     /// Up to `limit` sequenced events after position `after`, in log order, as projections read
-    /// them.
+    /// them; with their metadata only when `with_metadata`.
     pub async fn read_log_entries(
         &self,
         after: i64,
         limit: i64,
+        with_metadata: bool,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, i32, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT l.position, l.workspace_id, e.event_type, e.schema_version, e.payload::text,
-                    e.occurred_at
+        type Row = (
+            i64,
+            Uuid,
+            String,
+            String,
+            i32,
+            String,
+            Option<String>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT l.position, l.workspace_id, e.stream_id, e.event_type, e.schema_version,
+                    e.payload::text, CASE WHEN $3 THEN e.metadata::text END, e.occurred_at,
+                    e.recorded_at
              FROM (SELECT position, event_row_id, workspace_id FROM event_log
                    WHERE position > $1 ORDER BY position LIMIT $2) l
              JOIN events e ON e.id = l.event_row_id ORDER BY l.position",
         )
         .bind(after)
         .bind(limit.max(0))
+        .bind(with_metadata)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(position, workspace, event_type, schema_version, payload, occurred_at)| {
-                    LogEntry {
-                        position,
-                        workspace_id: WorkspaceId(workspace),
-                        event_type,
-                        schema_version,
-                        payload,
-                        occurred_at,
-                    }
-                },
-            )
+            .map(|r| LogEntry {
+                position: r.0,
+                workspace_id: WorkspaceId(r.1),
+                stream_id: r.2,
+                event_type: r.3,
+                schema_version: r.4,
+                payload: r.5,
+                metadata: r.6,
+                occurred_at: r.7,
+                recorded_at: r.8,
+            })
             .collect())
     }
 

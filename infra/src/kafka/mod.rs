@@ -153,11 +153,15 @@ pub fn encode(event: &RecordedEvent) -> Result<(String, Vec<u8>, OwnedHeaders), 
 struct Value<'a> {
     position: i64,
     workspace_id: Uuid,
+    stream_id: String,
     event_type: String,
     schema_version: i32,
     #[serde(borrow)]
     payload: &'a RawValue,
+    #[serde(borrow)]
+    metadata: &'a RawValue,
     occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
 }
 
 /// Reads an event message's value back into the entry projections apply.
@@ -166,9 +170,12 @@ pub fn decode(value: &[u8]) -> Result<LogEntry, serde_json::Error> {
     Ok(LogEntry {
         position: v.position,
         workspace_id: WorkspaceId(v.workspace_id),
+        stream_id: v.stream_id,
         event_type: v.event_type,
         schema_version: v.schema_version,
         payload: v.payload.get().to_owned(),
+        metadata: Some(v.metadata.get().to_owned()),
         occurred_at: v.occurred_at,
+        recorded_at: v.recorded_at,
     })
 }

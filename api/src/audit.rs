@@ -1,0 +1,125 @@
+//! `GET /v1/workspaces/{id}/audit`: who did what, when and from where, newest first.
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::workspaces::workspace_exists;
+use crate::AppState;
+use adledger_domain::WorkspaceId;
+use adledger_projections::queries::{self, AuditFilter};
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only this actor: a name (e.g. `api`, `demo`) or a kind (`system`, `anonymous`).
+    actor: Option<String>,
+    /// Only this action (an event type, e.g. `SyncStarted`).
+    action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    /// Cursor: the `next_before` of the previous page.
+    before: Option<i64>,
+    /// Page size, 1 to 500 (default 100).
+    limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Log position of the event that records the action.
+    pub position: i64,
+    pub action: String,
+    pub stream_id: String,
+    /// `system` or `anonymous` (users and API keys come with authentication).
+    pub actor_kind: String,
+    pub actor: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The request (x-request-id) that caused it.
+    pub request_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl From<queries::AuditEntry> for AuditEntry {
+    fn from(e: queries::AuditEntry) -> Self {
+        Self {
+            position: e.position,
+            action: e.action,
+            stream_id: e.stream_id,
+            actor_kind: e.actor_kind,
+            actor: e.actor,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            occurred_at: e.occurred_at,
+            recorded_at: e.recorded_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Who did what in a workspace, when and from where, newest first, filterable and paginated.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit", tag = "audit",
+    params(("workspace_id" = Uuid, Path), AuditParams),
+    responses((status = 200, body = AuditPage),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn list_audit(
+    State(state): State<AppState>,
+    ApiPath(workspace_id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    if let (Some(from), Some(to)) = (params.from, params.to) {
+        if from >= to {
+            return Err(ApiError::invalid("from", "must be before `to`"));
+        }
+    }
+    workspace_exists(&state, workspace_id).await?;
+    let rows = queries::list_audit(
+        state.store.pool(),
+        WorkspaceId(workspace_id),
+        &AuditFilter {
+            actor: params.actor,
+            action: params.action,
+            from: params.from,
+            to: params.to,
+            before: params.before,
+            limit: limit + 1,
+        },
+    )
+    .await?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<AuditEntry> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(AuditEntry::from)
+        .collect();
+    let next_before = if more {
+        items.last().map(|e| e.position)
+    } else {
+        None
+    };
+    Ok(Json(AuditPage { items, next_before }))
+}

@@ -1,0 +1,119 @@
+//! The `audit` projection: one row per action in a workspace, with who did it (the actor), from
+//! where (IP, user agent), under which request, and when. Reported insights days are left out:
+//! they are a sync's data, and the sync itself is audited through its own events.
+
+use crate::{Projection, ProjectionError};
+use adledger_domain::{Actor, DomainEvent, EventMetadata};
+use adledger_infra::LogEntry;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub struct Audit;
+
+const TABLES: &[&str] = &["audit_log"];
+
+const CHECKSUMS: &[&str] =
+    &["SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.position)) FROM audit_log t"];
+
+#[derive(Default)]
+struct Rows {
+    position: Vec<i64>,
+    workspace: Vec<Uuid>,
+    action: Vec<String>,
+    stream: Vec<String>,
+    actor_kind: Vec<&'static str>,
+    actor: Vec<Option<String>>,
+    ip: Vec<Option<String>>,
+    user_agent: Vec<Option<String>>,
+    request: Vec<Uuid>,
+    occurred_at: Vec<DateTime<Utc>>,
+    recorded_at: Vec<DateTime<Utc>>,
+}
+
+fn audited(event: &DomainEvent) -> bool {
+    !matches!(
+        event,
+        DomainEvent::DailyInsightsRecorded(_) | DomainEvent::DailyInsightsRestated(_)
+    )
+}
+
+#[async_trait]
+impl Projection for Audit {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    fn checksum_sql(&self) -> &'static [&'static str] {
+        CHECKSUMS
+    }
+
+    fn reads_metadata(&self) -> bool {
+        true
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(LogEntry, DomainEvent)],
+    ) -> Result<(), ProjectionError> {
+        let mut rows = Rows::default();
+        for (entry, event) in events.iter().filter(|(_, e)| audited(e)) {
+            let invalid = |reason: String| ProjectionError::Invalid {
+                position: entry.position,
+                reason,
+            };
+            let text = entry
+                .metadata
+                .as_deref()
+                .ok_or_else(|| invalid("the event was read without its metadata".into()))?;
+            let metadata: EventMetadata = serde_json::from_str(text)
+                .map_err(|e| invalid(format!("metadata does not parse: {e}")))?;
+            let (kind, actor) = match metadata.actor {
+                Actor::System { name } => ("system", Some(name)),
+                Actor::Anonymous => ("anonymous", None),
+            };
+            rows.position.push(entry.position);
+            rows.workspace.push(entry.workspace_id.as_uuid());
+            rows.action.push(event.event_type().to_owned());
+            rows.stream.push(entry.stream_id.clone());
+            rows.actor_kind.push(kind);
+            rows.actor.push(actor);
+            rows.ip.push(metadata.source.ip);
+            rows.user_agent.push(metadata.source.user_agent);
+            rows.request.push(metadata.correlation_id);
+            rows.occurred_at.push(entry.occurred_at);
+            rows.recorded_at.push(entry.recorded_at);
+        }
+        if rows.position.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (position, workspace_id, action, stream_id, actor_kind, actor,
+                 ip, user_agent, request_id, occurred_at, recorded_at)
+             SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[],
+                 $11::timestamptz[])
+             ON CONFLICT (position) DO NOTHING",
+        )
+        .bind(&rows.position)
+        .bind(&rows.workspace)
+        .bind(&rows.action)
+        .bind(&rows.stream)
+        .bind(&rows.actor_kind)
+        .bind(&rows.actor)
+        .bind(&rows.ip)
+        .bind(&rows.user_agent)
+        .bind(&rows.request)
+        .bind(&rows.occurred_at)
+        .bind(&rows.recorded_at)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
