@@ -62,7 +62,8 @@ start() {
     # run it from its own data directory.
     (
         cd "$base"
-        nohup "$(tansu_bin)" broker \
+        # Its info logs run to gigabytes an hour: warnings only unless TANSU_LOG says otherwise.
+        RUST_LOG=${TANSU_LOG:-warn} nohup "$(tansu_bin)" broker \
             --listener-url "tcp://127.0.0.1:$port" \
             --advertised-listener-url "tcp://127.0.0.1:$port" \
             --storage-engine "sqlite://tansu.db" >"$log" 2>&1 &

@@ -14,7 +14,7 @@ pub mod testing;
 
 pub use db::Database;
 pub use event_store::{
-    AppendOutcome, AppendRequest, EventStore, Idempotency, LogEntry, LogFilter, NewEvent,
-    RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, EventContext, EventStore, Idempotency, LogEntry, LogFilter,
+    NewEvent, RecordedEvent, StoreError,
 };
 pub use secret::Secret;

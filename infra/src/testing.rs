@@ -142,6 +142,8 @@ impl TansuBroker {
         let log = std::fs::File::create(self.dir.join("tansu.log")).expect("broker log");
         let child = std::process::Command::new(tansu_bin())
             .current_dir(&self.dir)
+            // Its info logs are huge; the test's own RUST_LOG must not reach it.
+            .env("RUST_LOG", "warn")
             .args([
                 "broker",
                 "--listener-url",

@@ -53,7 +53,7 @@ impl Projection for Audit {
         CHECKSUMS
     }
 
-    fn reads_metadata(&self) -> bool {
+    fn reads_context(&self) -> bool {
         true
     }
 
@@ -68,11 +68,11 @@ impl Projection for Audit {
                 position: entry.position,
                 reason,
             };
-            let text = entry
-                .metadata
-                .as_deref()
-                .ok_or_else(|| invalid("the event was read without its metadata".into()))?;
-            let metadata: EventMetadata = serde_json::from_str(text)
+            let context = entry
+                .context
+                .as_ref()
+                .ok_or_else(|| invalid("the event was read without its context".into()))?;
+            let metadata: EventMetadata = serde_json::from_str(&context.metadata)
                 .map_err(|e| invalid(format!("metadata does not parse: {e}")))?;
             let (kind, actor) = match metadata.actor {
                 Actor::System { name } => ("system", Some(name)),
@@ -81,14 +81,14 @@ impl Projection for Audit {
             rows.position.push(entry.position);
             rows.workspace.push(entry.workspace_id.as_uuid());
             rows.action.push(event.event_type().to_owned());
-            rows.stream.push(entry.stream_id.clone());
+            rows.stream.push(context.stream_id.clone());
             rows.actor_kind.push(kind);
             rows.actor.push(actor);
             rows.ip.push(metadata.source.ip);
             rows.user_agent.push(metadata.source.user_agent);
             rows.request.push(metadata.correlation_id);
             rows.occurred_at.push(entry.occurred_at);
-            rows.recorded_at.push(entry.recorded_at);
+            rows.recorded_at.push(context.recorded_at);
         }
         if rows.position.is_empty() {
             return Ok(());

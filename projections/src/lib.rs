@@ -32,8 +32,9 @@ pub trait Projection: Send + Sync {
     /// One query per table returning the md5 (text, or NULL when empty) of all its rows in key
     /// order; together they fingerprint the read model.
     fn checksum_sql(&self) -> &'static [&'static str];
-    /// Whether `apply` reads the events' metadata (it is left out otherwise: less to read).
-    fn reads_metadata(&self) -> bool {
+    /// Whether `apply` reads the events' context: stream, metadata, recorded-at (it is left out
+    /// otherwise: less to read).
+    fn reads_context(&self) -> bool {
         false
     }
     /// Applies events (in log order) inside the caller's transaction. Applying an event twice

@@ -73,9 +73,9 @@ async fn read_page(
     after: i64,
     limit: i64,
     name: &'static str,
-    with_metadata: bool,
+    with_context: bool,
 ) -> Result<Page, ProjectionError> {
-    let entries = store.read_log_entries(after, limit, with_metadata).await?;
+    let entries = store.read_log_entries(after, limit, with_context).await?;
     let entries = dense_prefix(after, entries, name);
     let mut page = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -111,7 +111,7 @@ async fn apply_batch(
     ahead: &mut Option<ReadAhead>,
 ) -> Result<u64, ProjectionError> {
     let name = projection.name();
-    let metadata = projection.reads_metadata();
+    let context = projection.reads_context();
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -128,9 +128,9 @@ async fn apply_batch(
         Some(mut read) if read.after == position => match (&mut read.page).await {
             Ok(page) => page?,
             // The task was cancelled or panicked: read the page here instead.
-            Err(_) => read_page(store, position, batch, name, metadata).await?,
+            Err(_) => read_page(store, position, batch, name, context).await?,
         },
-        _ => read_page(store, position, batch, name, metadata).await?,
+        _ => read_page(store, position, batch, name, context).await?,
     };
     let Some(last) = page.last().map(|(entry, _)| entry.position) else {
         return Ok(0);
@@ -139,7 +139,7 @@ async fn apply_batch(
         let store = store.clone();
         *ahead = Some(ReadAhead {
             after: last,
-            page: tokio::spawn(async move { read_page(&store, last, batch, name, metadata).await }),
+            page: tokio::spawn(async move { read_page(&store, last, batch, name, context).await }),
         });
     }
     projection.apply(&mut tx, &page).await?;

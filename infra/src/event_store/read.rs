@@ -7,7 +7,6 @@ use adledger_domain::{DecodeError, DomainEvent, EventId, StreamId, WorkspaceId};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use uuid::Uuid;
 
 const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
      e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, e.metadata, \
@@ -29,13 +28,20 @@ pub struct LogFilter {
 pub struct LogEntry {
     pub position: i64,
     pub workspace_id: WorkspaceId,
-    pub stream_id: String,
     pub event_type: String,
     pub schema_version: i32,
     pub payload: String,
-    /// The metadata as JSON text, when the reader asked for it.
-    pub metadata: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// Present only when the reader asked for it: most projections never look.
+    pub context: Option<EventContext>,
+}
+
+/// Who recorded an event, where, and when: what the audit needs besides the payload.
+#[derive(Debug, Clone)]
+pub struct EventContext {
+    pub stream_id: String,
+    /// The metadata as JSON text.
+    pub metadata: String,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -128,51 +134,53 @@ impl EventStore {
     }
 
     /// Up to `limit` sequenced events after position `after`, in log order, as projections read
-    /// them; with their metadata only when `with_metadata`.
+    /// them; with their [`EventContext`] only when `with_context`.
     pub async fn read_log_entries(
         &self,
         after: i64,
         limit: i64,
-        with_metadata: bool,
+        with_context: bool,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        type Row = (
-            i64,
-            Uuid,
-            String,
-            String,
-            i32,
-            String,
-            Option<String>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT l.position, l.workspace_id, e.stream_id, e.event_type, e.schema_version,
-                    e.payload::text, CASE WHEN $3 THEN e.metadata::text END, e.occurred_at,
-                    e.recorded_at
+        // Two statements rather than optional columns: the lean one is the replay hot path, and
+        // every column it does not send saves time on each event.
+        let columns = if with_context {
+            ", e.stream_id, e.metadata::text, e.recorded_at"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT l.position, l.workspace_id, e.event_type, e.schema_version, e.payload::text,
+                    e.occurred_at{columns}
              FROM (SELECT position, event_row_id, workspace_id FROM event_log
                    WHERE position > $1 ORDER BY position LIMIT $2) l
-             JOIN events e ON e.id = l.event_row_id ORDER BY l.position",
-        )
-        .bind(after)
-        .bind(limit.max(0))
-        .bind(with_metadata)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| LogEntry {
-                position: r.0,
-                workspace_id: WorkspaceId(r.1),
-                stream_id: r.2,
-                event_type: r.3,
-                schema_version: r.4,
-                payload: r.5,
-                metadata: r.6,
-                occurred_at: r.7,
-                recorded_at: r.8,
+             JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        let entry = |row: &PgRow| -> Result<LogEntry, sqlx::Error> {
+            let context = if with_context {
+                Some(EventContext {
+                    stream_id: row.try_get(6)?,
+                    metadata: row.try_get(7)?,
+                    recorded_at: row.try_get(8)?,
+                })
+            } else {
+                None
+            };
+            Ok(LogEntry {
+                position: row.try_get(0)?,
+                workspace_id: WorkspaceId(row.try_get(1)?),
+                event_type: row.try_get(2)?,
+                schema_version: row.try_get(3)?,
+                payload: row.try_get(4)?,
+                occurred_at: row.try_get(5)?,
+                context,
             })
-            .collect())
+        };
+        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
     }
 
     /// The highest sequenced position (0 for an empty log).

@@ -8,7 +8,7 @@
 
 pub mod relay;
 
-use crate::event_store::{LogEntry, RecordedEvent};
+use crate::event_store::{EventContext, LogEntry, RecordedEvent};
 use adledger_domain::WorkspaceId;
 use chrono::{DateTime, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -170,12 +170,14 @@ pub fn decode(value: &[u8]) -> Result<LogEntry, serde_json::Error> {
     Ok(LogEntry {
         position: v.position,
         workspace_id: WorkspaceId(v.workspace_id),
-        stream_id: v.stream_id,
         event_type: v.event_type,
         schema_version: v.schema_version,
         payload: v.payload.get().to_owned(),
-        metadata: Some(v.metadata.get().to_owned()),
         occurred_at: v.occurred_at,
-        recorded_at: v.recorded_at,
+        context: Some(EventContext {
+            stream_id: v.stream_id,
+            metadata: v.metadata.get().to_owned(),
+            recorded_at: v.recorded_at,
+        }),
     })
 }
