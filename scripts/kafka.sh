@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A private Kafka-protocol broker for adledger (tansu 0.6.0 on sqlite storage): data in
-# .local/kafka, listening on a free loopback port.
+# .local/kafka (or $ADLEDGER_KAFKA_DIR), listening on a free loopback port.
 #   scripts/kafka.sh env      install and start it if needed; print `export ADLEDGER_KAFKA_BROKERS=...`
 #   scripts/kafka.sh start    install and start it if needed
 #   scripts/kafka.sh stop     stop it
@@ -10,7 +10,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-base=$root/.local/kafka
+base=${ADLEDGER_KAFKA_DIR:-$root/.local/kafka}
 pid_file=$base/tansu.pid
 port_file=$base/port
 log=$base/tansu.log

@@ -15,9 +15,13 @@ fi
 eval "$(scripts/pg.sh env)"
 export DATABASE_URL
 
-# The Kafka-protocol broker for the Kafka paths (installed on first use), stopped afterwards
-# unless it was already running or ADLEDGER_KAFKA_BROKERS points elsewhere.
+# The Kafka-protocol broker for the Kafka paths (installed on first use), in a data directory of
+# its own, stopped afterwards unless it was already running or ADLEDGER_KAFKA_BROKERS points
+# elsewhere. Test topics are throwaway: a broker this script starts begins empty, so it does not
+# slow down with every earlier run's messages.
+export ADLEDGER_KAFKA_DIR="$root/.local/kafka-test"
 if [ -z "${ADLEDGER_KAFKA_BROKERS:-}" ] && ! scripts/kafka.sh status 2>/dev/null; then
+    rm -rf "$ADLEDGER_KAFKA_DIR"
     trap 'scripts/kafka.sh stop' EXIT
 fi
 eval "$(scripts/kafka.sh env)"
