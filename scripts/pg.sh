@@ -70,15 +70,24 @@ start() {
     if running; then
         return
     fi
-    local port=54329
-    while port_in_use "$port"; do port=$((port + 1)); done
-    echo "$port" >"$port_file"
-    say "starting PostgreSQL on 127.0.0.1:$port (log: $log)"
+    # Below the kernel's ephemeral range (32768-60999), so no client socket can hold the port.
+    local port=15432 attempt
     touch "$log"
     if [ "$(id -u)" -eq 0 ]; then chown postgres "$log"; fi
-    as_owner "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=300" start >/dev/null \
-        || { tail -n 20 "$log" >&2; exit 1; }
+    for attempt in 1 2 3 4 5; do
+        while port_in_use "$port"; do port=$((port + 1)); done
+        echo "$port" >"$port_file"
+        say "starting PostgreSQL on 127.0.0.1:$port (log: $log)"
+        if as_owner "$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=300" \
+            start >/dev/null; then
+            break
+        fi
+        # Another process may have taken the port between the check and the bind: next one.
+        tail -n 5 "$log" >&2
+        if [ "$attempt" -eq 5 ]; then say "could not start PostgreSQL"; exit 1; fi
+        port=$((port + 1))
+    done
     as_owner "$bindir/psql" -h 127.0.0.1 -p "$port" -U adledger -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname = 'adledger'" | grep -q 1 \
         || as_owner "$bindir/createdb" -h 127.0.0.1 -p "$port" -U adledger adledger

@@ -17,10 +17,12 @@ for arg in "$@"; do
     if [ "$arg" = "--kafka" ]; then kafka=1; else args+=("$arg"); fi
 done
 
-eval "$(scripts/pg.sh env)"
+pg_env=$(scripts/pg.sh env) || { echo "run.sh: could not start PostgreSQL" >&2; exit 1; }
+eval "$pg_env"
 export DATABASE_URL
 if [ "$kafka" = 1 ]; then
-    eval "$(scripts/kafka.sh env)"
+    kafka_env=$(scripts/kafka.sh env) || { echo "run.sh: could not start the Kafka broker" >&2; exit 1; }
+    eval "$kafka_env"
     export ADLEDGER_KAFKA_BROKERS
     export ADLEDGER_PROJECTION_SOURCE=kafka
 fi

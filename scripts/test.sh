@@ -12,7 +12,9 @@ if command -v rustup >/dev/null 2>&1; then
     done
 fi
 
-eval "$(scripts/pg.sh env)"
+# An `eval "$(...)"` would go on silently when the script fails: take its output first.
+pg_env=$(scripts/pg.sh env) || { echo "test.sh: could not start PostgreSQL" >&2; exit 1; }
+eval "$pg_env"
 export DATABASE_URL
 
 # The Kafka-protocol broker for the Kafka paths (installed on first use), in a data directory of
@@ -24,7 +26,8 @@ if [ -z "${ADLEDGER_KAFKA_BROKERS:-}" ] && ! scripts/kafka.sh status 2>/dev/null
     rm -rf "$ADLEDGER_KAFKA_DIR"
     trap 'scripts/kafka.sh stop' EXIT
 fi
-eval "$(scripts/kafka.sh env)"
+kafka_env=$(scripts/kafka.sh env) || { echo "test.sh: could not start the Kafka broker" >&2; exit 1; }
+eval "$kafka_env"
 export ADLEDGER_KAFKA_BROKERS
 if [ -n "${TANSU_BIN:-}" ]; then export TANSU_BIN; fi
 
