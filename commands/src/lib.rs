@@ -7,10 +7,11 @@ mod idempotency;
 mod setup;
 mod sync;
 
-use adledger_domain::{DomainError, EventMetadata, SyncId};
+use adledger_connectors::resilience::CircuitBreaker;
+use adledger_domain::{ConnectionId, DomainError, EventMetadata, SyncId};
 use adledger_infra::{EventStore, StoreError};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// Who asks, under which idempotency key, and when (commands never read the clock).
@@ -27,6 +28,9 @@ pub struct Commands {
     store: EventStore,
     /// Syncs being run by this process, so a second run of the same sync is refused at once.
     running: Arc<Mutex<HashSet<SyncId>>>,
+    /// One circuit breaker per connection, shared by its syncs in this process: a failing
+    /// platform account is left alone for a while instead of being hammered by every run.
+    breakers: Arc<Mutex<HashMap<ConnectionId, Arc<CircuitBreaker>>>>,
 }
 
 impl Commands {
@@ -34,7 +38,14 @@ impl Commands {
         Self {
             store,
             running: Arc::default(),
+            breakers: Arc::default(),
         }
+    }
+
+    fn breaker(&self, connection: ConnectionId) -> Arc<CircuitBreaker> {
+        // A poisoned map is still a valid map.
+        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        breakers.entry(connection).or_default().clone()
     }
 }
 

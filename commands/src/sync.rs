@@ -5,6 +5,7 @@
 
 use crate::execute::{Executed, Target};
 use crate::{CommandContext, CommandError, Commands};
+use adledger_connectors::resilience::{Resilient, RetryPolicy};
 use adledger_connectors::{Connector, ConnectorError};
 use adledger_domain::campaign::{self, CampaignInsights, RecordDailyInsights};
 use adledger_domain::connection::{self, Connected, Connection, RunningSync};
@@ -105,12 +106,13 @@ impl Commands {
             connection,
             sync,
         };
-        let connector = adledger_connectors::for_connection(&conn.settings, conn.completed_syncs);
+        let connector = Resilient::new(
+            adledger_connectors::for_connection(&conn.settings, conn.completed_syncs),
+            RetryPolicy::default(),
+            self.breaker(connection),
+        );
         let mut counts = SyncCounts::default();
-        match run
-            .fetch_all(connector.as_ref(), &running, &mut counts)
-            .await
-        {
+        match run.fetch_all(&connector, &running, &mut counts).await {
             Ok(()) => {
                 run.end(connection::Command::CompleteSync {
                     sync_id: sync,

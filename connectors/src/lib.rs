@@ -2,6 +2,7 @@
 //! insights. Each platform's own words are translated into domain types here, once; nothing in
 //! this crate touches the event store or decides business rules.
 
+pub mod resilience;
 pub mod sandbox;
 
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
