@@ -130,14 +130,14 @@ impl Default for CircuitBreaker {
 }
 
 /// A connector whose every call goes through the policy and the connection's breaker.
-pub struct Resilient<C> {
-    inner: C,
+pub struct Resilient<C: ?Sized> {
     policy: RetryPolicy,
     breaker: Arc<CircuitBreaker>,
+    inner: Box<C>,
 }
 
-impl<C: Connector> Resilient<C> {
-    pub fn new(inner: C, policy: RetryPolicy, breaker: Arc<CircuitBreaker>) -> Self {
+impl<C: Connector + ?Sized> Resilient<C> {
+    pub fn new(inner: Box<C>, policy: RetryPolicy, breaker: Arc<CircuitBreaker>) -> Self {
         Self {
             inner,
             policy,
@@ -203,7 +203,7 @@ fn jitter() -> f64 {
 }
 
 #[async_trait::async_trait]
-impl<C: Connector> Connector for Resilient<C> {
+impl<C: Connector + ?Sized> Connector for Resilient<C> {
     async fn discover(&self) -> Result<Discovery, ConnectorError> {
         self.call(|| self.inner.discover()).await
     }
@@ -219,24 +219,6 @@ impl<C: Connector> Connector for Resilient<C> {
                 .daily_insights(ad_account, campaign_external_id, range)
         })
         .await
-    }
-}
-
-#[async_trait::async_trait]
-impl Connector for Box<dyn Connector> {
-    async fn discover(&self) -> Result<Discovery, ConnectorError> {
-        self.as_ref().discover().await
-    }
-
-    async fn daily_insights(
-        &self,
-        ad_account: &AdAccountId,
-        campaign_external_id: &str,
-        range: DateRange,
-    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError> {
-        self.as_ref()
-            .daily_insights(ad_account, campaign_external_id, range)
-            .await
     }
 }
 
@@ -300,7 +282,7 @@ mod tests {
             retry_after: Some(Duration::from_millis(2)),
         };
         let c = Resilient::new(
-            Scripted::new(vec![throttled, transient()]),
+            Box::new(Scripted::new(vec![throttled, transient()])),
             fast(),
             Arc::default(),
         );
@@ -311,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn auth_and_invalid_answers_are_not_retried() {
         let c = Resilient::new(
-            Scripted::new(vec![ConnectorError::AuthExpired]),
+            Box::new(Scripted::new(vec![ConnectorError::AuthExpired])),
             fast(),
             Arc::default(),
         );
@@ -323,7 +305,7 @@ mod tests {
     async fn retries_are_bounded_and_the_breaker_then_fails_fast() {
         let breaker = Arc::new(CircuitBreaker::new(4, Duration::from_secs(60)));
         let c = Resilient::new(
-            Scripted::new(vec![transient(); 10]),
+            Box::new(Scripted::new(vec![transient(); 10])),
             fast(),
             breaker.clone(),
         );
