@@ -4,6 +4,7 @@
 
 use crate::{all, by_name, Projection, ProjectionError};
 use adledger_domain::DomainEvent;
+use adledger_infra::event_store::dense_run;
 use adledger_infra::shutdown::Shutdown;
 use adledger_infra::{EventStore, LogEntry};
 use sqlx::PgPool;
@@ -169,15 +170,7 @@ async fn apply_batch(
 /// The events that follow `after` without a hole. The sequencer hands out dense positions, so a
 /// hole means something is wrong: stop there rather than skip.
 fn dense_prefix(after: i64, mut events: Vec<LogEntry>, name: &str) -> Vec<LogEntry> {
-    let mut expected = after + 1;
-    let dense = events
-        .iter()
-        .take_while(|e| {
-            let ok = e.position == expected;
-            expected += 1;
-            ok
-        })
-        .count();
+    let dense = dense_run(after, events.iter().map(|e| Some(e.position)));
     if dense < events.len() {
         tracing::warn!(
             projection = name,

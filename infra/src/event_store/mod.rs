@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
-pub use read::{EventContext, LogEntry, LogFilter};
+pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};
 
 /// One event to append, as a decision produced it.

@@ -22,6 +22,16 @@ pub struct LogFilter {
     pub limit: i64,
 }
 
+/// How many of `positions` continue `after` without a hole (after+1, after+2, ...). Readers of
+/// the log stop at a hole rather than skip it; the sequencer never leaves one.
+pub fn dense_run(after: i64, positions: impl IntoIterator<Item = Option<i64>>) -> usize {
+    positions
+        .into_iter()
+        .zip(after + 1..)
+        .take_while(|(position, expected)| *position == Some(*expected))
+        .count()
+}
+
 /// A sequenced event as projections read it: no metadata or hash, and the payload as text, to be
 /// decoded straight into the typed event (no intermediate JSON tree).
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 //!   log position.
 
 use super::{encode, enqueue, KafkaConfig, KafkaSetupError};
-use crate::event_store::{EventStore, LogFilter, RecordedEvent, StoreError};
+use crate::event_store::{dense_run, EventStore, LogFilter, RecordedEvent, StoreError};
 use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
@@ -204,12 +204,14 @@ async fn publish_until_shutdown(
 /// The events that follow `after` without a hole (the log has none; a reader stops rather than
 /// skip if it ever did).
 fn contiguous(after: i64, mut events: Vec<RecordedEvent>) -> Vec<RecordedEvent> {
-    let dense = events
-        .iter()
-        .zip(after + 1..)
-        .take_while(|(e, expected)| e.position == Some(*expected))
-        .count();
-    events.truncate(dense);
+    let dense = dense_run(after, events.iter().map(|e| e.position));
+    if dense < events.len() {
+        tracing::warn!(
+            position = after + dense as i64 + 1,
+            "hole in the log positions; the relay stops before it"
+        );
+        events.truncate(dense);
+    }
     events
 }
 
