@@ -1,7 +1,9 @@
 //! Everything that touches the outside world below the domain: the Postgres event store and its
-//! sequencer, migrations, configuration secrets and telemetry. Nothing above this crate names
-//! sqlx types in its public API, except the read-model layer that owns its tables.
+//! sequencer, migrations, crypto (keys, crypto-shredding, passwords, tokens), configuration
+//! secrets and telemetry. Nothing above this crate names sqlx types in its public API, except the
+//! read-model layer that owns its tables.
 
+pub mod crypto;
 pub mod db;
 pub mod event_store;
 pub mod kafka;
@@ -12,6 +14,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use crypto::{CryptoError, JwtKeys, MasterKeys, Opened, Sealer, TokenError};
 pub use db::Database;
 pub use event_store::{
     AppendOutcome, AppendRequest, EventContext, EventStore, Idempotency, LogEntry, LogFilter,

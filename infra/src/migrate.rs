@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("../../migrations/0005_audit.sql"),
     },
+    Migration {
+        version: 6,
+        name: "subject_keys",
+        sql: include_str!("../../migrations/0006_subject_keys.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1
