@@ -75,6 +75,16 @@ impl TestDatabase {
     }
 }
 
+/// A ring of one random master key (kid `test`).
+pub fn test_master_keys() -> crate::crypto::MasterKeys {
+    crate::crypto::MasterKeys::generate("test").expect("random master key")
+}
+
+/// A ring of one random JWT key (kid `test`).
+pub fn test_jwt_keys() -> crate::crypto::JwtKeys {
+    crate::crypto::JwtKeys::generate("test").expect("random JWT key")
+}
+
 /// The shared broker started by scripts/test.sh (scripts/kafka.sh), for tests on the Kafka paths.
 /// Each test uses a topic of its own.
 pub fn kafka_brokers() -> String {
