@@ -40,6 +40,8 @@ pub enum KeyListError {
         actual: usize,
         expected: usize,
     },
+    #[error("key {kid:?} is the active key and cannot be dropped")]
+    ActiveKey { kid: String },
     #[error("key {kid:?} has {actual} bytes; it must have at least {min}")]
     TooShort {
         kid: String,
@@ -182,7 +184,7 @@ impl MasterKeys {
     /// active key or the last one.
     pub fn without(&self, kid: &str) -> Result<Self, CryptoError> {
         if self.active_kid() == kid {
-            return Err(CryptoError::Malformed("cannot drop the active key"));
+            return Err(KeyListError::ActiveKey { kid: kid.into() }.into());
         }
         if !self.keys.iter().any(|k| k.kid == kid) {
             return Err(CryptoError::UnknownKid(kid.into()));
