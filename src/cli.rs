@@ -127,6 +127,20 @@ pub struct HttpArgs {
     /// Requests per minute per client IP (bursts up to the same number); 0 turns limiting off.
     #[arg(long, env = "ADLEDGER_RATE_LIMIT_PER_MINUTE", default_value_t = 1_200)]
     pub rate_limit_per_minute: u32,
+    /// Login, registration and token refresh per minute per client IP; 0 turns it off.
+    #[arg(
+        long,
+        env = "ADLEDGER_CREDENTIAL_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub credential_rate_limit_per_minute: u32,
+    /// Requests per minute per signed-in user or API key; 0 turns it off.
+    #[arg(
+        long,
+        env = "ADLEDGER_CALLER_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub caller_rate_limit_per_minute: u32,
 }
 
 fn parse_origin(origin: &str) -> Result<axum::http::HeaderValue, String> {
@@ -149,6 +163,10 @@ impl HttpArgs {
             cors_origins: self.cors_origins.clone(),
             rate_limit_per_minute: (self.rate_limit_per_minute > 0)
                 .then_some(self.rate_limit_per_minute),
+            credential_rate_limit_per_minute: (self.credential_rate_limit_per_minute > 0)
+                .then_some(self.credential_rate_limit_per_minute),
+            caller_rate_limit_per_minute: (self.caller_rate_limit_per_minute > 0)
+                .then_some(self.caller_rate_limit_per_minute),
         }
     }
 }
@@ -214,6 +232,24 @@ pub enum Command {
     Verify,
     /// Measure append and replay throughput in a scratch database on the same server.
     Bench(bench::BenchArgs),
+    /// Encryption and signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print fresh `ADLEDGER_MASTER_KEYS` and `ADLEDGER_JWT_KEYS` lines. To rotate, put the new
+    /// key first in each list, keep the old ones after it, and run `keys rewrap`.
+    Generate {
+        /// Key id of the new keys (1 to 32 of A-Z a-z 0-9 _ -).
+        #[arg(long, default_value = "k1")]
+        kid: String,
+    },
+    /// Re-encrypt every per-person key under the first (active) master key.
+    Rewrap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,6 +278,13 @@ pub enum ProjectionsCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Keys {
+        command: KeysCommand::Generate { kid },
+    } = &cli.command
+    {
+        ops::generate_keys(kid)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let url = cli.database_url.ok_or_else(|| {
         anyhow::anyhow!(
             "DATABASE_URL is not set (scripts/pg.sh env prints one for a local Postgres)"
@@ -289,6 +332,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => ops::replay(&url, args).await?,
         Command::Verify => return ops::verify(&url).await,
         Command::Bench(args) => bench::run(&url, args).await?,
+        Command::Keys { command } => match command {
+            KeysCommand::Generate { kid } => ops::generate_keys(&kid)?,
+            KeysCommand::Rewrap => ops::rewrap_keys(&url).await?,
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,18 @@
-//! Demo data through the real command path: a workspace, a sandbox connection with 20 campaigns,
-//! and 90 days of insights. Idempotency keys make a second run append nothing new.
+//! Demo data through the real command path: a demo user who owns a workspace with a sandbox
+//! connection of 20 campaigns and 90 days of insights. Idempotency keys make a second run append
+//! nothing new.
 
-use adledger_commands::{CommandContext, CommandError, Commands};
+use adledger_commands::identity::{AuthPolicy, Identity};
+use adledger_commands::{CommandContext, CommandError};
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{DateRange, DomainError, EventMetadata, WorkspaceId};
+use adledger_domain::{Actor, DateRange, DomainError, EventMetadata, UserId, WorkspaceId};
 use adledger_infra::{Database, EventStore, Secret};
 use chrono::{Duration, Utc};
 use uuid::Uuid;
+
+/// The demo user's credentials: local demo data only, printed on every start.
+pub const DEMO_EMAIL: &str = "demo@adledger.local";
+pub const DEMO_PASSWORD: &str = "adledger-demo-password";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -28,11 +34,34 @@ impl Default for DemoArgs {
     }
 }
 
-fn context(key: &str) -> CommandContext {
+fn context(user: UserId, key: &str) -> CommandContext {
+    let mut metadata = EventMetadata::system("demo", Uuid::now_v7());
+    metadata.actor = Actor::User { user_id: user };
     CommandContext {
-        metadata: EventMetadata::system("demo", Uuid::now_v7()),
+        metadata,
         idempotency_key: Some(key.to_owned()),
         now: Utc::now(),
+    }
+}
+
+/// The demo user, registered on first use.
+async fn demo_user(identity: &Identity) -> anyhow::Result<UserId> {
+    let ctx = CommandContext {
+        metadata: EventMetadata::system("demo", Uuid::now_v7()),
+        idempotency_key: None,
+        now: Utc::now(),
+    };
+    match identity
+        .register(&ctx, DEMO_EMAIL, "Demo User", DEMO_PASSWORD)
+        .await
+    {
+        Ok(user) => Ok(user),
+        Err(CommandError::EmailTaken) => identity
+            .store()
+            .user_by_email(DEMO_EMAIL)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the demo user's email is taken but not found")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -40,7 +69,12 @@ pub async fn run(url: &Secret<String>, args: DemoArgs) -> anyhow::Result<()> {
     adledger_infra::migrate::run(url).await?;
     let db = Database::connect(url, 5).await?;
     let store = EventStore::new(db.app.clone());
-    let workspace = seed(&store, &args).await?;
+    let identity = crate::startup::identity(
+        &store,
+        crate::startup::keys_from_env()?,
+        AuthPolicy::default(),
+    );
+    let workspace = seed(&identity, &args).await?;
     store.sequence_all().await?;
     for p in adledger_projections::all() {
         adledger_projections::catch_up(&store, store.pool(), p.as_ref(), 2_000).await?;
@@ -50,9 +84,11 @@ pub async fn run(url: &Secret<String>, args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Seeds the demo workspace and returns its id.
-pub async fn seed(store: &EventStore, args: &DemoArgs) -> anyhow::Result<WorkspaceId> {
-    let commands = Commands::new(store.clone());
-    let tag = format!("demo-{}-{}-{}", args.seed, args.campaigns, args.days);
+pub async fn seed(identity: &Identity, args: &DemoArgs) -> anyhow::Result<WorkspaceId> {
+    let commands = identity.commands();
+    let user = demo_user(identity).await?;
+    let context = |key: &str| context(user, key);
+    let tag = format!("demo-{user}-{}-{}-{}", args.seed, args.campaigns, args.days);
     let workspace = commands
         .create_workspace(&context(&format!("{tag}-workspace")), "Demo workspace")
         .await?;
@@ -90,16 +126,25 @@ pub async fn seed(store: &EventStore, args: &DemoArgs) -> anyhow::Result<Workspa
 
 pub fn print_examples(workspace: WorkspaceId, base: &str) {
     let ws = format!("{base}/v1/workspaces/{workspace}");
-    println!("Demo workspace: {workspace}");
-    println!("Try:");
-    println!("  curl -s {ws}/connections");
-    println!("  curl -s '{ws}/campaigns?limit=5'");
+    println!("Demo workspace: {workspace} (owner {DEMO_EMAIL}, password {DEMO_PASSWORD})");
+    println!("Log in, then try:");
     println!(
-        "  curl -s '{ws}/insights?from={}&to={}&granularity=week&group_by=campaign'",
+        "  TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\
+    \
+         -d '{{\"email\":\"{DEMO_EMAIL}\",\"password\":\"{DEMO_PASSWORD}\"}}' \\
+    \
+         | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    );
+    let auth = "-H \"Authorization: Bearer $TOKEN\"";
+    println!("  curl -s {auth} {ws}/connections");
+    println!("  curl -s {auth} '{ws}/campaigns?limit=5'");
+    println!(
+        "  curl -s {auth} '{ws}/insights?from={}&to={}&granularity=week&group_by=campaign'",
         Utc::now().date_naive() - Duration::days(30),
         Utc::now().date_naive() - Duration::days(1)
     );
-    println!("  curl -s '{ws}/events?limit=3'");
-    println!("  curl -s {base}/v1/log/verify");
+    println!("  curl -s {auth} '{ws}/events?limit=3'");
+    println!("  curl -s {auth} '{ws}/audit?limit=5'");
+    println!("  curl -s {auth} {base}/v1/log/verify");
     println!("  curl -s {base}/readyz");
 }

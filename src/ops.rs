@@ -137,10 +137,23 @@ pub struct ReplayArgs {
     /// Last position (inclusive).
     #[arg(long)]
     pub to_position: Option<i64>,
+    /// Open sealed personal fields (needs ADLEDGER_MASTER_KEYS); erased people's read
+    /// `[erased]`. Without it, events are printed exactly as stored (as the hash chain covers).
+    #[arg(long)]
+    pub reveal: bool,
 }
 
 pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()> {
     let store = store(url).await?;
+    let sealer = if args.reveal {
+        let keys = crate::startup::keys_from_env()?;
+        Some(adledger_infra::Sealer::new(
+            store.pool().clone(),
+            keys.master,
+        ))
+    } else {
+        None
+    };
     let stream_id = match args.stream {
         Some(raw) => Some(
             StreamId::parse(&raw).ok_or_else(|| anyhow::anyhow!("invalid stream id {raw:?}"))?,
@@ -161,9 +174,24 @@ pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()
         let Some(last) = page.last().and_then(|e| e.position) else {
             break;
         };
-        for event in &page {
-            serde_json::to_writer(&mut out, event)?;
-            out.write_all(b"\n")?;
+        match &sealer {
+            None => {
+                for event in &page {
+                    serde_json::to_writer(&mut out, event)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Some(sealer) => {
+                let mut values = page
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sealer.reveal_json(&mut values).await?;
+                for value in &values {
+                    serde_json::to_writer(&mut out, value)?;
+                    out.write_all(b"\n")?;
+                }
+            }
         }
         filter.after = last;
     }
@@ -190,4 +218,33 @@ pub async fn verify(url: &Secret<String>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `adledger keys generate`: fresh key lists for the environment. Nothing is stored.
+pub fn generate_keys(kid: &str) -> anyhow::Result<()> {
+    let master = adledger_infra::MasterKeys::generate(kid)?;
+    let jwt = adledger_infra::JwtKeys::generate(kid)?;
+    println!(
+        "{}={}",
+        adledger_infra::crypto::MASTER_KEYS_ENV,
+        master.to_env_string().expose()
+    );
+    println!(
+        "{}={}",
+        adledger_infra::crypto::JWT_KEYS_ENV,
+        jwt.to_env_string().expose()
+    );
+    Ok(())
+}
+
+/// `adledger keys rewrap`: every per-person key re-encrypted under the active master key, so
+/// that older master keys can be dropped from the list.
+pub async fn rewrap_keys(url: &Secret<String>) -> anyhow::Result<()> {
+    let keys = crate::startup::keys_from_env()?;
+    let store = store(url).await?;
+    let active = keys.master.active_kid().to_owned();
+    let sealer = adledger_infra::Sealer::new(store.pool().clone(), keys.master);
+    let rewrapped = sealer.rewrap_all().await?;
+    println!("re-wrapped {rewrapped} subject key(s) under master key {active:?}");
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
 use crate::cli::{Role, Source, WorkerArgs};
+use adledger_commands::identity::{AuthPolicy, Identity, Keys};
 use adledger_commands::Commands;
 use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::shutdown::{self, Shutdown};
@@ -25,6 +26,22 @@ pub struct ApiOptions {
     pub ready_max_lag: i64,
     pub readiness: adledger_api::Readiness,
     pub http: adledger_api::HttpPolicy,
+    pub auth: AuthPolicy,
+}
+
+/// The master and JWT keys from the environment, with what to do when they are missing.
+pub fn keys_from_env() -> anyhow::Result<Keys> {
+    let hint = "generate keys with `adledger keys generate` and export the two lines it prints \
+                (scripts/run.sh does this for you in .local/keys.env)";
+    let master =
+        adledger_infra::MasterKeys::from_env().map_err(|e| anyhow::anyhow!("{e}; {hint}"))?;
+    let jwt = adledger_infra::JwtKeys::from_env().map_err(|e| anyhow::anyhow!("{e}; {hint}"))?;
+    Ok(Keys { master, jwt })
+}
+
+/// The identity service over `store` (also what the demo uses to create its user).
+pub fn identity(store: &EventStore, keys: Keys, policy: AuthPolicy) -> Identity {
+    Identity::new(store.clone(), Commands::new(store.clone()), keys, policy)
 }
 
 /// Where the projection workers of this process read from.
@@ -82,11 +99,18 @@ pub async fn relay(url: &Secret<String>, config: KafkaConfig) -> anyhow::Result<
 pub async fn spawn_api(
     store: EventStore,
     listener: tokio::net::TcpListener,
+    keys: Keys,
     options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
+    let identity = identity(&store, keys, options.auth);
     let state = adledger_api::AppState {
-        commands: Commands::new(store.clone()),
+        commands: identity.commands().clone(),
+        identity,
+        caller_limiter: options
+            .http
+            .caller_rate_limit_per_minute
+            .map(adledger_api::RateLimiter::per_minute),
         store,
         ready_max_lag: options.ready_max_lag,
         readiness: options.readiness,
@@ -105,6 +129,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
+    let keys = if config.role == Role::Worker {
+        None
+    } else {
+        Some(keys_from_env()?)
+    };
     let db = Database::connect(&config.url, 20).await?;
     let store = EventStore::new(db.app.clone());
     let (trigger, stopped) = shutdown::channel();
@@ -130,11 +159,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             stopped.clone(),
         )));
     }
-    if config.demo {
-        crate::demo::seed(&store, &crate::demo::DemoArgs::default()).await?;
+    let mut demo = None;
+    if let (true, Some(keys)) = (config.demo, &keys) {
+        let identity = identity(&store, keys.clone(), AuthPolicy::default());
+        demo = Some(crate::demo::seed(&identity, &crate::demo::DemoArgs::default()).await?);
     }
     let mut api = None;
-    if config.role != Role::Worker {
+    if let Some(keys) = keys {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -147,6 +178,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             spawn_api(
                 store.clone(),
                 listener,
+                keys,
                 ApiOptions {
                     ready_max_lag: config.ready_max_lag,
                     readiness: adledger_api::Readiness {
@@ -154,11 +186,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                         projections_from_kafka: config.workers.source == Source::Kafka,
                     },
                     http: config.http.clone(),
+                    auth: AuthPolicy::default(),
                 },
                 stopped.clone(),
             )
             .await,
         );
+        if let Some(workspace) = demo {
+            crate::demo::print_examples(workspace, &format!("http://{addr}"));
+        }
     } else {
         tracing::info!("running the sequencer and projection workers");
     }

@@ -165,9 +165,17 @@ fn spawn_relay(store: &EventStore, config: &KafkaConfig) -> ShutdownTrigger {
 
 /// Seeds `workspaces` demo workspaces (sandbox: discovery, one sync) through the command path.
 async fn seed(store: &EventStore, seeds: std::ops::Range<u64>, campaigns: u32, days: i64) {
+    let identity = adledger::startup::identity(
+        store,
+        adledger_commands::identity::Keys {
+            master: adledger_infra::testing::test_master_keys(),
+            jwt: adledger_infra::testing::test_jwt_keys(),
+        },
+        Default::default(),
+    );
     for seed in seeds {
         demo::seed(
-            store,
+            &identity,
             &DemoArgs {
                 seed,
                 campaigns,
@@ -591,6 +599,10 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
     adledger::startup::spawn_api(
         store.clone(),
         listener,
+        adledger_commands::identity::Keys {
+            master: adledger_infra::testing::test_master_keys(),
+            jwt: adledger_infra::testing::test_jwt_keys(),
+        },
         adledger::startup::ApiOptions {
             ready_max_lag: 5,
             readiness: adledger_api::Readiness {

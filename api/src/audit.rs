@@ -1,9 +1,10 @@
 //! `GET /v1/workspaces/{id}/audit`: who did what, when and from where, newest first.
 
+use crate::caller::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::workspaces::workspace_exists;
 use crate::AppState;
+use adledger_domain::Permission;
 use adledger_domain::WorkspaceId;
 use adledger_projections::queries::{self, AuditFilter};
 use axum::extract::State;
@@ -21,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Only this actor: a name (e.g. `api`, `demo`) or a kind (`system`, `anonymous`).
+    /// Only this actor: a user or API key id, a system name (e.g. `demo`), or a kind (`user`,
+    /// `api_key`, `system`, `anonymous`).
     actor: Option<String>,
     /// Only this action (an event type, e.g. `SyncStarted`).
     action: Option<String>,
@@ -41,9 +43,11 @@ pub struct AuditEntry {
     pub position: i64,
     pub action: String,
     pub stream_id: String,
-    /// `system` or `anonymous` (users and API keys come with authentication).
+    /// `user`, `api_key`, `system` or `anonymous`.
     pub actor_kind: String,
+    /// The user or API key id, or the system component's name.
     pub actor: Option<String>,
+    /// `[erased]` once the person who acted was erased.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// The request (x-request-id) that caused it.
@@ -84,6 +88,7 @@ pub struct AuditPage {
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_audit(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
@@ -96,7 +101,9 @@ async fn list_audit(
             return Err(ApiError::invalid("from", "must be before `to`"));
         }
     }
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadHistory)
+        .await?;
     let rows = queries::list_audit(
         state.store.pool(),
         WorkspaceId(workspace_id),
@@ -111,11 +118,15 @@ async fn list_audit(
     )
     .await?;
     let more = rows.len() as i64 > limit;
-    let items: Vec<AuditEntry> = rows
+    let mut items: Vec<AuditEntry> = rows
         .into_iter()
         .take(limit as usize)
         .map(AuditEntry::from)
         .collect();
+    for item in &mut items {
+        crate::personal::reveal_field(state.identity.sealer(), &mut item.ip).await?;
+        crate::personal::reveal_field(state.identity.sealer(), &mut item.user_agent).await?;
+    }
     let next_before = if more {
         items.last().map(|e| e.position)
     } else {

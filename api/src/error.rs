@@ -55,6 +55,19 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the request took longer than {} s", .0.as_secs_f64())]
     Timeout(std::time::Duration),
+    /// No credentials, or credentials that are wrong or expired.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("a second factor (TOTP or recovery code) is required")]
+    SecondFactorRequired,
+    #[error("this refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many failed attempts; try again in {0} s")]
+    TooManyAttempts(u64),
+    #[error("an account with this email already exists")]
+    EmailTaken,
     #[error("internal error")]
     Internal(String),
 }
@@ -112,6 +125,28 @@ impl ApiError {
                 "request-timeout",
                 "Request timed out",
             ),
+            ApiError::Unauthenticated(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Unauthenticated",
+            ),
+            ApiError::SecondFactorRequired => (
+                StatusCode::UNAUTHORIZED,
+                "second-factor-required",
+                "Second factor required",
+            ),
+            ApiError::RefreshTokenReused => (
+                StatusCode::UNAUTHORIZED,
+                "refresh-token-reused",
+                "Refresh token reused",
+            ),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::TooManyAttempts(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "Too many failed attempts",
+            ),
+            ApiError::EmailTaken => (StatusCode::CONFLICT, "email-taken", "Email taken"),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -149,12 +184,28 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             body,
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::TooManyAttempts(secs) | ApiError::RateLimited(secs) => {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+            }
+            ApiError::Unauthenticated(_)
+            | ApiError::SecondFactorRequired
+            | ApiError::RefreshTokenReused => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"adledger\""),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -183,6 +234,15 @@ impl From<CommandError> for ApiError {
             CommandError::Conflict(why) => ApiError::Conflict(why),
             CommandError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             CommandError::Connector(why) => ApiError::Upstream(why),
+            CommandError::Unauthenticated(why) => ApiError::Unauthenticated(why),
+            CommandError::SecondFactorRequired => ApiError::SecondFactorRequired,
+            CommandError::RefreshTokenReused => ApiError::RefreshTokenReused,
+            CommandError::Forbidden(why) => ApiError::Forbidden(why),
+            CommandError::TooManyAttempts { retry_after_secs } => {
+                ApiError::TooManyAttempts(retry_after_secs)
+            }
+            CommandError::EmailTaken => ApiError::EmailTaken,
+            CommandError::Crypto(why) => ApiError::Internal(why),
             CommandError::Store(store) => store.into(),
         }
     }

@@ -1,12 +1,15 @@
 //! The workspace's events in log order, as NDJSON: one stored event per line, exactly as stored
 //! (type, schema version and payload as written, with position and chain hash), for replay.
+//! Personal fields stay sealed unless `reveal=true` asks to open them (erased ones read
+//! `[erased]`); the stored form is what the hash chain covers.
 
+use crate::caller::Caller;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::workspaces::workspace_exists;
 use crate::AppState;
+use adledger_domain::Permission;
 use adledger_domain::{StreamId, WorkspaceId};
-use adledger_infra::{EventStore, LogFilter};
+use adledger_infra::{EventStore, LogFilter, Sealer};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
@@ -33,6 +36,9 @@ pub struct EventParams {
     stream_id: Option<String>,
     /// At most this many events (default: all).
     limit: Option<i64>,
+    /// Open sealed personal fields (emails, names, IPs), or show `[erased]` for erased people.
+    /// Default false: the events exactly as stored, as the hash chain covers them.
+    reveal: Option<bool>,
 }
 
 /// Stream the workspace's events in log order as NDJSON.
@@ -43,6 +49,7 @@ pub struct EventParams {
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn stream_events(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
@@ -68,7 +75,9 @@ async fn stream_events(
                 .ok_or_else(|| ApiError::invalid("stream_id", "is not a stream id"))?,
         ),
     };
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadHistory)
+        .await?;
     let filter = LogFilter {
         after: from - 1,
         up_to: params.to_position,
@@ -76,10 +85,15 @@ async fn stream_events(
         stream_id,
         limit: PAGE,
     };
+    let sealer = params
+        .reveal
+        .unwrap_or(false)
+        .then(|| state.identity.sealer().clone());
     let body = Body::from_stream(ndjson(
         state.store.clone(),
         filter,
         params.limit.unwrap_or(i64::MAX),
+        sealer,
     ));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
@@ -89,9 +103,11 @@ pub fn ndjson(
     store: EventStore,
     filter: LogFilter,
     limit: i64,
+    reveal: Option<Sealer>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
     futures_util::stream::unfold((filter, limit), move |(mut filter, remaining)| {
         let store = store.clone();
+        let reveal = reveal.clone();
         async move {
             if remaining <= 0 {
                 return None;
@@ -109,15 +125,42 @@ pub fn ndjson(
             };
             let last = page.last()?.position?;
             let mut out = Vec::with_capacity(page.len() * 512);
-            for event in &page {
-                if serde_json::to_writer(&mut out, event).is_err() {
-                    return Some((Err(std::io::Error::other("encoding failed")), (filter, 0)));
-                }
-                out.push(b'\n');
+            let encoded = match &reveal {
+                None => page.iter().try_for_each(|event| {
+                    serde_json::to_writer(&mut out, event)?;
+                    out.push(b'\n');
+                    Ok::<_, serde_json::Error>(())
+                }),
+                Some(sealer) => match revealed(sealer, &page).await {
+                    Ok(values) => values.iter().try_for_each(|value| {
+                        serde_json::to_writer(&mut out, value)?;
+                        out.push(b'\n');
+                        Ok(())
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "opening personal fields failed mid-way");
+                        return Some((Err(std::io::Error::other("revealing failed")), (filter, 0)));
+                    }
+                },
+            };
+            if encoded.is_err() {
+                return Some((Err(std::io::Error::other("encoding failed")), (filter, 0)));
             }
             let remaining = remaining - page.len() as i64;
             filter.after = last;
             Some((Ok(bytes::Bytes::from(out)), (filter, remaining)))
         }
     })
+}
+
+async fn revealed(
+    sealer: &Sealer,
+    page: &[adledger_infra::RecordedEvent],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let mut values = page
+        .iter()
+        .map(|e| serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::personal::reveal(sealer, &mut values).await?;
+    Ok(values)
 }

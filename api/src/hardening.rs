@@ -22,6 +22,10 @@ pub struct HttpPolicy {
     pub cors_origins: Vec<HeaderValue>,
     /// Requests per minute per client IP (with bursts up to the same number); `None` is off.
     pub rate_limit_per_minute: Option<u32>,
+    /// Login, registration and token refresh per minute per client IP; `None` is off.
+    pub credential_rate_limit_per_minute: Option<u32>,
+    /// Requests per minute per signed-in user or API key; `None` is off.
+    pub caller_rate_limit_per_minute: Option<u32>,
 }
 
 impl Default for HttpPolicy {
@@ -31,6 +35,8 @@ impl Default for HttpPolicy {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             rate_limit_per_minute: Some(1_200),
+            credential_rate_limit_per_minute: Some(30),
+            caller_rate_limit_per_minute: Some(600),
         }
     }
 }
@@ -49,20 +55,24 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(axum::middleware::from_fn(security_headers));
     if let Some(per_minute) = policy.rate_limit_per_minute {
         let limiter = RateLimiter::per_minute(per_minute);
+        let credentials = policy
+            .credential_rate_limit_per_minute
+            .map(RateLimiter::per_minute);
         router = router.layer(axum::middleware::from_fn(move |req, next| {
-            rate_limit::limit(limiter.clone(), req, next)
+            rate_limit::limit(limiter.clone(), credentials.clone(), req, next)
         }));
     }
     if !policy.cors_origins.is_empty() {
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(policy.cors_origins.clone()))
-                .allow_methods([Method::GET, Method::POST])
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                 .allow_headers([
                     header::CONTENT_TYPE,
                     header::AUTHORIZATION,
                     HeaderName::from_static("idempotency-key"),
                     HeaderName::from_static("x-request-id"),
+                    HeaderName::from_static("x-api-key"),
                 ])
                 .expose_headers([HeaderName::from_static("x-request-id")])
                 .max_age(Duration::from_secs(600)),

@@ -1,10 +1,11 @@
 //! Insights: daily numbers summed by period and by platform, ad account or campaign.
 
+use crate::caller::Caller;
 use crate::dto::InsightsRow;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::workspaces::workspace_exists;
 use crate::AppState;
+use adledger_domain::Permission;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, WorkspaceId};
 use adledger_projections::queries::{self, Granularity, GroupBy, InsightsQuery};
 use axum::extract::State;
@@ -150,11 +151,14 @@ fn parse(workspace_id: Uuid, p: &InsightsParams) -> Result<InsightsQuery, ApiErr
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn get_insights(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<InsightsParams>,
 ) -> Result<Json<InsightsResponse>, ApiError> {
     let query = parse(workspace_id, &params)?;
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadInsights)
+        .await?;
     let rows = queries::insights(state.store.pool(), &query).await?;
     Ok(Json(InsightsResponse {
         from: query.range.from(),

@@ -3,6 +3,8 @@
 //! Handlers are thin: extract and validate, call a command or a query, map to a response.
 
 mod audit;
+mod auth;
+mod caller;
 mod context;
 mod dto;
 mod error;
@@ -12,12 +14,15 @@ mod hardening;
 mod health;
 mod insights;
 mod log;
+mod members;
 mod metrics;
+mod personal;
 mod rate_limit;
 mod resources;
 mod syncs;
 mod workspaces;
 
+use adledger_commands::identity::Identity;
 use adledger_commands::Commands;
 use adledger_infra::EventStore;
 use axum::Router;
@@ -28,11 +33,15 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
 pub use hardening::HttpPolicy;
+pub use rate_limit::RateLimiter;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub commands: Commands,
+    pub identity: Identity,
+    /// Requests per minute per signed-in user or API key.
+    pub caller_limiter: Option<rate_limit::RateLimiter>,
     pub store: EventStore,
     /// `/readyz` answers 503 when a projection lags the log by more than this many events.
     pub ready_max_lag: i64,
@@ -57,14 +66,40 @@ pub struct Readiness {
                        daily insights, and the immutable event log.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(Problem, error::FieldError))
+    components(schemas(Problem, error::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
+
+/// Every route but health, readiness, metrics and this document wants a bearer credential: an
+/// access token from `/v1/auth/login` or an API key.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token (JWT) from /v1/auth/login, or an API key (adl_ak_…)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
+        .merge(auth::router())
         .merge(workspaces::router())
+        .merge(members::router())
         .merge(resources::router())
         .merge(syncs::router())
         .merge(insights::router())

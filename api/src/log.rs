@@ -1,5 +1,6 @@
 //! Operations on the log as a whole: verifying the hash chain, projection status.
 
+use crate::caller::Caller;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
 use axum::extract::State;
@@ -28,7 +29,11 @@ pub struct Verification {
 #[utoipa::path(get, path = "/v1/log/verify", tag = "operations",
     responses((status = 200, body = Verification),
               (status = 500, body = Problem, content_type = "application/problem+json")))]
-async fn verify(State(state): State<AppState>) -> Result<Json<Verification>, ApiError> {
+async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Verification>, ApiError> {
+    let _ = &caller;
     let report = state.store.verify().await?;
     Ok(Json(Verification {
         ok: report.ok(),
@@ -59,7 +64,9 @@ pub struct ProjectionStatus {
               (status = 500, body = Problem, content_type = "application/problem+json")))]
 async fn projections(
     State(state): State<AppState>,
+    caller: Caller,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
+    let _ = &caller;
     let status = adledger_projections::status(&state.store, state.store.pool()).await?;
     Ok(Json(
         status

@@ -1,7 +1,9 @@
-//! Per-client rate limits: a token bucket per client IP (the TCP peer; a proxy in front must do
-//! its own limiting). `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` go out on
-//! every limited response; past the limit the answer is 429 `rate-limited` with `Retry-After`.
-//! Health, readiness and metrics are not limited, so probes never lock themselves out.
+//! Rate limits: a token bucket per client IP (the TCP peer; a proxy in front must do its own
+//! limiting), a stricter one per IP for login, registration and token refresh, and one per
+//! signed-in user or API key (applied by the `Caller` extractor). `RateLimit-Limit`,
+//! `RateLimit-Remaining` and `RateLimit-Reset` go out on every IP-limited response; past a limit
+//! the answer is 429 `rate-limited` with `Retry-After`. Health, readiness and metrics are not
+//! limited, so probes never lock themselves out.
 
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request};
@@ -14,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
+/// Routes that guess at credentials when abused: they get the stricter per-IP limit too.
+pub const CREDENTIAL_ROUTES: &[&str] = &["/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh"];
 /// Buckets idle this long are full again and can be forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(120);
 
@@ -27,7 +31,7 @@ struct Bucket {
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     per_minute: u32,
-    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
 /// What one request was allowed.
@@ -53,7 +57,17 @@ impl RateLimiter {
         f64::from(self.per_minute) / 60.0
     }
 
-    fn check(&self, client: IpAddr, now: Instant) -> Decision {
+    /// Takes one request from `key`'s bucket, or says how many seconds until it may.
+    pub fn take(&self, key: String) -> Result<(), u64> {
+        let decision = self.check(key, Instant::now());
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(decision.retry_after)
+        }
+    }
+
+    fn check(&self, client: String, now: Instant) -> Decision {
         let capacity = f64::from(self.per_minute);
         let rate = self.rate();
         // A poisoned lock only means another request panicked mid-update; the map is still usable.
@@ -89,7 +103,12 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
     headers.insert(name, HeaderValue::from(value));
 }
 
-pub async fn limit(limiter: RateLimiter, req: Request, next: Next) -> Response {
+pub async fn limit(
+    limiter: RateLimiter,
+    credentials: Option<RateLimiter>,
+    req: Request,
+    next: Next,
+) -> Response {
     if EXEMPT.contains(&req.uri().path()) {
         return next.run(req).await;
     }
@@ -97,7 +116,14 @@ pub async fn limit(limiter: RateLimiter, req: Request, next: Next) -> Response {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let decision = limiter.check(client, Instant::now());
+    let mut limiter = limiter;
+    let mut decision = limiter.check(client.to_string(), Instant::now());
+    if let Some(strict) = credentials.filter(|_| CREDENTIAL_ROUTES.contains(&req.uri().path())) {
+        if decision.allowed {
+            decision = strict.check(client.to_string(), Instant::now());
+            limiter = strict;
+        }
+    }
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
@@ -124,19 +150,19 @@ mod tests {
     #[test]
     fn a_client_gets_its_burst_then_waits_for_tokens_and_others_are_unaffected() {
         let limiter = RateLimiter::per_minute(3);
-        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let a = || "10.0.0.1".to_owned();
+        let b = "10.0.0.2".to_owned();
         let t0 = Instant::now();
-        let remaining: Vec<u32> = (0..3).map(|_| limiter.check(a, t0).remaining).collect();
+        let remaining: Vec<u32> = (0..3).map(|_| limiter.check(a(), t0).remaining).collect();
         assert_eq!(remaining, [2, 1, 0]);
-        let refused = limiter.check(a, t0);
+        let refused = limiter.check(a(), t0);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, 20, "one token per 20 s at 3/min");
         assert!(
             limiter.check(b, t0).allowed,
             "another client has its own bucket"
         );
-        let later = limiter.check(a, t0 + Duration::from_secs(21));
+        let later = limiter.check(a(), t0 + Duration::from_secs(21));
         assert!(later.allowed, "a token came back after 20 s");
         assert_eq!(later.remaining, 0);
     }

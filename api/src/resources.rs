@@ -1,12 +1,12 @@
 //! Connections, ad accounts and campaigns of a workspace.
 
-use crate::context::RequestContext;
+use crate::caller::Caller;
 use crate::dto::{AdAccount, Campaign, CampaignPage, ConnectPlatform, Connection, Created};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::workspaces::workspace_exists;
 use crate::AppState;
 use adledger_domain::event::ConnectionSettings;
+use adledger_domain::Permission;
 use adledger_domain::{ConnectionId, Platform, WorkspaceId};
 use adledger_projections::queries;
 use axum::extract::State;
@@ -75,10 +75,14 @@ fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
     ))]
 async fn connect_platform(
     State(state): State<AppState>,
-    RequestContext(ctx): RequestContext,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ConnectPlatform>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ManageConnections)
+        .await?;
+    let ctx = caller.context(&state).await?;
     let settings = settings(&body)?;
     let label = body
         .label
@@ -105,9 +109,12 @@ async fn connect_platform(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn list_connections(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
 ) -> Result<Json<Vec<Connection>>, ApiError> {
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     let rows = queries::list_connections(state.store.pool(), WorkspaceId(workspace_id)).await?;
     Ok(Json(rows.into_iter().map(Connection::from).collect()))
 }
@@ -119,8 +126,12 @@ async fn list_connections(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_connection(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<Connection>, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     queries::get_connection(
         state.store.pool(),
         WorkspaceId(workspace_id),
@@ -146,10 +157,13 @@ pub struct AdAccountParams {
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_ad_accounts(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<AdAccountParams>,
 ) -> Result<Json<Vec<AdAccount>>, ApiError> {
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     let rows = queries::list_ad_accounts(
         state.store.pool(),
         WorkspaceId(workspace_id),
@@ -177,6 +191,7 @@ pub struct CampaignParams {
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 async fn list_campaigns(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
     ApiQuery(params): ApiQuery<CampaignParams>,
 ) -> Result<Json<CampaignPage>, ApiError> {
@@ -184,7 +199,9 @@ async fn list_campaigns(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 500"));
     }
-    workspace_exists(&state, workspace_id).await?;
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     let rows = queries::list_campaigns(
         state.store.pool(),
         WorkspaceId(workspace_id),

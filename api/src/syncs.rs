@@ -1,10 +1,11 @@
 //! Sync runs: start one (it runs in the background), follow its progress.
 
-use crate::context::RequestContext;
+use crate::caller::Caller;
 use crate::dto::{StartSync, SyncAccepted, SyncRun};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
+use adledger_domain::Permission;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId, WorkspaceId};
 use adledger_projections::queries;
 use axum::extract::State;
@@ -34,10 +35,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn start_sync(
     State(state): State<AppState>,
-    RequestContext(ctx): RequestContext,
+    caller: Caller,
     ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(body): ApiJson<StartSync>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ManageConnections)
+        .await?;
+    let ctx = caller.context(&state).await?;
     let range = DateRange::new(body.from, body.to)?;
     let workspace = WorkspaceId(workspace_id);
     let connection = ConnectionId(connection_id);
@@ -72,8 +77,12 @@ async fn start_sync(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn list_syncs(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<Vec<SyncRun>>, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     let pool = state.store.pool();
     queries::get_connection(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
         .await?
@@ -91,8 +100,12 @@ async fn list_syncs(
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_sync(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath((workspace_id, sync_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Json<SyncRun>, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     queries::get_sync_run(
         state.store.pool(),
         WorkspaceId(workspace_id),

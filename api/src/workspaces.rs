@@ -1,10 +1,11 @@
-//! Workspaces: create one, read one.
+//! Workspaces: create one (its creator becomes owner), list mine, read one.
 
-use crate::context::RequestContext;
+use crate::caller::Caller;
 use crate::dto::{CreateWorkspace, Workspace};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
+use adledger_domain::Permission;
 use adledger_domain::WorkspaceId;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_workspace))
+        .routes(routes!(create_workspace, list_workspaces))
         .routes(routes!(get_workspace))
 }
 
@@ -30,14 +31,46 @@ pub fn router() -> OpenApiRouter<AppState> {
     ))]
 async fn create_workspace(
     State(state): State<AppState>,
-    RequestContext(ctx): RequestContext,
+    caller: Caller,
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.user()?;
+    let ctx = caller.context(&state).await?;
     let id = state.commands.create_workspace(&ctx, &body.name).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/workspaces/{id}"))],
         Json(crate::dto::Created { id: id.as_uuid() }),
+    ))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Membership {
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The workspaces the signed-in person belongs to, with their role in each.
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces",
+    responses((status = 200, body = Vec<Membership>),
+              (status = 401, body = Problem, content_type = "application/problem+json")))]
+async fn list_workspaces(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Membership>>, ApiError> {
+    let (user, _) = caller.user()?;
+    let rows = adledger_projections::queries::memberships_of(state.store.pool(), user).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|m| Membership {
+                workspace_id: m.workspace_id,
+                name: m.workspace_name,
+                role: m.role,
+                joined_at: m.joined_at,
+            })
+            .collect(),
     ))
 }
 
@@ -50,12 +83,16 @@ async fn create_workspace(
     ))]
 async fn get_workspace(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(workspace_id): ApiPath<Uuid>,
 ) -> Result<Json<Workspace>, ApiError> {
+    caller
+        .authorize(&state, workspace_id, Permission::ReadWorkspace)
+        .await?;
     workspace_exists(&state, workspace_id).await.map(Json)
 }
 
-/// The workspace, or 404: every workspace-scoped route checks this first.
+/// The workspace's read-model row, or 404 while it is not projected yet.
 pub async fn workspace_exists(state: &AppState, id: Uuid) -> Result<Workspace, ApiError> {
     adledger_projections::queries::get_workspace(state.store.pool(), WorkspaceId(id))
         .await?

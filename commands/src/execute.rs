@@ -5,10 +5,11 @@ use crate::{CommandError, Commands};
 use adledger_domain::campaign::CampaignInsights;
 use adledger_domain::connection::Connection;
 use adledger_domain::event::Decided;
+use adledger_domain::user::User;
 use adledger_domain::workspace::Workspace;
 use adledger_domain::{
-    campaign, connection, workspace, DomainEvent, EventId, EventMetadata, StreamId, StreamType,
-    WorkspaceId,
+    campaign, connection, user, workspace, DomainEvent, EventId, EventMetadata, StreamId,
+    StreamType, WorkspaceId,
 };
 use adledger_infra::{AppendOutcome, AppendRequest, Idempotency, NewEvent, StoreError};
 use chrono::{DateTime, Utc};
@@ -29,8 +30,16 @@ pub trait Aggregate: Default + Send {
 impl Aggregate for Workspace {
     const STREAM_TYPE: StreamType = StreamType::Workspace;
     const NAME: &'static str = "workspace";
+    fn apply(self, event: &DomainEvent, occurred_at: DateTime<Utc>) -> Self {
+        workspace::evolve(self, event, occurred_at)
+    }
+}
+
+impl Aggregate for User {
+    const STREAM_TYPE: StreamType = StreamType::User;
+    const NAME: &'static str = "user";
     fn apply(self, event: &DomainEvent, _: DateTime<Utc>) -> Self {
-        workspace::evolve(self, event)
+        user::evolve(self, event)
     }
 }
 

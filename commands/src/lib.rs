@@ -4,6 +4,8 @@
 
 mod execute;
 mod idempotency;
+pub mod identity;
+pub mod members;
 mod setup;
 mod sync;
 
@@ -65,6 +67,26 @@ pub enum CommandError {
     /// The ad platform failed; the sync was recorded as failed with this reason.
     #[error("ad platform error: {0}")]
     Connector(String),
+    /// The credentials were missing, wrong or expired (worded the same for every cause that
+    /// must not be told apart, such as an unknown email and a wrong password).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The password was right; the account needs its TOTP or a recovery code too.
+    #[error("a second factor (TOTP or recovery code) is required")]
+    SecondFactorRequired,
+    /// A refresh token was presented a second time: its whole session was revoked.
+    #[error("this refresh token was already used; the session has been revoked")]
+    RefreshTokenReused,
+    /// The caller may see the workspace but not do this in it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed attempts for this account; try again after this many seconds.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("cryptography failed: {0}")]
+    Crypto(String),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -61,9 +61,14 @@ impl Commands {
         if let Some(id) = self.earlier(idem.as_ref()).await? {
             return Ok(id);
         }
+        let owner = match ctx.metadata.actor {
+            adledger_domain::Actor::User { user_id } => Some(user_id),
+            _ => None,
+        };
         let command = workspace::Command::Create {
             workspace_id,
             name,
+            owner,
             at: ctx.now,
         };
         let target = Target {

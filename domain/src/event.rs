@@ -2,7 +2,8 @@
 //! rewritten: older schema versions are upcast on read (see [`crate::upcast`]).
 
 use crate::{
-    AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, Platform, SyncId, WorkspaceId,
+    AdAccountId, ApiKeyId, ApiKeyScope, CampaignId, ConnectionId, Currency, DailyMetrics,
+    InvitationId, Platform, Role, Sealed, SessionId, SyncId, UserId, WorkspaceId,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -144,6 +145,131 @@ pub struct DailyInsightsRestated {
     pub revision: u32,
     pub previous_currency: Currency,
     pub previous: DailyMetrics,
+}
+
+// ---- Identity: the user's own stream. Personal data is sealed under the user's key. ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub user_id: UserId,
+    pub email: Sealed,
+    pub name: Sealed,
+    pub password_hash: Sealed,
+}
+
+/// The second factor a login or a change presented; its use is recorded so it cannot be replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SecondFactor {
+    /// A TOTP code of this 30-second time step.
+    Totp { step: u64 },
+    /// The recovery code at this index of the list issued when TOTP was enabled.
+    RecoveryCode { index: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLoggedIn {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor: Option<SecondFactor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserLoggedOut {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub user_id: UserId,
+    pub password_hash: Sealed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolmentStarted {
+    pub user_id: UserId,
+    pub secret: Sealed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnabled {
+    pub user_id: UserId,
+    /// The step of the code that confirmed the enrolment (it cannot be used again).
+    pub step: u64,
+    /// SHA-256 hashes of the single-use recovery codes, in the order they were shown.
+    pub recovery_code_hashes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpDisabled {
+    pub user_id: UserId,
+    pub second_factor: SecondFactor,
+}
+
+/// The user's key was destroyed: every sealed field of theirs now reads as erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserErased {
+    pub user_id: UserId,
+}
+
+// ---- Membership and API keys: the workspace's stream. ----
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAdded {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInvited {
+    pub workspace_id: WorkspaceId,
+    pub invitation_id: InvitationId,
+    /// Sealed under the invitation's own key (the invitee may have no account yet).
+    pub email: Sealed,
+    pub role: Role,
+    /// SHA-256 of the single-use token sent to the invitee.
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationAccepted {
+    pub workspace_id: WorkspaceId,
+    pub invitation_id: InvitationId,
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRoleChanged {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRemoved {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyCreated {
+    pub workspace_id: WorkspaceId,
+    pub api_key_id: ApiKeyId,
+    pub name: String,
+    pub scope: ApiKeyScope,
+    /// SHA-256 of the key; the key itself was shown once and is not kept.
+    pub key_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRevoked {
+    pub workspace_id: WorkspaceId,
+    pub api_key_id: ApiKeyId,
 }
 
 /// The stored, flat shape of the insights events. `#[serde(flatten)]` gives the same JSON but
@@ -336,6 +462,21 @@ domain_events! {
     SyncFailed => 1,
     DailyInsightsRecorded => 2,
     DailyInsightsRestated => 2,
+    UserRegistered => 1,
+    UserLoggedIn => 1,
+    UserLoggedOut => 1,
+    PasswordChanged => 1,
+    TotpEnrolmentStarted => 1,
+    TotpEnabled => 1,
+    TotpDisabled => 1,
+    UserErased => 1,
+    MemberAdded => 1,
+    MemberInvited => 1,
+    InvitationAccepted => 1,
+    MemberRoleChanged => 1,
+    MemberRemoved => 1,
+    ApiKeyCreated => 1,
+    ApiKeyRevoked => 1,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

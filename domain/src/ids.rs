@@ -52,6 +52,22 @@ uuid_id!(
     /// The identity of one stored event (UUID v7, so ids sort by creation time).
     EventId
 );
+uuid_id!(
+    /// A person who signs in. Identity events live in the user's own stream.
+    UserId
+);
+uuid_id!(
+    /// A machine credential of one workspace.
+    ApiKeyId
+);
+uuid_id!(
+    /// An invitation to join a workspace, sent to an email address.
+    InvitationId
+);
+uuid_id!(
+    /// One login: its refresh tokens form a family that is revoked together.
+    SessionId
+);
 
 impl CampaignId {
     /// The same platform campaign seen through the same connection always gets the same id, so
@@ -106,6 +122,7 @@ pub enum StreamType {
     Workspace,
     Connection,
     Campaign,
+    User,
 }
 
 impl StreamType {
@@ -114,6 +131,7 @@ impl StreamType {
             StreamType::Workspace => "workspace",
             StreamType::Connection => "connection",
             StreamType::Campaign => "campaign",
+            StreamType::User => "user",
         }
     }
 }
@@ -121,6 +139,17 @@ impl StreamType {
 impl WorkspaceId {
     pub fn stream(&self) -> StreamId {
         StreamId::new(StreamType::Workspace, self.0)
+    }
+}
+
+impl WorkspaceId {
+    /// Identity events (users, logins) belong to no workspace; the log files them under this id.
+    pub const IDENTITY: WorkspaceId = WorkspaceId(Uuid::nil());
+}
+
+impl UserId {
+    pub fn stream(&self) -> StreamId {
+        StreamId::new(StreamType::User, self.0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The business rules of adledger as pure functions: ids, money, events and the aggregates'
 //! `decide`/`evolve`. No I/O, no clock, no randomness here: time and ids arrive in commands.
 
+pub mod access;
 pub mod campaign;
 pub mod connection;
 pub mod date_range;
@@ -10,10 +11,13 @@ pub mod ids;
 pub mod insights;
 pub mod metadata;
 pub mod money;
+pub mod personal;
 pub mod platform;
 pub mod upcast;
+pub mod user;
 pub mod workspace;
 
+pub use access::{ApiKeyScope, Permission, Role};
 pub use date_range::DateRange;
 pub use error::DomainError;
 pub use event::{DecodeError, DomainEvent};
@@ -21,4 +25,5 @@ pub use ids::*;
 pub use insights::{DailyMetrics, DerivedMetrics, MetricTotals};
 pub use metadata::{Actor, EventMetadata, RequestSource};
 pub use money::Currency;
+pub use personal::Sealed;
 pub use platform::Platform;

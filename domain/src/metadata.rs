@@ -1,5 +1,6 @@
 //! Who caused an event, and from where. Every stored event carries one of these.
 
+use crate::{ApiKeyId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -8,8 +9,13 @@ use uuid::Uuid;
 pub enum Actor {
     /// adledger itself (scheduler, CLI, demo seeding, benchmarks), named by its component.
     System { name: String },
-    /// A caller of the HTTP API that did not identify itself (no authentication exists yet).
+    /// A caller of the HTTP API that did not identify itself (registration, and events recorded
+    /// before authentication existed).
     Anonymous,
+    /// A signed-in person.
+    User { user_id: UserId },
+    /// A workspace's machine client.
+    ApiKey { api_key_id: ApiKeyId },
 }
 
 impl Actor {
@@ -18,8 +24,19 @@ impl Actor {
             name: name.to_owned(),
         }
     }
+
+    /// Whose key seals the request's source (IP, user agent): the person or key acting.
+    pub fn data_subject(&self) -> Option<Uuid> {
+        match self {
+            Actor::User { user_id } => Some(user_id.0),
+            Actor::ApiKey { api_key_id } => Some(api_key_id.0),
+            Actor::System { .. } | Actor::Anonymous => None,
+        }
+    }
 }
 
+/// Where a request came from. For people and API keys both fields are sealed under their key
+/// (`Sealed` text); events recorded before sealing existed hold them in clear.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestSource {
     #[serde(skip_serializing_if = "Option::is_none")]

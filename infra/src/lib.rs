@@ -6,6 +6,7 @@
 pub mod crypto;
 pub mod db;
 pub mod event_store;
+pub mod identity;
 pub mod kafka;
 pub mod migrate;
 pub mod secret;

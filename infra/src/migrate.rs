@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "subject_keys",
         sql: include_str!("../../migrations/0006_subject_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "identity",
+        sql: include_str!("../../migrations/0007_identity.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -63,6 +63,7 @@ impl Projection for Audit {
         events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError> {
         let mut rows = Rows::default();
+        let mut erased = Vec::new();
         for (entry, event) in events.iter().filter(|(_, e)| audited(e)) {
             let invalid = |reason: String| ProjectionError::Invalid {
                 position: entry.position,
@@ -74,9 +75,14 @@ impl Projection for Audit {
                 .ok_or_else(|| invalid("the event was read without its context".into()))?;
             let metadata: EventMetadata = serde_json::from_str(&context.metadata)
                 .map_err(|e| invalid(format!("metadata does not parse: {e}")))?;
+            if let DomainEvent::UserErased(e) = event {
+                erased.push(e.user_id.as_uuid().to_string());
+            }
             let (kind, actor) = match metadata.actor {
                 Actor::System { name } => ("system", Some(name)),
                 Actor::Anonymous => ("anonymous", None),
+                Actor::User { user_id } => ("user", Some(user_id.to_string())),
+                Actor::ApiKey { api_key_id } => ("api_key", Some(api_key_id.to_string())),
             };
             rows.position.push(entry.position);
             rows.workspace.push(entry.workspace_id.as_uuid());
@@ -90,30 +96,44 @@ impl Projection for Audit {
             rows.occurred_at.push(entry.occurred_at);
             rows.recorded_at.push(context.recorded_at);
         }
-        if rows.position.is_empty() {
-            return Ok(());
+        if !rows.position.is_empty() {
+            insert(conn, &rows).await?;
         }
-        sqlx::query(
-            "INSERT INTO audit_log (position, workspace_id, action, stream_id, actor_kind, actor,
+        if !erased.is_empty() {
+            // An erased person's sources go from the read model, not only their key.
+            sqlx::query(
+                "UPDATE audit_log SET ip = NULL, user_agent = NULL
+                 WHERE actor_kind = 'user' AND actor = ANY($1)",
+            )
+            .bind(&erased)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn insert(conn: &mut PgConnection, rows: &Rows) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO audit_log (position, workspace_id, action, stream_id, actor_kind, actor,
                  ip, user_agent, request_id, occurred_at, recorded_at)
              SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                  $6::text[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[],
                  $11::timestamptz[])
              ON CONFLICT (position) DO NOTHING",
-        )
-        .bind(&rows.position)
-        .bind(&rows.workspace)
-        .bind(&rows.action)
-        .bind(&rows.stream)
-        .bind(&rows.actor_kind)
-        .bind(&rows.actor)
-        .bind(&rows.ip)
-        .bind(&rows.user_agent)
-        .bind(&rows.request)
-        .bind(&rows.occurred_at)
-        .bind(&rows.recorded_at)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
-    }
+    )
+    .bind(&rows.position)
+    .bind(&rows.workspace)
+    .bind(&rows.action)
+    .bind(&rows.stream)
+    .bind(&rows.actor_kind)
+    .bind(&rows.actor)
+    .bind(&rows.ip)
+    .bind(&rows.user_agent)
+    .bind(&rows.request)
+    .bind(&rows.occurred_at)
+    .bind(&rows.recorded_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -17,6 +17,7 @@ const TABLES: &[&str] = &[
     "ad_accounts",
     "campaigns",
     "sync_runs",
+    "workspace_members",
 ];
 
 const CHECKSUMS: &[&str] = &[
@@ -26,6 +27,8 @@ const CHECKSUMS: &[&str] = &[
      FROM ad_accounts t",
     "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM campaigns t",
     "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM sync_runs t",
+    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.workspace_id, t.user_id)) \
+     FROM workspace_members t",
 ];
 
 #[async_trait]
@@ -72,6 +75,41 @@ async fn apply_one(
             .bind(at)
             .execute(&mut *conn)
             .await?;
+        }
+        DomainEvent::MemberAdded(adledger_domain::event::MemberAdded { user_id, role, .. })
+        | DomainEvent::InvitationAccepted(adledger_domain::event::InvitationAccepted {
+            user_id,
+            role,
+            ..
+        }) => {
+            sqlx::query(
+                "INSERT INTO workspace_members (workspace_id, user_id, role, joined_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+            )
+            .bind(workspace)
+            .bind(user_id.as_uuid())
+            .bind(role.as_str())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::MemberRoleChanged(e) => {
+            sqlx::query(
+                "UPDATE workspace_members SET role = $3 WHERE workspace_id = $1 AND user_id = $2",
+            )
+            .bind(workspace)
+            .bind(e.user_id.as_uuid())
+            .bind(e.role.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::MemberRemoved(e) => {
+            sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+                .bind(workspace)
+                .bind(e.user_id.as_uuid())
+                .execute(&mut *conn)
+                .await?;
         }
         DomainEvent::PlatformConnected(e) => {
             sqlx::query(
@@ -156,7 +194,20 @@ async fn apply_one(
             };
             sync_finished(conn, recorded, &finish).await?;
         }
-        DomainEvent::DailyInsightsRecorded(_) | DomainEvent::DailyInsightsRestated(_) => {}
+        // Identity, invitations and API keys have no catalog rows; insights have their own model.
+        DomainEvent::DailyInsightsRecorded(_)
+        | DomainEvent::DailyInsightsRestated(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedIn(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::PasswordChanged(_)
+        | DomainEvent::TotpEnrolmentStarted(_)
+        | DomainEvent::TotpEnabled(_)
+        | DomainEvent::TotpDisabled(_)
+        | DomainEvent::UserErased(_)
+        | DomainEvent::MemberInvited(_)
+        | DomainEvent::ApiKeyCreated(_)
+        | DomainEvent::ApiKeyRevoked(_) => {}
     }
     Ok(())
 }

@@ -537,19 +537,70 @@ pub async fn list_audit(
     .bind(filter.limit.max(0))
     .fetch_all(pool)
     .await?;
-    let entry = |row: &PgRow| -> Result<AuditEntry, sqlx::Error> {
-        Ok(AuditEntry {
-            position: row.try_get(0)?,
-            action: row.try_get(1)?,
-            stream_id: row.try_get(2)?,
-            actor_kind: row.try_get(3)?,
-            actor: row.try_get(4)?,
-            ip: row.try_get(5)?,
-            user_agent: row.try_get(6)?,
-            request_id: row.try_get(7)?,
-            occurred_at: row.try_get(8)?,
-            recorded_at: row.try_get(9)?,
+    Ok(rows.iter().map(audit_entry).collect::<Result<_, _>>()?)
+}
+
+fn audit_entry(row: &PgRow) -> Result<AuditEntry, sqlx::Error> {
+    Ok(AuditEntry {
+        position: row.try_get(0)?,
+        action: row.try_get(1)?,
+        stream_id: row.try_get(2)?,
+        actor_kind: row.try_get(3)?,
+        actor: row.try_get(4)?,
+        ip: row.try_get(5)?,
+        user_agent: row.try_get(6)?,
+        request_id: row.try_get(7)?,
+        occurred_at: row.try_get(8)?,
+        recorded_at: row.try_get(9)?,
+    })
+}
+
+/// Every audit entry where this actor acted, in every workspace, oldest first.
+pub async fn audit_of_actor(
+    pool: &PgPool,
+    actor_kind: &str,
+    actor: &str,
+) -> Result<Vec<AuditEntry>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT position, action, stream_id, actor_kind, actor, ip, user_agent, request_id,
+                occurred_at, recorded_at
+         FROM audit_log WHERE actor_kind = $1 AND actor = $2 ORDER BY position",
+    )
+    .bind(actor_kind)
+    .bind(actor)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(audit_entry).collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MembershipView {
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// The workspaces a person belongs to, oldest membership first.
+pub async fn memberships_of(
+    pool: &PgPool,
+    user: adledger_domain::UserId,
+) -> Result<Vec<MembershipView>, QueryError> {
+    let rows = sqlx::query(
+        "SELECT m.workspace_id, w.name, m.role, m.joined_at
+         FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
+         WHERE m.user_id = $1 ORDER BY m.joined_at, m.workspace_id",
+    )
+    .bind(user.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| MembershipView {
+            workspace_id: r.get(0),
+            workspace_name: r.get(1),
+            role: r.get(2),
+            joined_at: r.get(3),
         })
-    };
-    Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+        .collect())
 }

@@ -9,6 +9,7 @@ async fn the_audit_log_says_who_did_what_when_and_from_where() {
     let connected = app
         .client
         .post(app.url(&format!("/v1/workspaces/{ws}/connections")))
+        .bearer_auth(&app.token)
         .header("x-request-id", request_id)
         .header("user-agent", "audit-test/1.0")
         .json(&json!({ "platform": "sandbox", "label": "Sandbox",
@@ -55,7 +56,9 @@ async fn the_audit_log_says_who_did_what_when_and_from_where() {
     assert_eq!(connect["request_id"], request_id);
     assert_eq!(connect["user_agent"], "audit-test/1.0");
     assert_eq!(connect["ip"], "127.0.0.1");
-    assert_eq!(connect["actor_kind"], "anonymous");
+    assert_eq!(connect["actor_kind"], "user");
+    let me = app.get_json("/v1/me").await;
+    assert_eq!(connect["actor"], me["user_id"]);
     assert!(items.iter().any(|e| e["action"] == "WorkspaceCreated"));
 
     // Filters and pages.

@@ -9,8 +9,9 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
     app.sync(&ws, &conn, "2024-01-01", "2024-01-05").await;
 
     let events = app.events(&ws, "").await;
-    // Workspace, connection, account, 2 campaigns, sync started, 2 × 5 days, sync completed.
-    assert_eq!(events.len(), 17, "{events:?}");
+    // Workspace and its owner, connection, account, 2 campaigns, sync started, 2 × 5 days,
+    // sync completed.
+    assert_eq!(events.len(), 18, "{events:?}");
     let positions: Vec<i64> = events
         .iter()
         .map(|e| e["position"].as_i64().unwrap())
@@ -34,8 +35,13 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
         assert!(e["metadata"]["correlation_id"].is_string());
         assert!(e["metadata"]["actor"]["kind"].is_string());
     }
-    // Events caused by an HTTP request carry where it came from.
-    assert_eq!(events[0]["metadata"]["source"]["ip"], "127.0.0.1");
+    // Events caused by an HTTP request carry where it came from, sealed under the key of the
+    // person who acted; `reveal=true` opens it.
+    let sealed = events[0]["metadata"]["source"]["ip"].as_str().unwrap();
+    assert!(sealed.starts_with("sealed:v1:"), "{sealed}");
+    let revealed = app.events(&ws, "?reveal=true").await;
+    assert_eq!(revealed[0]["metadata"]["source"]["ip"], "127.0.0.1");
+    assert_eq!(revealed[0]["hash"], events[0]["hash"]);
     assert!(app
         .events(&other, "")
         .await
@@ -54,7 +60,12 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
     );
     let stream = events[0]["stream_id"].as_str().unwrap();
     let only = app.events(&ws, &format!("?stream_id={stream}")).await;
-    assert_eq!(only.len(), 1);
+    assert_eq!(
+        only.len(),
+        2,
+        "the workspace stream: created, and its owner added"
+    );
+    assert!(only.iter().all(|e| e["stream_id"] == stream));
 
     assert_problem(
         app.get(&format!("/v1/workspaces/{ws}/events?from_position=0"))

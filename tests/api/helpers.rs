@@ -7,8 +7,30 @@ use std::time::Duration;
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The access token of the app's first user, who owns the workspaces the helpers create.
+    pub token: String,
+    /// The keys the app seals and signs with (for running the CLI on its database).
+    pub keys: adledger_commands::identity::Keys,
     pub _db: TestDatabase,
     _stop: ShutdownTrigger,
+}
+
+/// A signed-in person of a test.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn test_keys() -> adledger_commands::identity::Keys {
+    adledger_commands::identity::Keys {
+        master: adledger_infra::testing::test_master_keys(),
+        jwt: adledger_infra::testing::test_jwt_keys(),
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -17,29 +39,44 @@ pub async fn spawn_app() -> TestApp {
 
 /// An app whose HTTP limits and CORS origins are `http`.
 pub async fn spawn_app_with(http: adledger_api::HttpPolicy) -> TestApp {
+    spawn_app_with_auth(http, Default::default()).await
+}
+
+/// An app with these HTTP limits and token lifetimes.
+pub async fn spawn_app_with_auth(
+    http: adledger_api::HttpPolicy,
+    auth: adledger_commands::identity::AuthPolicy,
+) -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
     adledger::startup::spawn_workers(&store, adledger::startup::WorkerSource::Postgres, &stopped);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let keys = test_keys();
     adledger::startup::spawn_api(
         store,
         listener,
+        keys.clone(),
         adledger::startup::ApiOptions {
             ready_max_lag: 1_000,
             http,
+            auth,
             ..Default::default()
         },
         stopped,
     )
     .await;
-    TestApp {
+    let mut app = TestApp {
         address,
         client: reqwest::Client::new(),
+        token: String::new(),
+        keys,
         _db: db,
         _stop: stop,
-    }
+    };
+    app.token = app.user("owner@example.com").await.token;
+    app
 }
 
 /// Polls `check` until it returns Some (reads are eventually consistent), for up to 10 s.
@@ -66,17 +103,117 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// GET as the app's first user.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.get_as(&self.token, path).await
     }
 
+    /// POST as the app's first user.
     pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.post_as(&self.token, path, body).await
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await
             .unwrap()
+    }
+
+    /// Any method, with an optional bearer token and JSON body.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POST without credentials (registration, login, refresh).
+    pub async fn post_anonymous(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, None, path, Some(body))
+            .await
+    }
+
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> reqwest::Response {
+        self.post_anonymous(
+            "/v1/auth/login",
+            &json!({ "email": email, "password": password, "code": code }),
+        )
+        .await
+    }
+
+    /// Registers and logs in a new person.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let r = self
+            .post_anonymous(
+                "/v1/auth/register",
+                &json!({ "email": email, "name": format!("Name of {email}"), "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
+        let id = r.json::<Value>().await.unwrap()["user_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self.login(email, PASSWORD, None).await;
+        assert_eq!(r.status(), 200, "login: {}", r.text().await.unwrap());
+        let tokens: Value = r.json().await.unwrap();
+        TestUser {
+            id,
+            email: email.to_owned(),
+            token: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Invites `user` into `ws` with `role` (as the app's first user, an owner) and accepts.
+    pub async fn join(&self, ws: &str, user: &TestUser, role: &str) {
+        let r = self
+            .post(
+                &format!("/v1/workspaces/{ws}/invitations"),
+                &json!({ "email": user.email, "role": role }),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "invite: {}", r.text().await.unwrap());
+        let token = r.json::<Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self
+            .post_as(
+                &user.token,
+                "/v1/invitations/accept",
+                &json!({ "token": token }),
+            )
+            .await;
+        assert_eq!(r.status(), 200, "accept: {}", r.text().await.unwrap());
     }
 
     /// GET that must answer 200 with JSON.

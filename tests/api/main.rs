@@ -2,7 +2,10 @@
 
 mod helpers;
 
+mod access;
 mod audit;
+mod auth;
+mod erasure;
 mod events;
 mod hardening;
 mod health;

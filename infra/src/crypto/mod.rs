@@ -5,6 +5,7 @@
 
 pub mod keyring;
 pub mod password;
+mod reveal;
 pub mod subject_keys;
 pub mod tokens;
 pub mod totp;

@@ -1,0 +1,201 @@
+//! Who is calling: the `Caller` extractor authenticates every request that needs it (a bearer
+//! access token, or an API key as `Authorization: Bearer adl_ak_…` or `X-Api-Key`), applies the
+//! per-caller rate limit, and builds the metadata the caller's commands carry, with the request's
+//! source sealed under the caller's key. Workspace routes ask it for a permission.
+
+use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
+use crate::AppState;
+use adledger_commands::identity::Principal;
+use adledger_commands::members::Access;
+use adledger_commands::CommandContext;
+use adledger_domain::{EventMetadata, Permission, RequestSource, SessionId, UserId, WorkspaceId};
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use std::net::SocketAddr;
+use uuid::Uuid;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const API_KEY_HEADER: &str = "x-api-key";
+
+/// What the request says about itself, before anyone is authenticated.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub request_id: Uuid,
+    pub source: RequestSource,
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestInfo {
+    pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect());
+        let idempotency_key = match parts.headers.get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(v) => {
+                let key = v.to_str().unwrap_or_default();
+                if key.is_empty() || key.len() > 255 {
+                    return Err(ApiError::invalid(
+                        "Idempotency-Key",
+                        "must be 1 to 255 visible ASCII characters",
+                    ));
+                }
+                Some(key.to_owned())
+            }
+        };
+        Ok(Self {
+            request_id: request_id(parts),
+            source: RequestSource { ip, user_agent },
+            idempotency_key,
+        })
+    }
+
+    /// An unauthenticated command context (registration, login): the command names the actor.
+    pub fn anonymous_context(&self) -> CommandContext {
+        CommandContext {
+            metadata: EventMetadata {
+                actor: adledger_domain::Actor::Anonymous,
+                correlation_id: self.request_id,
+                causation_id: None,
+                source: self.source.clone(),
+            },
+            idempotency_key: self.idempotency_key.clone(),
+            now: chrono::Utc::now(),
+        }
+    }
+}
+
+fn request_id(parts: &Parts) -> Uuid {
+    let raw = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // A caller's own request id that is not a UUID still maps to one stable correlation id.
+    Uuid::parse_str(raw).unwrap_or_else(|_| Uuid::new_v5(&Uuid::NAMESPACE_OID, raw.as_bytes()))
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    pub request: RequestInfo,
+}
+
+/// The request's own info, for routes that need no authentication.
+pub struct Request(pub RequestInfo);
+
+impl FromRequestParts<AppState> for Request {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        RequestInfo::from_parts(parts).map(Request)
+    }
+}
+
+fn credential(parts: &Parts) -> Option<String> {
+    if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+        return key.to_str().ok().map(|s| s.trim().to_owned());
+    }
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request = RequestInfo::from_parts(parts)?;
+        let Some(credential) = credential(parts) else {
+            return Err(ApiError::Unauthenticated(
+                "this route needs credentials: `Authorization: Bearer <access token or API key>`"
+                    .into(),
+            ));
+        };
+        let principal = if credential.starts_with("adl_ak_") {
+            state.identity.authenticate_api_key(&credential).await?
+        } else {
+            state
+                .identity
+                .authenticate_access_token(&credential)
+                .await?
+        };
+        limit(&state.caller_limiter, &principal)?;
+        Ok(Caller { principal, request })
+    }
+}
+
+fn limit(limiter: &Option<RateLimiter>, principal: &Principal) -> Result<(), ApiError> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    let key = match principal {
+        Principal::User { user_id, .. } => format!("user:{user_id}"),
+        Principal::ApiKey { api_key_id, .. } => format!("key:{api_key_id}"),
+    };
+    match limiter.take(key) {
+        Ok(()) => Ok(()),
+        Err(retry_after) => Err(ApiError::RateLimited(retry_after)),
+    }
+}
+
+impl Caller {
+    /// The signed-in person; API keys are refused for personal routes.
+    pub fn user(&self) -> Result<(UserId, SessionId), ApiError> {
+        match self.principal {
+            Principal::User {
+                user_id,
+                session_id,
+            } => Ok((user_id, session_id)),
+            Principal::ApiKey { .. } => Err(ApiError::Forbidden(
+                "this route is for signed-in people, not API keys".into(),
+            )),
+        }
+    }
+
+    /// The metadata of the commands this request causes, its source sealed under the caller's key.
+    pub async fn context(&self, state: &AppState) -> Result<CommandContext, ApiError> {
+        let ctx = CommandContext {
+            metadata: EventMetadata {
+                actor: self.principal.actor(),
+                correlation_id: self.request.request_id,
+                causation_id: None,
+                source: self.request.source.clone(),
+            },
+            idempotency_key: self.request.idempotency_key.clone(),
+            now: chrono::Utc::now(),
+        };
+        Ok(state.identity.seal_source(ctx).await?)
+    }
+
+    /// 404 unless the caller reaches the workspace; 403 when they do but may not do this.
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        workspace: Uuid,
+        permission: Permission,
+    ) -> Result<Access, ApiError> {
+        state
+            .identity
+            .authorize(&self.principal, WorkspaceId(workspace), permission)
+            .await
+            .map_err(|e| match e {
+                adledger_commands::CommandError::NotFound(_) => {
+                    ApiError::NotFound(format!("workspace {workspace}"))
+                }
+                other => other.into(),
+            })
+    }
+}

@@ -1,0 +1,147 @@
+//! Who may do what in a workspace: the roles of its members, the scopes of its API keys, and the
+//! one table that maps them to permissions. Every route asks this table; nothing else decides.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A member's role in one workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Manages members and billing, and everything an admin may do.
+    Owner,
+    /// Manages connections, syncs and API keys.
+    Admin,
+    /// Reads insights and exports them.
+    Analyst,
+    /// Reads the event history and the audit views; changes nothing.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Analyst, Role::Auditor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Owner => true,
+            Role::Admin => !matches!(permission, ManageMembers | ReadHistory),
+            Role::Analyst => matches!(permission, ReadWorkspace | ReadInsights),
+            Role::Auditor => matches!(permission, ReadWorkspace | ReadHistory),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an API key may do, chosen when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyScope {
+    /// Reads the workspace, its connections, campaigns, syncs and insights.
+    ReadOnly,
+    /// Also connects platforms and starts syncs.
+    ReadWrite,
+}
+
+impl ApiKeyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyScope::ReadOnly => "read_only",
+            ApiKeyScope::ReadWrite => "read_write",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [ApiKeyScope::ReadOnly, ApiKeyScope::ReadWrite]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    /// Keys never manage people, keys or billing, and never read the audit history: those stay
+    /// with signed-in members.
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            ApiKeyScope::ReadOnly => matches!(permission, ReadWorkspace | ReadInsights),
+            ApiKeyScope::ReadWrite => {
+                matches!(permission, ReadWorkspace | ReadInsights | ManageConnections)
+            }
+        }
+    }
+}
+
+/// One kind of action on a workspace. Routes name the permission they need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// The workspace, its connections, ad accounts, campaigns and sync runs.
+    ReadWorkspace,
+    /// Insights and their exports.
+    ReadInsights,
+    /// The event history, the audit view.
+    ReadHistory,
+    /// Connect platforms, start syncs.
+    ManageConnections,
+    /// Create and revoke API keys.
+    ManageApiKeys,
+    /// Invite, change roles, remove and erase members; billing.
+    ManageMembers,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission::*;
+
+    #[test]
+    fn the_role_table_reads_like_the_product_says() {
+        let table = [
+            // permission        owner  admin  analyst auditor
+            (ReadWorkspace, [true, true, true, true]),
+            (ReadInsights, [true, true, true, false]),
+            (ReadHistory, [true, false, false, true]),
+            (ManageConnections, [true, true, false, false]),
+            (ManageApiKeys, [true, true, false, false]),
+            (ManageMembers, [true, false, false, false]),
+        ];
+        for (permission, expected) in table {
+            for (role, allowed) in Role::ALL.into_iter().zip(expected) {
+                assert_eq!(role.allows(permission), allowed, "{role} {permission:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_only_read_or_run_syncs() {
+        assert!(ApiKeyScope::ReadOnly.allows(ReadInsights));
+        assert!(!ApiKeyScope::ReadOnly.allows(ManageConnections));
+        assert!(ApiKeyScope::ReadWrite.allows(ManageConnections));
+        for scope in [ApiKeyScope::ReadOnly, ApiKeyScope::ReadWrite] {
+            assert!(!scope.allows(ManageMembers) && !scope.allows(ManageApiKeys));
+            assert!(!scope.allows(ReadHistory));
+        }
+        assert_eq!(Role::parse("auditor"), Some(Role::Auditor));
+        assert_eq!(
+            ApiKeyScope::parse("read_write"),
+            Some(ApiKeyScope::ReadWrite)
+        );
+        assert_eq!(Role::parse("root"), None);
+    }
+}

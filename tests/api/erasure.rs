@@ -1,0 +1,220 @@
+//! Erasure (crypto-shredding): once a person is erased, their email, name, IP and user agent
+//! appear in no API answer, no read model and no replay output, and the log still verifies.
+
+use crate::helpers::{assert_problem, eventually, spawn_app, PASSWORD};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+/// Every row of every table in the database, as text, that contains `needle`.
+async fn tables_containing(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let mut found = Vec::new();
+    for table in tables {
+        let hits: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" t WHERE t::text ILIKE '%' || $1 || '%'"
+        ))
+        .bind(needle)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if hits > 0 {
+            found.push(format!("{table} ({hits})"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn an_erased_person_disappears_everywhere_and_the_log_still_verifies() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Shredded").await;
+    let bob = app.user("bob.secret@example.com").await;
+    app.join(&ws, &bob, "admin").await;
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/workspaces/{ws}/connections")))
+        .bearer_auth(&bob.token)
+        .header("user-agent", "bobs-agent/1.0")
+        .json(&json!({ "platform": "sandbox", "sandbox": { "seed": 2, "ad_accounts": 1, "campaigns": 1 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // Before: the owner's audit view and Bob's own export show where he came from.
+    let audit_path = format!("/v1/workspaces/{ws}/audit?action=PlatformConnected");
+    let entry = eventually("Bob's action in the audit view", || async {
+        let page = app.get_json(&audit_path).await;
+        page["items"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(entry["user_agent"], "bobs-agent/1.0");
+    assert_eq!(entry["actor"], bob.id);
+    let export = app.get_as(&bob.token, "/v1/me/export").await;
+    assert_eq!(export.status(), 200);
+    let export: Value = export.json().await.unwrap();
+    assert_eq!(export["profile"]["email"], "bob.secret@example.com");
+    assert_eq!(export["memberships"][0]["role"], "admin");
+    assert!(export["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event_type"] == "UserRegistered"));
+    assert!(export["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["user_agent"] == "bobs-agent/1.0"));
+    let pool = app._db.store().pool().clone();
+    assert!(!tables_containing(&pool, "bob.secret@example.com")
+        .await
+        .is_empty());
+
+    let r = app
+        .request(reqwest::Method::DELETE, Some(&bob.token), "/v1/me", None)
+        .await;
+    assert_eq!(r.status(), 204);
+
+    assert_problem(
+        app.get_as(&bob.token, "/v1/me").await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    assert_problem(
+        app.login(&bob.email, PASSWORD, None).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let entry = eventually("the audit view to drop Bob's sources", || async {
+        let page = app.get_json(&audit_path).await;
+        let entry = page["items"].as_array()?.first()?.clone();
+        entry["user_agent"].is_null().then_some(entry)
+    })
+    .await;
+    assert!(entry["ip"].is_null());
+    assert_eq!(
+        entry["actor"], bob.id,
+        "what happened stays: only who-was-where goes"
+    );
+
+    let needles = ["bob.secret@example.com", "bobs-agent", "Name of bob.secret"];
+    let members = app
+        .get(&format!("/v1/workspaces/{ws}/members"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = app
+        .get(&format!("/v1/workspaces/{ws}/events?reveal=true"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let audit = app
+        .get(&format!("/v1/workspaces/{ws}/audit"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let export = app.get("/v1/me/export").await.text().await.unwrap();
+    assert!(
+        events.contains("[erased]"),
+        "Bob's sealed fields read as erased"
+    );
+    for needle in needles {
+        for (what, text) in [
+            ("members", &members),
+            ("events", &events),
+            ("audit", &audit),
+            ("owner's export", &export),
+        ] {
+            assert!(!text.contains(needle), "{needle} still in {what}: {text}");
+        }
+        assert_eq!(
+            tables_containing(&pool, needle).await,
+            Vec::<String>::new(),
+            "{needle}"
+        );
+    }
+
+    // The log is untouched: the chain verifies, and a replay with the keys shows erased fields.
+    let verify = app.get_json("/v1/log/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_adledger"))
+        .args(["replay", "--reveal"])
+        .env("DATABASE_URL", app._db.url.expose())
+        .env(
+            "ADLEDGER_MASTER_KEYS",
+            app.keys.master.to_env_string().expose(),
+        )
+        .env("ADLEDGER_JWT_KEYS", app.keys.jwt.to_env_string().expose())
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replay = String::from_utf8(replay.stdout).unwrap();
+    assert!(replay.contains("UserErased") && replay.contains("[erased]"));
+    for needle in needles {
+        assert!(!replay.contains(needle), "{needle} in the replay output");
+    }
+    // The owner's own data still opens.
+    assert!(replay.contains("owner@example.com"));
+}
+
+#[tokio::test]
+async fn an_owner_erases_a_removed_member_but_not_a_current_one() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Leavers").await;
+    let carol = app.user("carol@example.com").await;
+    app.join(&ws, &carol, "analyst").await;
+    let member = format!("/v1/workspaces/{ws}/members/{}", carol.id);
+    let erase = format!("{member}/erasure");
+    let r = app.post(&erase, &json!({})).await;
+    assert_problem(r, 422, "validation-failed").await;
+    let r = app
+        .request(reqwest::Method::DELETE, Some(&app.token), &member, None)
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        app.get_as(&carol.token, &format!("/v1/workspaces/{ws}"))
+            .await,
+        404,
+        "not-found",
+    )
+    .await;
+    assert_eq!(app.post(&erase, &json!({})).await.status(), 204);
+    assert_problem(
+        app.login(&carol.email, PASSWORD, None).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let pool = app._db.store().pool().clone();
+    assert_eq!(
+        tables_containing(&pool, "carol@example.com").await,
+        Vec::<String>::new()
+    );
+    // Someone who never was a member cannot be erased through this workspace.
+    let dave = app.user("dave@example.com").await;
+    let r = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members/{}/erasure", dave.id),
+            &json!({}),
+        )
+        .await;
+    assert_problem(r, 404, "not-found").await;
+}
