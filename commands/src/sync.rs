@@ -1,16 +1,22 @@
-//! Running a started sync: discovery, then each campaign's daily insights, then the sync's end.
-//! Platform failures end the sync as failed with a classified reason; days already stored by
-//! finished campaigns are kept (they are facts the platform reported). Events are stamped when
+//! Running a started sync: discovery, then one insights fetch per ad account whose rows are
+//! appended per campaign, then the sync's end. Platform failures end the sync as failed with a
+//! classified reason; days already stored by finished campaigns are kept (they are facts the
+//! platform reported). Events are stamped when
 //! they happen (discovery, each campaign, the end), not with the time the sync was requested.
 
 use crate::execute::{Executed, Target};
 use crate::{CommandContext, CommandError, Commands};
 use adledger_connectors::resilience::{Resilient, RetryPolicy};
-use adledger_connectors::{Connector, ConnectorError};
+use adledger_connectors::{CampaignDay, Connector, ConnectorError};
 use adledger_domain::campaign::{self, CampaignInsights, RecordDailyInsights};
-use adledger_domain::connection::{self, Connected, Connection, RunningSync};
+use adledger_domain::connection::{self, AdAccount, Connected, Connection, RunningSync};
 use adledger_domain::event::{InsightsSource, SyncCounts};
-use adledger_domain::{CampaignId, ConnectionId, DomainError, EventMetadata, SyncId, WorkspaceId};
+use adledger_domain::{
+    AdAccountId, CampaignId, ConnectionId, DailyMetrics, DomainError, EventMetadata, SyncId,
+    WorkspaceId,
+};
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Marks a sync as being run by this process for as long as it lives.
@@ -70,8 +76,9 @@ struct Run<'a> {
 
 impl Commands {
     /// Runs a started sync to its end: discovery (RecordDiscovery on the connection stream), then
-    /// for each campaign in scope (all when scope empty) fetch daily insights for the range and
-    /// append the campaign aggregate's decision to stream campaign-<id>, summing SyncCounts;
+    /// for each ad account owning a campaign in scope (all campaigns when scope empty) fetch the
+    /// account's daily insights for the range once, and for each of its campaigns in scope that
+    /// has rows append the campaign aggregate's decision to stream campaign-<id>, summing SyncCounts;
     /// finally CompleteSync with the counts, or FailSync with the classified reason and the
     /// counts so far if anything failed (completed campaigns' days are kept). Returns the counts.
     ///
@@ -208,43 +215,55 @@ impl Run<'_> {
         } else {
             running.campaign_ids.clone()
         };
+        // Scope order is kept within an account; accounts go in the order of their first campaign.
+        let mut by_account: Vec<(AdAccountId, Vec<(CampaignId, &str)>)> = Vec::new();
         for campaign_id in scope {
-            counts.add(
-                self.sync_campaign(connector, &conn, running, campaign_id)
-                    .await?,
-            );
+            let campaign = conn
+                .campaigns
+                .get(&campaign_id)
+                .ok_or(CommandError::Rejected(DomainError::UnknownCampaign(
+                    campaign_id,
+                )))?;
+            match by_account
+                .iter_mut()
+                .find(|(account, _)| *account == campaign.ad_account_id)
+            {
+                Some((_, campaigns)) => campaigns.push((campaign_id, &campaign.external_id)),
+                None => by_account.push((
+                    campaign.ad_account_id.clone(),
+                    vec![(campaign_id, &campaign.external_id)],
+                )),
+            }
+        }
+        for (account_id, campaigns) in by_account {
+            let account = conn.ad_accounts.get(&account_id).ok_or_else(|| {
+                Stop::Platform(format!(
+                    "invalid: campaigns name unknown ad account {account_id}"
+                ))
+            })?;
+            let rows = connector
+                .account_insights(account, running.range)
+                .await
+                .map_err(|e| platform_failure(&format!("ad account {account_id}"), &e))?;
+            let mut days = by_campaign(rows, running);
+            for (campaign_id, external_id) in campaigns {
+                // Campaigns without rows have nothing new to say: nothing is appended.
+                let Some(days) = days.remove(external_id) else {
+                    continue;
+                };
+                counts.add(self.record_days(&conn, account, campaign_id, days).await?);
+            }
         }
         Ok(())
     }
 
-    async fn sync_campaign(
+    async fn record_days(
         &self,
-        connector: &dyn Connector,
         conn: &Connected,
-        running: &RunningSync,
+        account: &AdAccount,
         campaign_id: CampaignId,
+        days: Vec<(NaiveDate, DailyMetrics)>,
     ) -> Result<SyncCounts, Stop> {
-        let campaign = conn
-            .campaigns
-            .get(&campaign_id)
-            .ok_or(CommandError::Rejected(DomainError::UnknownCampaign(
-                campaign_id,
-            )))?;
-        let account = conn
-            .ad_accounts
-            .get(&campaign.ad_account_id)
-            .ok_or_else(|| {
-                Stop::Platform(format!(
-                    "invalid: campaign {} names unknown ad account {}",
-                    campaign.external_id, campaign.ad_account_id
-                ))
-            })?;
-        let mut days = connector
-            .daily_insights(&account.id, &campaign.external_id, running.range)
-            .await
-            .map_err(|e| platform_failure(&format!("campaign {}", campaign.external_id), &e))?;
-        // Platforms sometimes answer with more than was asked; only the range is this sync's.
-        days.retain(|(date, _)| running.range.contains(*date));
         let command = RecordDailyInsights {
             source: InsightsSource {
                 campaign_id,
@@ -269,4 +288,26 @@ impl Run<'_> {
             Executed::Duplicate(_) => Ok(SyncCounts::default()),
         }
     }
+}
+
+/// An account's rows per campaign external id, only days of the sync's range, in date order
+/// (platforms sometimes answer with more than was asked; only the range is this sync's).
+fn by_campaign(
+    rows: Vec<CampaignDay>,
+    running: &RunningSync,
+) -> BTreeMap<String, Vec<(NaiveDate, DailyMetrics)>> {
+    let mut grouped: BTreeMap<String, BTreeMap<NaiveDate, DailyMetrics>> = BTreeMap::new();
+    for row in rows {
+        if running.range.contains(row.date) {
+            // A day listed twice keeps its last report, as a restatement would.
+            grouped
+                .entry(row.campaign_external_id)
+                .or_default()
+                .insert(row.date, row.metrics);
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(campaign, days)| (campaign, days.into_iter().collect()))
+        .collect()
 }

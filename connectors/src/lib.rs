@@ -7,7 +7,7 @@ pub mod sandbox;
 
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{AdAccountId, DailyMetrics, DateRange};
+use adledger_domain::{DailyMetrics, DateRange};
 use chrono::NaiveDate;
 use std::time::Duration;
 
@@ -63,20 +63,31 @@ impl ConnectorError {
     }
 }
 
+/// One campaign's numbers for one day, as an account-level report lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignDay {
+    pub campaign_external_id: String,
+    /// The day in the ad account's time zone.
+    pub date: NaiveDate,
+    pub metrics: DailyMetrics,
+}
+
 /// One ad platform, as seen through one connection.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
     /// Every ad account and campaign the connection can reach.
     async fn discover(&self) -> Result<Discovery, ConnectorError>;
 
-    /// One campaign's numbers per day for the days of `range` (dates in the ad account's time
-    /// zone). Days the platform has no numbers for may be missing.
-    async fn daily_insights(
+    /// Daily numbers for every campaign of `account` over `range`, following every page and
+    /// splitting the range into chunks the platform accepts. Real platforms report a whole
+    /// account per request, so this is one call per account, not per campaign. Days (or
+    /// campaigns) the platform has no numbers for may be missing; rows outside `range` may
+    /// appear and are the caller's to drop.
+    async fn account_insights(
         &self,
-        ad_account: &AdAccountId,
-        campaign_external_id: &str,
+        account: &AdAccount,
         range: DateRange,
-    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError>;
+    ) -> Result<Vec<CampaignDay>, ConnectorError>;
 }
 
 /// The connector for a connection's settings. `completed_syncs` is how many syncs of the

@@ -2,9 +2,9 @@
 //! with exponential backoff and jitter that honour the platform's own hint, and a circuit breaker
 //! per connection that fails fast while the platform keeps failing.
 
-use crate::{Connector, ConnectorError, Discovery};
-use adledger_domain::{AdAccountId, DailyMetrics, DateRange};
-use chrono::NaiveDate;
+use crate::{CampaignDay, Connector, ConnectorError, Discovery};
+use adledger_domain::connection::AdAccount;
+use adledger_domain::DateRange;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -208,17 +208,13 @@ impl<C: Connector + ?Sized> Connector for Resilient<C> {
         self.call(|| self.inner.discover()).await
     }
 
-    async fn daily_insights(
+    async fn account_insights(
         &self,
-        ad_account: &AdAccountId,
-        campaign_external_id: &str,
+        account: &AdAccount,
         range: DateRange,
-    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError> {
-        self.call(|| {
-            self.inner
-                .daily_insights(ad_account, campaign_external_id, range)
-        })
-        .await
+    ) -> Result<Vec<CampaignDay>, ConnectorError> {
+        self.call(|| self.inner.account_insights(account, range))
+            .await
     }
 }
 
@@ -253,13 +249,16 @@ mod tests {
             }
         }
 
-        async fn daily_insights(
+        async fn account_insights(
             &self,
-            _: &AdAccountId,
-            _: &str,
+            _: &AdAccount,
             _: DateRange,
-        ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError> {
-            unreachable!("not used here")
+        ) -> Result<Vec<CampaignDay>, ConnectorError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.errors.lock().unwrap().pop() {
+                Some(error) => Err(error),
+                None => Ok(Vec::new()),
+            }
         }
     }
 
@@ -288,6 +287,25 @@ mod tests {
         );
         assert_eq!(c.discover().await, Ok(Discovery::default()));
         assert_eq!(c.inner.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn account_insights_are_retried_like_discovery() {
+        let c = Resilient::new(
+            Box::new(Scripted::new(vec![transient()])),
+            fast(),
+            Arc::default(),
+        );
+        let account = AdAccount {
+            id: adledger_domain::AdAccountId("a".into()),
+            name: "A".into(),
+            currency: adledger_domain::Currency::parse("USD").unwrap(),
+            time_zone: "UTC".into(),
+        };
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let range = DateRange::new(day, day).unwrap();
+        assert_eq!(c.account_insights(&account, range).await, Ok(Vec::new()));
+        assert_eq!(c.inner.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@
 //!   same after that. So a connection's second sync restates those days and a third appends
 //!   nothing new.
 
-use crate::{Connector, ConnectorError, Discovery};
+use crate::{CampaignDay, Connector, ConnectorError, Discovery};
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::{AdAccountId, Currency, DailyMetrics, DateRange};
 use chrono::{Datelike, NaiveDate};
@@ -147,15 +147,6 @@ impl Sandbox {
         })
     }
 
-    /// The campaign number of `cmp-<n>`, if it exists under `ad_account`.
-    fn campaign_number(&self, ad_account: &AdAccountId, external_id: &str) -> Option<u32> {
-        let n: u32 = external_id.strip_prefix("cmp-")?.parse().ok()?;
-        let campaign = (1..=self.campaigns)
-            .contains(&n)
-            .then(|| self.campaign(n))??;
-        (campaign.ad_account_id == *ad_account).then_some(n)
-    }
-
     /// Whether late attribution changes this campaign-day's conversions after the first sync:
     /// the hash's low three bits are zero, one pair in eight.
     pub fn is_restated(&self, campaign: u32, date: NaiveDate) -> bool {
@@ -227,20 +218,32 @@ impl Connector for Sandbox {
         })
     }
 
-    async fn daily_insights(
+    async fn account_insights(
         &self,
-        ad_account: &AdAccountId,
-        campaign_external_id: &str,
+        account: &AdAccount,
         range: DateRange,
-    ) -> Result<Vec<(NaiveDate, DailyMetrics)>, ConnectorError> {
-        let n = self
-            .campaign_number(ad_account, campaign_external_id)
-            .ok_or_else(|| {
-                ConnectorError::Invalid(format!(
-                    "no campaign {campaign_external_id} in ad account {ad_account}"
-                ))
-            })?;
-        range.days().map(|d| Ok((d, self.metrics(n, d)?))).collect()
+    ) -> Result<Vec<CampaignDay>, ConnectorError> {
+        let known = (1..=self.ad_accounts).any(|n| account.id.0 == format!("sandbox-{n}"));
+        if !known {
+            return Err(ConnectorError::Invalid(format!(
+                "no ad account {} in the sandbox",
+                account.id
+            )));
+        }
+        let mut rows = Vec::new();
+        for n in 1..=self.campaigns {
+            let Some(campaign) = self.campaign(n).filter(|c| c.ad_account_id == account.id) else {
+                continue;
+            };
+            for date in range.days() {
+                rows.push(CampaignDay {
+                    campaign_external_id: campaign.external_id.clone(),
+                    date,
+                    metrics: self.metrics(n, date)?,
+                });
+            }
+        }
+        Ok(rows)
     }
 }
 
@@ -270,17 +273,13 @@ mod tests {
     fn all_numbers(s: &Sandbox) -> Vec<DailyMetrics> {
         let discovery = block_on(s.discover()).unwrap();
         discovery
-            .campaigns
+            .ad_accounts
             .iter()
-            .flat_map(|c| {
-                block_on(s.daily_insights(
-                    &c.ad_account_id,
-                    &c.external_id,
-                    range("2024-03-01", "2024-03-31"),
-                ))
-                .unwrap()
-                .into_iter()
-                .map(|(_, m)| m)
+            .flat_map(|a| {
+                block_on(s.account_insights(a, range("2024-03-01", "2024-03-31")))
+                    .unwrap()
+                    .into_iter()
+                    .map(|row| row.metrics)
             })
             .collect()
     }
@@ -339,12 +338,22 @@ mod tests {
     }
 
     #[test]
-    fn only_days_of_the_range_are_returned_and_unknown_campaigns_are_refused() {
+    fn an_account_lists_each_of_its_campaigns_for_each_day_and_unknown_accounts_are_refused() {
         let s = Sandbox::new(7, 2, 3, 0);
-        let acc = AdAccountId("sandbox-1".into());
-        let days =
-            block_on(s.daily_insights(&acc, "cmp-1", range("2024-02-27", "2024-03-02"))).unwrap();
-        let dates: Vec<_> = days.iter().map(|(d, _)| d.to_string()).collect();
+        let discovery = block_on(s.discover()).unwrap();
+        let first = &discovery.ad_accounts[0];
+        let rows = block_on(s.account_insights(first, range("2024-02-27", "2024-03-02"))).unwrap();
+        let mut campaigns: Vec<_> = rows
+            .iter()
+            .map(|r| r.campaign_external_id.as_str())
+            .collect();
+        campaigns.dedup();
+        assert_eq!(
+            campaigns,
+            ["cmp-1", "cmp-3"],
+            "round-robin over two accounts"
+        );
+        let dates: Vec<_> = rows[..5].iter().map(|r| r.date.to_string()).collect();
         assert_eq!(
             dates,
             [
@@ -355,17 +364,13 @@ mod tests {
                 "2024-03-02"
             ]
         );
-        let r = range("2024-01-01", "2024-01-01");
-        for (account, campaign) in [
-            ("sandbox-2", "cmp-1"),
-            ("sandbox-1", "cmp-9"),
-            ("sandbox-1", "x"),
-        ] {
-            assert!(matches!(
-                block_on(s.daily_insights(&AdAccountId(account.into()), campaign, r)),
-                Err(ConnectorError::Invalid(_))
-            ));
-        }
+        assert_eq!(rows.len(), 10);
+        let mut stranger = first.clone();
+        stranger.id = AdAccountId("sandbox-9".into());
+        assert!(matches!(
+            block_on(s.account_insights(&stranger, range("2024-01-01", "2024-01-01"))),
+            Err(ConnectorError::Invalid(_))
+        ));
     }
 
     #[test]
