@@ -56,6 +56,13 @@ fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
                 campaigns,
             })
         }
+        // Real platforms connect through their OAuth flow, which this endpoint does not run yet.
+        Some(other @ (Platform::Meta | Platform::Google | Platform::Tiktok)) => {
+            Err(ApiError::invalid(
+                "platform",
+                format!("platform {other} cannot be connected here yet; supported: sandbox"),
+            ))
+        }
         None => Err(ApiError::invalid(
             "platform",
             format!("unknown platform {:?}; supported: sandbox", body.platform),
