@@ -2,8 +2,18 @@
 //! insights. Each platform's own words are translated into domain types here, once; nothing in
 //! this crate touches the event store or decides business rules.
 
+pub mod auth;
+pub mod env;
+#[cfg(feature = "fakes")]
+pub mod fakes;
+pub mod google;
 pub mod resilience;
 pub mod sandbox;
+mod secret;
+mod wire;
+
+pub use auth::{OAuthFlow, TokenSet, TokenSource};
+pub use secret::Secret;
 
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::event::ConnectionSettings;
