@@ -10,6 +10,7 @@ pub mod google;
 pub mod resilience;
 pub mod sandbox;
 mod secret;
+pub mod tiktok;
 mod wire;
 
 pub use auth::{OAuthFlow, TokenSet, TokenSource};
