@@ -7,6 +7,7 @@ pub mod env;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod google;
+pub mod meta;
 pub mod resilience;
 pub mod sandbox;
 mod secret;
