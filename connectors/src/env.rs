@@ -9,9 +9,11 @@ use std::collections::HashMap;
 #[error("connector configuration: {0}")]
 pub struct ConfigError(pub String);
 
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Where settings come from: the process environment, or a map in tests.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl<'a> Env<'a> {

@@ -1,6 +1,9 @@
 //! Ad-platform clients behind one interface: discovery of ad accounts and campaigns, and daily
 //! insights. Each platform's own words are translated into domain types here, once; nothing in
 //! this crate touches the event store or decides business rules.
+//!
+//! TLS: reqwest is built without a TLS backend (none builds offline here), so base URLs must be
+//! `http://` (the fakes) until one of reqwest's `rustls-tls*` features is enabled.
 
 pub mod auth;
 pub mod env;
@@ -19,8 +22,9 @@ pub use secret::Secret;
 
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{DailyMetrics, DateRange};
+use adledger_domain::{DailyMetrics, DateRange, Platform};
 use chrono::NaiveDate;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a platform lists for one login.
@@ -119,6 +123,73 @@ pub fn for_connection(settings: &ConnectionSettings, completed_syncs: u32) -> Bo
     }
 }
 
+/// The real platforms' settings; `None` for a platform without credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Platforms {
+    pub meta: Option<meta::MetaConfig>,
+    pub google: Option<google::GoogleConfig>,
+    pub tiktok: Option<tiktok::TiktokConfig>,
+}
+
+impl Platforms {
+    /// Every platform from its `ADLEDGER_<PLATFORM>_*` variables; an error names the first
+    /// partially configured platform.
+    pub fn from_env() -> Result<Self, env::ConfigError> {
+        Ok(Self {
+            meta: meta::MetaConfig::from_env()?,
+            google: google::GoogleConfig::from_env()?,
+            tiktok: tiktok::TiktokConfig::from_env()?,
+        })
+    }
+
+    /// Each real platform and whether it is configured (the sandbox always is).
+    pub fn configured(&self) -> Vec<(Platform, bool)> {
+        Platform::ALL
+            .into_iter()
+            .map(|p| {
+                let on = match p {
+                    Platform::Sandbox => true,
+                    Platform::Meta => self.meta.is_some(),
+                    Platform::Google => self.google.is_some(),
+                    Platform::Tiktok => self.tiktok.is_some(),
+                };
+                (p, on)
+            })
+            .collect()
+    }
+
+    /// The platform's OAuth flow, if it is a configured real platform.
+    pub fn oauth(&self, platform: Platform) -> Option<Box<dyn OAuthFlow>> {
+        match platform {
+            Platform::Sandbox => None,
+            Platform::Meta => Some(Box::new(meta::MetaOAuth::new(self.meta.clone()?))),
+            Platform::Google => Some(Box::new(google::GoogleOAuth::new(self.google.clone()?))),
+            Platform::Tiktok => Some(Box::new(tiktok::TiktokOAuth::new(self.tiktok.clone()?))),
+        }
+    }
+
+    /// The platform's client reading with `tokens`, if it is a configured real platform. Wrap it
+    /// in `resilience::Resilient` for retries and the breaker.
+    pub fn connector(
+        &self,
+        platform: Platform,
+        tokens: Arc<dyn TokenSource>,
+    ) -> Option<Box<dyn Connector>> {
+        match platform {
+            Platform::Sandbox => None,
+            Platform::Meta => Some(Box::new(meta::MetaClient::new(self.meta.clone()?, tokens))),
+            Platform::Google => Some(Box::new(google::GoogleClient::new(
+                self.google.clone()?,
+                tokens,
+            ))),
+            Platform::Tiktok => Some(Box::new(tiktok::TiktokClient::new(
+                self.tiktok.clone()?,
+                tokens,
+            ))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +207,24 @@ mod tests {
         );
         assert!(!ConnectorError::AuthExpired.is_retryable());
         assert_eq!(ConnectorError::Invalid("x".into()).kind(), "invalid");
+    }
+
+    #[test]
+    fn unconfigured_platforms_have_no_flow_or_connector() {
+        let none = Platforms::default();
+        assert_eq!(
+            none.configured(),
+            [
+                (Platform::Sandbox, true),
+                (Platform::Meta, false),
+                (Platform::Google, false),
+                (Platform::Tiktok, false)
+            ]
+        );
+        let tokens: Arc<dyn TokenSource> = Arc::new(auth::StaticToken(Secret::new("t")));
+        for p in Platform::ALL {
+            assert!(none.oauth(p).is_none());
+            assert!(none.connector(p, tokens.clone()).is_none());
+        }
     }
 }

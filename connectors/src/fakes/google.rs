@@ -218,7 +218,7 @@ impl State {
     fn metrics(&self, campaign: &str, date: NaiveDate) -> Option<(DailyMetrics, Value)> {
         let n = numbers(campaign, date, self.knobs.is_restated(date))?;
         // Google reports fractional conversions (data-driven attribution): some days get a half.
-        let half = if n.conversions > 0 && date.day() % 3 == 0 {
+        let half = if n.conversions > 0 && matches!(date.day() % 3, 0) {
             5
         } else {
             0

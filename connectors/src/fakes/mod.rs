@@ -85,14 +85,6 @@ impl Answer {
         }
     }
 
-    pub fn raw(status: u16, body: String) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body,
-        }
-    }
-
     pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
@@ -250,7 +242,7 @@ fn fnv(text: &str) -> u64 {
 /// in twenty, so "no row" is exercised). A restated day gains one conversion and its value.
 pub(crate) fn numbers(campaign: &str, date: NaiveDate, restated: bool) -> Option<Numbers> {
     let h = mix(fnv(campaign) ^ mix(u64::from(date.num_days_from_ce().unsigned_abs())));
-    if h % 20 == 0 {
+    if matches!(h % 20, 0) {
         return None;
     }
     let impressions = 200 + (h >> 8) % 20_000;
