@@ -237,14 +237,22 @@ pub fn generate_keys(kid: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `adledger keys rewrap`: every per-person key re-encrypted under the active master key, so
-/// that older master keys can be dropped from the list.
+/// `adledger keys rewrap`: every per-person key and every connection's tokens re-encrypted under
+/// the active master key, so that older master keys can be dropped from the list.
 pub async fn rewrap_keys(url: &Secret<String>) -> anyhow::Result<()> {
     let keys = crate::startup::keys_from_env()?;
     let store = store(url).await?;
     let active = keys.master.active_kid().to_owned();
+    let credentials = adledger_infra::credentials::CredentialStore::new(
+        store.pool().clone(),
+        keys.master.clone(),
+    );
     let sealer = adledger_infra::Sealer::new(store.pool().clone(), keys.master);
     let rewrapped = sealer.rewrap_all().await?;
-    println!("re-wrapped {rewrapped} subject key(s) under master key {active:?}");
+    let tokens = credentials.rewrap_all().await?;
+    println!(
+        "re-wrapped {rewrapped} subject key(s) and {tokens} connection token set(s) under master \
+         key {active:?}"
+    );
     Ok(())
 }

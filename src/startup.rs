@@ -1,8 +1,11 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
 use crate::cli::{Role, Source, WorkerArgs};
+use adledger_commands::connect::ConnectorSetup;
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
 use adledger_commands::Commands;
+use adledger_connectors::Platforms;
+use adledger_infra::credentials::CredentialStore;
 use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::shutdown::{self, Shutdown};
 use adledger_infra::{Database, EventStore, Secret};
@@ -27,6 +30,8 @@ pub struct ApiOptions {
     pub readiness: adledger_api::Readiness,
     pub http: adledger_api::HttpPolicy,
     pub auth: AuthPolicy,
+    /// The real ad platforms this server connects (none: only the sandbox).
+    pub platforms: Platforms,
 }
 
 /// The master and JWT keys from the environment, with what to do when they are missing.
@@ -39,9 +44,24 @@ pub fn keys_from_env() -> anyhow::Result<Keys> {
     Ok(Keys { master, jwt })
 }
 
-/// The identity service over `store` (also what the demo uses to create its user).
+/// The identity service over `store` (also what the demo uses to create its user), with the
+/// sandbox as the only platform.
 pub fn identity(store: &EventStore, keys: Keys, policy: AuthPolicy) -> Identity {
-    Identity::new(store.clone(), Commands::new(store.clone()), keys, policy)
+    identity_with(store, keys, policy, Platforms::default())
+}
+
+/// The identity service and its command handlers, with the real platforms of `platforms`.
+pub fn identity_with(
+    store: &EventStore,
+    keys: Keys,
+    policy: AuthPolicy,
+    platforms: Platforms,
+) -> Identity {
+    let commands = Commands::new(store.clone()).with_connectors(ConnectorSetup {
+        platforms,
+        credentials: CredentialStore::new(store.pool().clone(), keys.master.clone()),
+    });
+    Identity::new(store.clone(), commands, keys, policy)
 }
 
 /// Where the projection workers of this process read from.
@@ -103,7 +123,7 @@ pub async fn spawn_api(
     options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
-    let identity = identity(&store, keys, options.auth);
+    let identity = identity_with(&store, keys, options.auth, options.platforms);
     let state = adledger_api::AppState {
         commands: identity.commands().clone(),
         identity,
@@ -134,6 +154,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     } else {
         Some(keys_from_env()?)
     };
+    let platforms = Platforms::from_env()?;
+    for platform in adledger_domain::Platform::ALL {
+        let configured = platforms.is_configured(platform);
+        tracing::info!(%platform, configured, "ad platform");
+    }
     let db = Database::connect(&config.url, 20).await?;
     let store = EventStore::new(db.app.clone());
     let (trigger, stopped) = shutdown::channel();
@@ -187,6 +212,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     },
                     http: config.http.clone(),
                     auth: AuthPolicy::default(),
+                    platforms,
                 },
                 stopped.clone(),
             )

@@ -43,6 +43,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("a sync is already running for this connection: {0}")]
     SyncAlreadyRunning(String),
+    #[error("{0}")]
+    ConnectionUnavailable(String),
     #[error("idempotency key {0:?} was already used for a different request")]
     IdempotencyKeyReused(String),
     #[error("the ad platform failed: {0}")]
@@ -98,6 +100,11 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 "sync-already-running",
                 "A sync is already running",
+            ),
+            ApiError::ConnectionUnavailable(_) => (
+                StatusCode::CONFLICT,
+                "connection-unavailable",
+                "Connection unavailable",
             ),
             ApiError::IdempotencyKeyReused(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -219,6 +226,9 @@ impl From<DomainError> for ApiError {
                 format!("campaign {id} is not part of this connection"),
             ),
             DomainError::SyncAlreadyRunning(id) => ApiError::SyncAlreadyRunning(id.to_string()),
+            e @ DomainError::ConnectionUnavailable(_) => {
+                ApiError::ConnectionUnavailable(e.to_string())
+            }
             e @ (DomainError::AlreadyExists(_) | DomainError::SyncNotRunning(_)) => {
                 ApiError::Conflict(e.to_string())
             }

@@ -16,6 +16,7 @@ mod insights;
 mod log;
 mod members;
 mod metrics;
+mod oauth;
 mod personal;
 mod rate_limit;
 mod resources;
@@ -101,6 +102,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(workspaces::router())
         .merge(members::router())
         .merge(resources::router())
+        .merge(oauth::router())
         .merge(syncs::router())
         .merge(insights::router())
         .merge(events::router())

@@ -2,6 +2,7 @@
 //! the domain's `evolve`, asks the domain's `decide`, and appends the decision at the version it
 //! was made on, retrying on a concurrent write. Business rules live in the domain, never here.
 
+pub mod connect;
 mod execute;
 mod idempotency;
 pub mod identity;
@@ -33,6 +34,8 @@ pub struct Commands {
     /// One circuit breaker per connection, shared by its syncs in this process: a failing
     /// platform account is left alone for a while instead of being hammered by every run.
     breakers: Arc<Mutex<HashMap<ConnectionId, Arc<CircuitBreaker>>>>,
+    /// The real ad platforms, when this deployment has them (the sandbox needs nothing).
+    connectors: Option<Arc<connect::ConnectorSetup>>,
 }
 
 impl Commands {
@@ -41,6 +44,7 @@ impl Commands {
             store,
             running: Arc::default(),
             breakers: Arc::default(),
+            connectors: None,
         }
     }
 

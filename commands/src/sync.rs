@@ -113,13 +113,26 @@ impl Commands {
             connection,
             sync,
         };
-        let connector = Resilient::new(
-            adledger_connectors::for_connection(&conn.settings, conn.completed_syncs),
-            RetryPolicy::default(),
-            self.breaker(connection),
-        );
         let mut counts = SyncCounts::default();
-        match run.fetch_all(&connector, &running, &mut counts).await {
+        let (outcome, tokens) = match self.prepare_connector(&conn).await {
+            Ok(prepared) => {
+                let connector = Resilient::new(
+                    prepared.connector,
+                    RetryPolicy::default(),
+                    self.breaker(connection),
+                );
+                let outcome = run.fetch_all(&connector, &running, &mut counts).await;
+                (outcome, prepared.tokens)
+            }
+            Err(reason) => (Err(Stop::Platform(reason)), None),
+        };
+        let failure = match &outcome {
+            Err(Stop::Platform(reason)) => Some(reason.as_str()),
+            _ => None,
+        };
+        self.after_run(&run.metadata, workspace, &conn, tokens, failure)
+            .await;
+        match outcome {
             Ok(()) => {
                 run.end(connection::Command::CompleteSync {
                     sync_id: sync,

@@ -106,20 +106,27 @@ pub trait Connector: Send + Sync {
     ) -> Result<Vec<CampaignDay>, ConnectorError>;
 }
 
-/// The connector for a connection's settings. `completed_syncs` is how many syncs of the
-/// connection finished before; the sandbox restates numbers from it like a real platform does.
-pub fn for_connection(settings: &ConnectionSettings, completed_syncs: u32) -> Box<dyn Connector> {
+/// The sandbox connector for a sandbox connection's settings (`None` for platforms reached
+/// through OAuth: see [`Platforms::connector`]). `completed_syncs` is how many syncs of
+/// the connection finished before; the sandbox restates numbers from it like a real platform.
+pub fn sandbox_for(
+    settings: &ConnectionSettings,
+    completed_syncs: u32,
+) -> Option<Box<dyn Connector>> {
     match settings {
         ConnectionSettings::Sandbox {
             seed,
             ad_accounts,
             campaigns,
-        } => Box::new(sandbox::Sandbox::new(
+        } => Some(Box::new(sandbox::Sandbox::new(
             *seed,
             *ad_accounts,
             *campaigns,
             completed_syncs,
-        )),
+        ))),
+        ConnectionSettings::Meta {}
+        | ConnectionSettings::Google {}
+        | ConnectionSettings::Tiktok {} => None,
     }
 }
 
@@ -142,19 +149,20 @@ impl Platforms {
         })
     }
 
+    pub fn is_configured(&self, platform: Platform) -> bool {
+        match platform {
+            Platform::Sandbox => true,
+            Platform::Meta => self.meta.is_some(),
+            Platform::Google => self.google.is_some(),
+            Platform::Tiktok => self.tiktok.is_some(),
+        }
+    }
+
     /// Each real platform and whether it is configured (the sandbox always is).
     pub fn configured(&self) -> Vec<(Platform, bool)> {
         Platform::ALL
             .into_iter()
-            .map(|p| {
-                let on = match p {
-                    Platform::Sandbox => true,
-                    Platform::Meta => self.meta.is_some(),
-                    Platform::Google => self.google.is_some(),
-                    Platform::Tiktok => self.tiktok.is_some(),
-                };
-                (p, on)
-            })
+            .map(|p| (p, self.is_configured(p)))
             .collect()
     }
 

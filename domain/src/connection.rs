@@ -2,8 +2,9 @@
 //! discovered through it, and its sync runs. At most one sync runs per connection at a time.
 
 use crate::event::{
-    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionSettings, Decided,
-    PlatformConnected, SyncCompleted, SyncCounts, SyncFailed, SyncStarted,
+    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
+    ConnectionReauthorized, ConnectionSettings, Decided, PlatformConnected, PlatformDisconnected,
+    SyncCompleted, SyncCounts, SyncFailed, SyncStarted,
 };
 use crate::{
     AdAccountId, CampaignId, ConnectionId, Currency, DateRange, DomainError, DomainEvent, Platform,
@@ -47,6 +48,25 @@ pub struct RunningSync {
     pub campaign_ids: Vec<CampaignId>,
 }
 
+/// Whether a connection can sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    /// The platform refused its credentials: a person must reconnect it.
+    NeedsReauth,
+    Disconnected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::NeedsReauth => "needs_reauth",
+            Status::Disconnected => "disconnected",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connected {
     pub id: ConnectionId,
@@ -58,6 +78,7 @@ pub struct Connected {
     /// How many syncs finished successfully; the sandbox uses it to restate numbers like a
     /// real platform does on later reads.
     pub completed_syncs: u32,
+    pub status: Status,
 }
 
 impl Connected {
@@ -100,6 +121,18 @@ pub enum Command {
         counts: SyncCounts,
         at: DateTime<Utc>,
     },
+    /// The platform refused the credentials.
+    MarkNeedsReauth {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    /// A person completed the OAuth flow again for this connection.
+    Reauthorize {
+        at: DateTime<Utc>,
+    },
+    Disconnect {
+        at: DateTime<Utc>,
+    },
 }
 
 fn connected(state: &Connection) -> Result<&Connected, DomainError> {
@@ -112,6 +145,9 @@ pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, Dom
         occurred_at: *at,
     };
     match command {
+        Command::MarkNeedsReauth { .. }
+        | Command::Reauthorize { .. }
+        | Command::Disconnect { .. } => lifecycle(connected(state)?, command),
         Command::Connect {
             connection_id,
             label,
@@ -212,6 +248,15 @@ pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, Dom
             at,
         } => {
             let conn = connected(state)?;
+            match conn.status {
+                Status::Active => {}
+                Status::NeedsReauth => return Err(DomainError::ConnectionUnavailable(
+                    "waiting to be reconnected: its platform authorization expired or was revoked",
+                )),
+                Status::Disconnected => {
+                    return Err(DomainError::ConnectionUnavailable("disconnected"))
+                }
+            }
             if let Some(unknown) = campaign_ids
                 .iter()
                 .find(|c| !conn.campaigns.contains_key(c))
@@ -286,6 +331,45 @@ pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, Dom
     }
 }
 
+/// The lifecycle commands: reauthorization needed, reconnected, disconnected.
+fn lifecycle(conn: &Connected, command: &Command) -> Result<Vec<Decided>, DomainError> {
+    let (event, at) = match command {
+        Command::MarkNeedsReauth { reason, at } => {
+            if conn.status != Status::Active {
+                return Ok(vec![]);
+            }
+            let event = DomainEvent::ConnectionNeedsReauth(ConnectionNeedsReauth {
+                connection_id: conn.id,
+                reason: reason.clone(),
+            });
+            (event, at)
+        }
+        Command::Reauthorize { at } => {
+            if conn.status == Status::Disconnected {
+                return Err(DomainError::ConnectionUnavailable("disconnected"));
+            }
+            let event = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+                connection_id: conn.id,
+            });
+            (event, at)
+        }
+        Command::Disconnect { at } => {
+            if conn.status == Status::Disconnected {
+                return Ok(vec![]);
+            }
+            let event = DomainEvent::PlatformDisconnected(PlatformDisconnected {
+                connection_id: conn.id,
+            });
+            (event, at)
+        }
+        _ => return Ok(vec![]),
+    };
+    Ok(vec![Decided {
+        event,
+        occurred_at: *at,
+    }])
+}
+
 fn running(conn: &Connected, sync_id: SyncId) -> Result<(), DomainError> {
     match &conn.running_sync {
         Some(r) if r.sync_id == sync_id => Ok(()),
@@ -309,8 +393,12 @@ pub fn evolve(
                 campaigns: BTreeMap::new(),
                 running_sync: None,
                 completed_syncs: 0,
+                status: Status::Active,
             });
         }
+        (DomainEvent::ConnectionNeedsReauth(_), Some(c)) => c.status = Status::NeedsReauth,
+        (DomainEvent::ConnectionReauthorized(_), Some(c)) => c.status = Status::Active,
+        (DomainEvent::PlatformDisconnected(_), Some(c)) => c.status = Status::Disconnected,
         (DomainEvent::AdAccountDiscovered(e), Some(c)) => {
             c.ad_accounts.insert(
                 e.ad_account_id.clone(),
@@ -507,5 +595,48 @@ mod tests {
             decide(&given(&[connect()]), &connect()),
             Err(DomainError::AlreadyExists("connection"))
         );
+    }
+
+    #[test]
+    fn a_connection_whose_credentials_were_refused_syncs_again_only_after_reauthorization() {
+        let start = |n: u128, minutes: i64| Command::StartSync {
+            sync_id: SyncId(Uuid::from_u128(n)),
+            range: range(),
+            campaign_ids: vec![],
+            at: t(minutes),
+        };
+        let state = given(&[
+            connect(),
+            Command::MarkNeedsReauth {
+                reason: "auth_expired: token revoked".into(),
+                at: t(1),
+            },
+        ]);
+        assert_eq!(state.0.as_ref().unwrap().status, Status::NeedsReauth);
+        assert!(matches!(
+            decide(&state, &start(1, 2)),
+            Err(DomainError::ConnectionUnavailable(_))
+        ));
+        let again = decide(
+            &state,
+            &Command::MarkNeedsReauth {
+                reason: "again".into(),
+                at: t(2),
+            },
+        );
+        assert_eq!(again, Ok(vec![]), "marked once");
+        let state = given_more(state, Command::Reauthorize { at: t(3) });
+        assert!(decide(&state, &start(1, 4)).is_ok());
+        let state = given_more(state, Command::Disconnect { at: t(5) });
+        assert_eq!(state.0.as_ref().unwrap().status, Status::Disconnected);
+        assert!(decide(&state, &start(2, 6)).is_err());
+        assert!(decide(&state, &Command::Reauthorize { at: t(7) }).is_err());
+    }
+
+    fn given_more(state: Connection, command: Command) -> Connection {
+        decide(&state, &command)
+            .unwrap()
+            .iter()
+            .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
     }
 }

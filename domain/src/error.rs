@@ -16,6 +16,9 @@ pub enum DomainError {
     SyncNotRunning(crate::SyncId),
     #[error("campaign {0} does not belong to this connection")]
     UnknownCampaign(crate::CampaignId),
+    /// The connection needs a person to reconnect it, or was disconnected.
+    #[error("the connection is {0}")]
+    ConnectionUnavailable(&'static str),
 }
 
 impl DomainError {

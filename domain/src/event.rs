@@ -24,12 +24,30 @@ pub enum ConnectionSettings {
         ad_accounts: u32,
         campaigns: u32,
     },
+    /// Connected through the platform's OAuth flow; the tokens live encrypted outside the log.
+    Meta {},
+    Google {},
+    Tiktok {},
 }
 
 impl ConnectionSettings {
     pub fn platform(&self) -> Platform {
         match self {
             ConnectionSettings::Sandbox { .. } => Platform::Sandbox,
+            ConnectionSettings::Meta {} => Platform::Meta,
+            ConnectionSettings::Google {} => Platform::Google,
+            ConnectionSettings::Tiktok {} => Platform::Tiktok,
+        }
+    }
+
+    /// The settings of a connection made through `platform`'s OAuth flow (`None` for the
+    /// sandbox, which has no such flow).
+    pub fn oauth(platform: Platform) -> Option<Self> {
+        match platform {
+            Platform::Sandbox => None,
+            Platform::Meta => Some(ConnectionSettings::Meta {}),
+            Platform::Google => Some(ConnectionSettings::Google {}),
+            Platform::Tiktok => Some(ConnectionSettings::Tiktok {}),
         }
     }
 }
@@ -39,6 +57,26 @@ pub struct PlatformConnected {
     pub connection_id: ConnectionId,
     pub label: String,
     pub settings: ConnectionSettings,
+}
+
+/// The platform refused the connection's credentials (revoked, expired without refresh): syncs
+/// stop until a person reconnects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionNeedsReauth {
+    pub connection_id: ConnectionId,
+    pub reason: String,
+}
+
+/// A person went through the OAuth flow again for this connection: it syncs again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionReauthorized {
+    pub connection_id: ConnectionId,
+}
+
+/// The connection was disconnected; its tokens were revoked and forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformDisconnected {
+    pub connection_id: ConnectionId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -477,6 +515,9 @@ domain_events! {
     MemberRemoved => 1,
     ApiKeyCreated => 1,
     ApiKeyRevoked => 1,
+    ConnectionNeedsReauth => 1,
+    ConnectionReauthorized => 1,
+    PlatformDisconnected => 1,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/0007_identity.sql"),
     },
+    Migration {
+        version: 9,
+        name: "connection_credentials",
+        sql: include_str!("../../migrations/0009_connection_credentials.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -94,6 +94,27 @@ async fn apply_one(
             .execute(&mut *conn)
             .await?;
         }
+        DomainEvent::ConnectionNeedsReauth(adledger_domain::event::ConnectionNeedsReauth {
+            connection_id,
+            ..
+        })
+        | DomainEvent::ConnectionReauthorized(adledger_domain::event::ConnectionReauthorized {
+            connection_id,
+        })
+        | DomainEvent::PlatformDisconnected(adledger_domain::event::PlatformDisconnected {
+            connection_id,
+        }) => {
+            let status = match event {
+                DomainEvent::ConnectionNeedsReauth(_) => "needs_reauth",
+                DomainEvent::ConnectionReauthorized(_) => "active",
+                _ => "disconnected",
+            };
+            sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
+                .bind(connection_id.as_uuid())
+                .bind(status)
+                .execute(&mut *conn)
+                .await?;
+        }
         DomainEvent::MemberRoleChanged(e) => {
             sqlx::query(
                 "UPDATE workspace_members SET role = $3 WHERE workspace_id = $1 AND user_id = $2",

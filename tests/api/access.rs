@@ -12,6 +12,8 @@ enum Need {
     ReadInsights,
     ReadHistory,
     ManageConnections,
+    /// Connecting through OAuth binds a person: members who manage connections, not API keys.
+    AuthorizePlatform,
     ManageApiKeys,
     ManageMembers,
 }
@@ -28,6 +30,14 @@ enum Outcome {
 fn expected(who: &str, need: Need) -> Outcome {
     use Need::*;
     use Outcome::*;
+    if need == AuthorizePlatform && who.ends_with("key") && who != "other workspace's key" {
+        return Forbidden;
+    }
+    let need = if need == AuthorizePlatform {
+        ManageConnections
+    } else {
+        need
+    };
     let allowed = match who {
         "owner" => true,
         "admin" => !matches!(need, ManageMembers | ReadHistory),
@@ -90,6 +100,7 @@ async fn every_route_checks_the_callers_role_and_hides_other_workspaces() {
     let app = spawn_app().await;
     let ws = app.workspace("Matrix").await;
     let conn = app.sandbox(&ws, 5, 1).await;
+    let doomed = app.sandbox(&ws, 6, 1).await;
     let run = app.sync(&ws, &conn, "2024-01-01", "2024-01-02").await;
     let sync = run["id"].as_str().unwrap().to_owned();
 
@@ -232,6 +243,18 @@ async fn every_route_checks_the_callers_role_and_hides_other_workspaces() {
             ManageApiKeys,
             None,
         ),
+        route(
+            Method::POST,
+            format!("{w}/connections/google/authorize"),
+            AuthorizePlatform,
+            None,
+        ),
+        route(
+            Method::DELETE,
+            format!("{w}/connections/{doomed}"),
+            ManageConnections,
+            None,
+        ),
     ];
 
     // Every workspace route of the OpenAPI document is in the table above.
@@ -279,6 +302,7 @@ async fn every_route_checks_the_callers_role_and_hides_other_workspaces() {
         (Method::POST, "/v1/invitations/accept"),
         (Method::GET, "/v1/log/verify"),
         (Method::GET, "/v1/projections"),
+        (Method::GET, "/v1/platforms"),
     ] {
         let r = app
             .request(method.clone(), None, path, Some(&json!({})))

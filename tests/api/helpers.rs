@@ -47,6 +47,19 @@ pub async fn spawn_app_with_auth(
     http: adledger_api::HttpPolicy,
     auth: adledger_commands::identity::AuthPolicy,
 ) -> TestApp {
+    spawn_app_with_options(http, auth, Default::default()).await
+}
+
+/// An app that connects these ad platforms (fakes' configurations in tests).
+pub async fn spawn_app_with_platforms(platforms: adledger_connectors::Platforms) -> TestApp {
+    spawn_app_with_options(Default::default(), Default::default(), platforms).await
+}
+
+pub async fn spawn_app_with_options(
+    http: adledger_api::HttpPolicy,
+    auth: adledger_commands::identity::AuthPolicy,
+    platforms: adledger_connectors::Platforms,
+) -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
@@ -62,6 +75,7 @@ pub async fn spawn_app_with_auth(
             ready_max_lag: 1_000,
             http,
             auth,
+            platforms,
             ..Default::default()
         },
         stopped,
@@ -266,6 +280,11 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned();
+        self.finished(ws, &sync_id).await
+    }
+
+    /// Waits until a sync has finished and every projection has applied what it wrote.
+    pub async fn finished(&self, ws: &str, sync_id: &str) -> Value {
         let path = format!("/v1/workspaces/{ws}/syncs/{sync_id}");
         let run = eventually("sync to finish", || async {
             let r = self.get(&path).await;

@@ -11,5 +11,6 @@ mod hardening;
 mod health;
 mod insights;
 mod openapi;
+mod platforms;
 mod syncs;
 mod workspaces;

@@ -58,6 +58,16 @@ const ROUTES: &[(&str, &str)] = &[
         "delete",
         "/v1/workspaces/{workspace_id}/api-keys/{api_key_id}",
     ),
+    ("get", "/v1/platforms"),
+    (
+        "post",
+        "/v1/workspaces/{workspace_id}/connections/{platform}/authorize",
+    ),
+    ("get", "/v1/oauth/{platform}/callback"),
+    (
+        "delete",
+        "/v1/workspaces/{workspace_id}/connections/{connection_id}",
+    ),
 ];
 
 #[tokio::test]

@@ -130,6 +130,11 @@ impl FakeGoogle {
         *lock(&self.state.knobs.revoked) = true;
     }
 
+    /// The person grants access again (after a revocation): the platform answers normally.
+    pub fn regrant(&self) {
+        *lock(&self.state.knobs.revoked) = false;
+    }
+
     /// Every access token issued so far expires (401); refresh still works.
     pub fn expire_access_token(&self) {
         let mut valid = lock(&self.state.access_tokens);

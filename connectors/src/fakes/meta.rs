@@ -137,6 +137,11 @@ impl FakeMeta {
         *lock(&self.state.knobs.revoked) = true;
     }
 
+    /// The person grants access again (after a revocation): the platform answers normally.
+    pub fn regrant(&self) {
+        *lock(&self.state.knobs.revoked) = false;
+    }
+
     pub fn restate(&self, date: NaiveDate) {
         lock(&self.state.knobs.restated).insert(date);
     }
