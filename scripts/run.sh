@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs adledger on local defaults: a private PostgreSQL (or $DATABASE_URL), migrations, the demo
-# workspace (sandbox platform, 20 campaigns, 90 days), then the API on $ADLEDGER_BIND
-# (default 127.0.0.1:8080). Ctrl-C stops it; scripts/pg.sh stop stops Postgres.
+# Runs adledger on local defaults: a private PostgreSQL (or $DATABASE_URL), migrations, local
+# encryption and signing keys (made once in .local/keys.env unless ADLEDGER_MASTER_KEYS and
+# ADLEDGER_JWT_KEYS are set), the demo user and workspace (sandbox platform, 20 campaigns,
+# 90 days), then the API on $ADLEDGER_BIND (default 127.0.0.1:8080). Ctrl-C stops it;
+# scripts/pg.sh stop stops Postgres.
 #
 # Kafka mode: `scripts/run.sh --kafka` (or ADLEDGER_KAFKA=1) also starts a local Kafka-protocol
 # broker (scripts/kafka.sh; installed on first use), publishes the log to it with the relay and
@@ -30,6 +32,19 @@ export ADLEDGER_BIND=${ADLEDGER_BIND:-127.0.0.1:8080}
 
 cargo build --release --bin adledger
 bin=target/release/adledger
+if [ -z "${ADLEDGER_MASTER_KEYS:-}" ] || [ -z "${ADLEDGER_JWT_KEYS:-}" ]; then
+    # Local keys only: losing this file makes local personal data unreadable, like an erasure.
+    keys=.local/keys.env
+    if [ ! -s "$keys" ]; then
+        mkdir -p .local
+        (umask 077 && "$bin" keys generate --kid local1 > "$keys")
+        echo "run.sh: generated local keys in $keys"
+    fi
+    set -a
+    # shellcheck source=/dev/null
+    . "$keys"
+    set +a
+fi
 "$bin" migrate
 "$bin" demo | sed "s#http://127.0.0.1:8080#http://$ADLEDGER_BIND#"
 exec "$bin" serve ${args[@]+"${args[@]}"}
