@@ -45,13 +45,24 @@ pub struct Keys {
     pub jwt: JwtKeys,
 }
 
-/// What a login or a refresh hands out.
-#[derive(Debug, Clone)]
+/// What a login or a refresh hands out. Its Debug form hides the tokens.
+#[derive(Clone)]
 pub struct Tokens {
     pub access_token: String,
     pub expires_in: i64,
     pub refresh_token: String,
     pub session_id: SessionId,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"***")
+            .field("refresh_token", &"***")
+            .field("expires_in", &self.expires_in)
+            .field("session_id", &self.session_id)
+            .finish()
+    }
 }
 
 /// Who a valid credential belongs to.
