@@ -3,12 +3,36 @@
 use adledger_infra::testing::TestDatabase;
 use sqlx::Executor;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// One set of keys for every run of the binary in this test process.
+fn keys() -> &'static (String, String) {
+    static KEYS: OnceLock<(String, String)> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        (
+            adledger_infra::testing::test_master_keys()
+                .to_env_string()
+                .expose()
+                .clone(),
+            adledger_infra::testing::test_jwt_keys()
+                .to_env_string()
+                .expose()
+                .clone(),
+        )
+    })
+}
 
 fn adledger(db: &TestDatabase, args: &[&str]) -> Output {
+    adledger_with_keys(db, args, &keys().0)
+}
+
+fn adledger_with_keys(db: &TestDatabase, args: &[&str], master_keys: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adledger"))
         .args(args)
         .env("DATABASE_URL", db.url.expose())
         .env("RUST_LOG", "warn")
+        .env("ADLEDGER_MASTER_KEYS", master_keys)
+        .env("ADLEDGER_JWT_KEYS", &keys().1)
         .output()
         .expect("run adledger")
 }
@@ -125,4 +149,73 @@ fn a_missing_database_url_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL is not set"));
+}
+
+#[tokio::test]
+async fn keys_are_generated_and_rotated_without_losing_sealed_data() {
+    let generated = Command::new(env!("CARGO_BIN_EXE_adledger"))
+        .args(["keys", "generate", "--kid", "old"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let text = stdout(&generated);
+    let line = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+            .to_owned()
+    };
+    let old = line("ADLEDGER_MASTER_KEYS");
+    assert!(old.starts_with("old:"));
+    assert!(line("ADLEDGER_JWT_KEYS").starts_with("old:"));
+
+    // Data sealed under the old key: a person's key and a connection's tokens.
+    let db = TestDatabase::new().await;
+    let pool = db.store().pool().clone();
+    let old_keys = adledger_infra::MasterKeys::parse(&old).unwrap();
+    let sealer = adledger_infra::Sealer::new(pool.clone(), old_keys.clone());
+    let subject = uuid::Uuid::now_v7();
+    let sealed = sealer.seal(subject, "someone@example.com").await.unwrap();
+    let credentials =
+        adledger_infra::credentials::CredentialStore::new(pool.clone(), old_keys.clone());
+    let connection = adledger_domain::ConnectionId(uuid::Uuid::now_v7());
+    credentials
+        .save(
+            connection,
+            adledger_domain::WorkspaceId(uuid::Uuid::now_v7()),
+            adledger_domain::Platform::Google,
+            "{\"access_token\":\"t\"}",
+            None,
+        )
+        .await
+        .unwrap();
+
+    let rotated = old_keys.with_new_active("new").unwrap();
+    let both = rotated.to_env_string().expose().clone();
+    assert!(both.starts_with("new:") && both.contains(",old:"));
+    let rewrap = adledger_with_keys(&db, &["keys", "rewrap"], &both);
+    assert!(
+        rewrap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rewrap.stderr)
+    );
+    assert!(
+        stdout(&rewrap).contains("re-wrapped 1 subject key(s) and 1 connection token set(s)"),
+        "{}",
+        stdout(&rewrap)
+    );
+
+    // The old key can go: everything opens with the new one alone.
+    let new_only = rotated.without("old").unwrap();
+    let sealer = adledger_infra::Sealer::new(pool.clone(), new_only.clone());
+    assert_eq!(
+        sealer.reveal_or_marker(&sealed).await.unwrap(),
+        "someone@example.com"
+    );
+    let credentials = adledger_infra::credentials::CredentialStore::new(pool, new_only);
+    assert_eq!(
+        credentials.load(connection).await.unwrap().as_deref(),
+        Some("{\"access_token\":\"t\"}")
+    );
 }
