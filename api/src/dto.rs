@@ -39,6 +39,9 @@ pub struct Connection {
     pub last_sync_id: Option<Uuid>,
     pub last_sync_status: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// When the platform access token expires, where the platform says; reconnect before then
+    /// when it cannot be refreshed (Meta).
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<q::ConnectionView> for Connection {
@@ -52,6 +55,7 @@ impl From<q::ConnectionView> for Connection {
             last_sync_id: v.last_sync_id,
             last_sync_status: v.last_sync_status,
             last_synced_at: v.last_synced_at,
+            token_expires_at: v.token_expires_at,
         }
     }
 }

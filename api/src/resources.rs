@@ -56,11 +56,14 @@ fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
                 campaigns,
             })
         }
-        // Real platforms connect through their OAuth flow, which this endpoint does not run yet.
+        // Real platforms connect through their OAuth flow: the person must grant access.
         Some(other @ (Platform::Meta | Platform::Google | Platform::Tiktok)) => {
             Err(ApiError::invalid(
                 "platform",
-                format!("platform {other} cannot be connected here yet; supported: sandbox"),
+                format!(
+                    "{other} connects through its OAuth flow: POST \
+                     /v1/workspaces/{{workspace_id}}/connections/{other}/authorize"
+                ),
             ))
         }
         None => Err(ApiError::invalid(

@@ -32,6 +32,9 @@ pub struct ConnectionView {
     pub last_sync_id: Option<Uuid>,
     pub last_sync_status: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// When the stored access token expires, for platforms that say (Meta's 60-day token must
+    /// be renewed by a person before then).
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -100,7 +103,8 @@ pub async fn get_workspace(
 }
 
 const CONNECTION_COLUMNS: &str = "id, platform, label, status, connected_at, last_sync_id, \
-     last_sync_status, last_synced_at";
+     last_sync_status, last_synced_at, \
+     (SELECT expires_at FROM connection_credentials cc WHERE cc.connection_id = id)";
 
 fn connection_view(row: &PgRow) -> Result<ConnectionView, sqlx::Error> {
     Ok(ConnectionView {
@@ -112,6 +116,7 @@ fn connection_view(row: &PgRow) -> Result<ConnectionView, sqlx::Error> {
         last_sync_id: row.try_get(5)?,
         last_sync_status: row.try_get(6)?,
         last_synced_at: row.try_get(7)?,
+        token_expires_at: row.try_get(8)?,
     })
 }
 

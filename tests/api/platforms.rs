@@ -302,6 +302,14 @@ async fn end_to_end(fake: Fake) {
         .map(|c| c["external_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(campaigns.len(), 3, "discovery followed every page");
+    let c = app
+        .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}"))
+        .await;
+    assert_eq!(c["status"], "active");
+    assert_eq!(c["platform"], fake.name());
+    if !matches!(fake, Fake::Tiktok(_)) {
+        assert!(c["token_expires_at"].is_string(), "{c}");
+    }
     let (d0, d1) = (
         NaiveDate::from_str(from).unwrap(),
         NaiveDate::from_str(to).unwrap(),
