@@ -115,11 +115,22 @@ impl Projection for Audit {
 
 async fn insert(conn: &mut PgConnection, rows: &Rows) -> Result<(), ProjectionError> {
     sqlx::query(
+        // A person erased already (their key gone) leaves no source behind, whatever order the
+        // events arrive in: Kafka-mode partitions may deliver the erasure before older actions.
         "INSERT INTO audit_log (position, workspace_id, action, stream_id, actor_kind, actor,
                  ip, user_agent, request_id, occurred_at, recorded_at)
-             SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+             SELECT r.position, r.workspace_id, r.action, r.stream_id, r.actor_kind, r.actor,
+                    CASE WHEN erased.subject_id IS NULL THEN r.ip END,
+                    CASE WHEN erased.subject_id IS NULL THEN r.user_agent END,
+                    r.request_id, r.occurred_at, r.recorded_at
+             FROM UNNEST($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                  $6::text[], $7::text[], $8::text[], $9::uuid[], $10::timestamptz[],
                  $11::timestamptz[])
+                 AS r(position, workspace_id, action, stream_id, actor_kind, actor, ip,
+                      user_agent, request_id, occurred_at, recorded_at)
+             LEFT JOIN subject_keys erased
+                 ON r.actor_kind = 'user' AND erased.subject_id::text = r.actor
+                AND erased.erased_at IS NOT NULL
              ON CONFLICT (position) DO NOTHING",
     )
     .bind(&rows.position)
