@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../migrations/0007_identity.sql"),
     },
+    Migration {
+        version: 8,
+        name: "sync_schedule",
+        sql: include_str!("../../migrations/0008_sync_schedule.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1
