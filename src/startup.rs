@@ -1,7 +1,8 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
-use crate::cli::{Role, Source, WorkerArgs};
+use crate::cli::{Role, Source, SyncArgs, WorkerArgs};
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
+use adledger_commands::scheduler::Scheduler;
 use adledger_commands::Commands;
 use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::shutdown::{self, Shutdown};
@@ -17,6 +18,7 @@ pub struct ServeConfig {
     pub demo: bool,
     pub workers: WorkerArgs,
     pub http: adledger_api::HttpPolicy,
+    pub syncs: SyncArgs,
 }
 
 /// How the API answers, besides its routes.
@@ -101,9 +103,23 @@ pub async fn spawn_api(
     listener: tokio::net::TcpListener,
     keys: Keys,
     options: ApiOptions,
+    shutdown: Shutdown,
+) -> JoinHandle<std::io::Result<()>> {
+    let commands = Commands::new(store.clone());
+    spawn_api_with_commands(commands, store, listener, keys, options, shutdown).await
+}
+
+/// A running HTTP API whose commands are `commands` (shared with the scheduler, so that both
+/// draw on one limit of concurrent sync runs).
+pub async fn spawn_api_with_commands(
+    commands: Commands,
+    store: EventStore,
+    listener: tokio::net::TcpListener,
+    keys: Keys,
+    options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
-    let identity = identity(&store, keys, options.auth);
+    let identity = Identity::new(store.clone(), commands, keys, options.auth);
     let state = adledger_api::AppState {
         commands: identity.commands().clone(),
         identity,
@@ -148,9 +164,18 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             },
         ),
     };
+    let commands =
+        Commands::new(store.clone()).with_max_concurrent_syncs(config.syncs.max_concurrent_syncs());
     let mut tasks = Vec::new();
     if config.role != Role::Api {
         tasks.extend(spawn_workers(&store, source, &stopped));
+        match config.syncs.scheduler() {
+            Some(schedule) => {
+                let scheduler = Scheduler::new(commands.clone(), schedule);
+                tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+            }
+            None => tracing::info!("the sync scheduler is off (ADLEDGER_SYNC_INTERVAL_SECS=0)"),
+        }
     }
     if let (Role::All, Some(kafka)) = (config.role, &kafka) {
         tasks.push(tokio::spawn(adledger_infra::kafka::relay::run(
@@ -175,7 +200,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "adledger is serving on http://{addr} (API description: http://{addr}/openapi.json)"
         );
         api = Some(
-            spawn_api(
+            spawn_api_with_commands(
+                commands.clone(),
                 store.clone(),
                 listener,
                 keys,
@@ -196,7 +222,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             crate::demo::print_examples(workspace, &format!("http://{addr}"));
         }
     } else {
-        tracing::info!("running the sequencer and projection workers");
+        tracing::info!("running the sequencer, projection workers and sync scheduler");
     }
     wait_for_signal().await;
     tracing::info!("shutting down");
