@@ -47,11 +47,11 @@ impl From<LogFormatArg> for LogFormat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
-    /// API, sequencer and projection workers in one process.
+    /// API, sequencer, projection workers and sync scheduler in one process.
     All,
     /// Only the HTTP API.
     Api,
-    /// Only the sequencer and projection workers.
+    /// Only the sequencer, the projection workers and the sync scheduler.
     Worker,
 }
 
@@ -171,6 +171,44 @@ impl HttpArgs {
     }
 }
 
+/// The sync scheduler and the sync runs of this process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// Seconds from the start of a connection's last sync until the scheduler syncs it again;
+    /// 0 turns the scheduler off. Only one process schedules at a time (leader election).
+    #[arg(long, env = "ADLEDGER_SYNC_INTERVAL_SECS",
+          default_value_t = adledger_commands::scheduler::DEFAULT_INTERVAL_SECS)]
+    pub sync_interval_secs: u64,
+    /// Days a scheduled sync reads back for an ad account that has never been synced.
+    #[arg(long, env = "ADLEDGER_SYNC_BACKFILL_DAYS",
+          default_value_t = adledger_commands::scheduler::DEFAULT_BACKFILL_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=1_098))]
+    pub sync_backfill_days: u32,
+    /// Sync runs (scheduled and requested over the API) this process carries out at once; the
+    /// others wait for their turn.
+    #[arg(long, env = "ADLEDGER_MAX_CONCURRENT_SYNCS",
+          default_value_t = adledger_commands::DEFAULT_MAX_CONCURRENT_SYNCS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_024))]
+    pub max_concurrent_syncs: u64,
+}
+
+impl SyncArgs {
+    /// The scheduler's configuration, or `None` when it is turned off.
+    pub fn scheduler(&self) -> Option<adledger_commands::scheduler::SchedulerConfig> {
+        (self.sync_interval_secs > 0).then(|| {
+            adledger_commands::scheduler::SchedulerConfig::new(
+                std::time::Duration::from_secs(self.sync_interval_secs),
+                self.sync_backfill_days,
+            )
+        })
+    }
+
+    pub fn max_concurrent_syncs(&self) -> usize {
+        usize::try_from(self.max_concurrent_syncs)
+            .unwrap_or(adledger_commands::DEFAULT_MAX_CONCURRENT_SYNCS)
+    }
+}
+
 /// Where this process's projection workers read from, and the broker when it is Kafka.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -205,11 +243,16 @@ pub enum Command {
         workers: WorkerArgs,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        syncs: SyncArgs,
     },
-    /// Run only the sequencer and projection workers (same as `serve --role worker`).
+    /// Run only the sequencer, the projection workers and the sync scheduler (same as
+    /// `serve --role worker`).
     Worker {
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        syncs: SyncArgs,
     },
     /// Run only the relay: publish the log to the Kafka topic (one active relay per topic; others
     /// stand by and take over).
@@ -298,6 +341,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             demo,
             workers,
             http,
+            syncs,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
@@ -307,10 +351,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 demo,
                 workers,
                 http: http.policy(),
+                syncs,
             })
             .await?
         }
-        Command::Worker { workers } => {
+        Command::Worker { workers, syncs } => {
             startup::serve(startup::ServeConfig {
                 url,
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -319,6 +364,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 demo: false,
                 workers,
                 http: Default::default(),
+                syncs,
             })
             .await?
         }

@@ -1,8 +1,9 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
-use crate::cli::{Role, Source, WorkerArgs};
+use crate::cli::{Role, Source, SyncArgs, WorkerArgs};
 use adledger_commands::connect::ConnectorSetup;
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
+use adledger_commands::scheduler::Scheduler;
 use adledger_commands::Commands;
 use adledger_connectors::Platforms;
 use adledger_infra::credentials::CredentialStore;
@@ -20,6 +21,7 @@ pub struct ServeConfig {
     pub demo: bool,
     pub workers: WorkerArgs,
     pub http: adledger_api::HttpPolicy,
+    pub syncs: SyncArgs,
 }
 
 /// How the API answers, besides its routes.
@@ -57,11 +59,17 @@ pub fn identity_with(
     policy: AuthPolicy,
     platforms: Platforms,
 ) -> Identity {
-    let commands = Commands::new(store.clone()).with_connectors(ConnectorSetup {
+    let commands = commands(store, &keys, platforms);
+    Identity::new(store.clone(), commands, keys, policy)
+}
+
+/// The command handlers, able to sync the real platforms of `platforms` with the tokens sealed
+/// under `keys`.
+pub fn commands(store: &EventStore, keys: &Keys, platforms: Platforms) -> Commands {
+    Commands::new(store.clone()).with_connectors(ConnectorSetup {
         platforms,
         credentials: CredentialStore::new(store.pool().clone(), keys.master.clone()),
-    });
-    Identity::new(store.clone(), commands, keys, policy)
+    })
 }
 
 /// Where the projection workers of this process read from.
@@ -121,9 +129,23 @@ pub async fn spawn_api(
     listener: tokio::net::TcpListener,
     keys: Keys,
     options: ApiOptions,
+    shutdown: Shutdown,
+) -> JoinHandle<std::io::Result<()>> {
+    let commands = commands(&store, &keys, options.platforms.clone());
+    spawn_api_with_commands(commands, store, listener, keys, options, shutdown).await
+}
+
+/// A running HTTP API whose commands are `commands` (shared with the scheduler, so that both
+/// draw on one limit of concurrent sync runs).
+pub async fn spawn_api_with_commands(
+    commands: Commands,
+    store: EventStore,
+    listener: tokio::net::TcpListener,
+    keys: Keys,
+    options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
-    let identity = identity_with(&store, keys, options.auth, options.platforms);
+    let identity = Identity::new(store.clone(), commands, keys, options.auth);
     let state = adledger_api::AppState {
         commands: identity.commands().clone(),
         identity,
@@ -149,10 +171,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
-    let keys = if config.role == Role::Worker {
-        None
-    } else {
-        Some(keys_from_env()?)
+    // The API needs the keys; a worker needs them to sync real platforms on schedule.
+    let schedule = config.syncs.scheduler();
+    let keys = match (config.role, &schedule) {
+        (Role::Worker, None) => None,
+        _ => Some(keys_from_env()?),
     };
     let platforms = Platforms::from_env()?;
     for platform in adledger_domain::Platform::ALL {
@@ -173,9 +196,21 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             },
         ),
     };
+    let commands = match &keys {
+        Some(keys) => commands(&store, keys, platforms.clone()),
+        None => Commands::new(store.clone()),
+    }
+    .with_max_concurrent_syncs(config.syncs.max_concurrent_syncs());
     let mut tasks = Vec::new();
     if config.role != Role::Api {
         tasks.extend(spawn_workers(&store, source, &stopped));
+        match schedule {
+            Some(schedule) => {
+                let scheduler = Scheduler::new(commands.clone(), schedule);
+                tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+            }
+            None => tracing::info!("the sync scheduler is off (ADLEDGER_SYNC_INTERVAL_SECS=0)"),
+        }
     }
     if let (Role::All, Some(kafka)) = (config.role, &kafka) {
         tasks.push(tokio::spawn(adledger_infra::kafka::relay::run(
@@ -190,7 +225,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         demo = Some(crate::demo::seed(&identity, &crate::demo::DemoArgs::default()).await?);
     }
     let mut api = None;
-    if let Some(keys) = keys {
+    if let (true, Some(keys)) = (config.role != Role::Worker, keys) {
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
@@ -200,7 +235,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "adledger is serving on http://{addr} (API description: http://{addr}/openapi.json)"
         );
         api = Some(
-            spawn_api(
+            spawn_api_with_commands(
+                commands.clone(),
                 store.clone(),
                 listener,
                 keys,
@@ -222,7 +258,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             crate::demo::print_examples(workspace, &format!("http://{addr}"));
         }
     } else {
-        tracing::info!("running the sequencer and projection workers");
+        tracing::info!("running the sequencer, projection workers and sync scheduler");
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -222,6 +222,8 @@ fn adledger(db: &TestDatabase, config: &KafkaConfig, args: &[&str]) -> Process {
         .env("ADLEDGER_KAFKA_BROKERS", &config.brokers)
         .env("ADLEDGER_KAFKA_TOPIC", &config.topic)
         .env("ADLEDGER_KAFKA_LEASE_MS", "3000")
+        // Workers also run the sync scheduler; its syncs would append events the tests count.
+        .env("ADLEDGER_SYNC_INTERVAL_SECS", "0")
         .env(
             "RUST_LOG",
             std::env::var("TEST_CHILD_LOG").unwrap_or_else(|_| "info".into()),

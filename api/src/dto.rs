@@ -68,6 +68,9 @@ pub struct AdAccount {
     pub name: String,
     pub currency: String,
     pub time_zone: String,
+    /// The account's sync cursor: every day up to this one (the account's local date) is
+    /// stored. Absent until a sync completed a first chunk of days.
+    pub synced_through: Option<NaiveDate>,
 }
 
 impl From<q::AdAccountView> for AdAccount {
@@ -78,6 +81,7 @@ impl From<q::AdAccountView> for AdAccount {
             name: v.name,
             currency: v.currency,
             time_zone: v.time_zone,
+            synced_through: v.synced_through,
         }
     }
 }

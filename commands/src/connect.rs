@@ -321,6 +321,12 @@ impl Commands {
 
     /// The connector a sync of `conn` runs with. `Err` carries a sync failure reason.
     pub(crate) async fn prepare_connector(&self, conn: &Connected) -> Result<Prepared, String> {
+        if let Some(factory) = &self.connector_factory {
+            return Ok(Prepared {
+                connector: factory(conn),
+                tokens: None,
+            });
+        }
         if let Some(connector) =
             adledger_connectors::sandbox_for(&conn.settings, conn.completed_syncs)
         {

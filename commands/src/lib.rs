@@ -7,8 +7,11 @@ mod execute;
 mod idempotency;
 pub mod identity;
 pub mod members;
+pub mod scheduler;
 mod setup;
 mod sync;
+
+pub use sync::{ConnectorFactory, SYNC_CHUNK_DAYS};
 
 use adledger_connectors::resilience::CircuitBreaker;
 use adledger_domain::{ConnectionId, DomainError, EventMetadata, SyncId};
@@ -16,6 +19,10 @@ use adledger_infra::{EventStore, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// Sync runs one process carries out at the same time unless configured otherwise.
+pub const DEFAULT_MAX_CONCURRENT_SYNCS: usize = 4;
 
 /// Who asks, under which idempotency key, and when (commands never read the clock).
 #[derive(Debug, Clone)]
@@ -34,8 +41,13 @@ pub struct Commands {
     /// One circuit breaker per connection, shared by its syncs in this process: a failing
     /// platform account is left alone for a while instead of being hammered by every run.
     breakers: Arc<Mutex<HashMap<ConnectionId, Arc<CircuitBreaker>>>>,
+    /// One permit per sync run this process may carry out at once, shared by manual and
+    /// scheduled runs: a run waits here for its turn.
+    sync_slots: Arc<Semaphore>,
     /// The real ad platforms, when this deployment has them (the sandbox needs nothing).
     connectors: Option<Arc<connect::ConnectorSetup>>,
+    /// Builds the connector of a connection instead (tests, scripted platforms).
+    connector_factory: Option<ConnectorFactory>,
 }
 
 impl Commands {
@@ -44,8 +56,23 @@ impl Commands {
             store,
             running: Arc::default(),
             breakers: Arc::default(),
+            sync_slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_SYNCS)),
             connectors: None,
+            connector_factory: None,
         }
+    }
+
+    /// At most `limit` sync runs (at least one) at a time in this process; the others wait.
+    pub fn with_max_concurrent_syncs(mut self, limit: usize) -> Self {
+        self.sync_slots = Arc::new(Semaphore::new(limit.max(1)));
+        self
+    }
+
+    /// Syncs talk to the connectors `factory` builds instead of the platforms' own (tests,
+    /// scripted platforms).
+    pub fn with_connector_factory(mut self, factory: ConnectorFactory) -> Self {
+        self.connector_factory = Some(factory);
+        self
     }
 
     fn breaker(&self, connection: ConnectionId) -> Arc<CircuitBreaker> {

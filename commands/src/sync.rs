@@ -1,8 +1,10 @@
-//! Running a started sync: discovery, then one insights fetch per ad account whose rows are
-//! appended per campaign, then the sync's end. Platform failures end the sync as failed with a
-//! classified reason; days already stored by finished campaigns are kept (they are facts the
-//! platform reported). Events are stamped when
-//! they happen (discovery, each campaign, the end), not with the time the sync was requested.
+//! Running a started sync: discovery, then per ad account its range in chunks of
+//! [`SYNC_CHUNK_DAYS`], oldest first, each chunk's rows appended per campaign and then recorded
+//! as the account's progress (its sync cursor), then the sync's end. Platform failures end the
+//! sync as failed with a classified reason; days already stored are kept (they are facts the
+//! platform reported) and the cursor stays at the last contiguous completed chunk. Events are
+//! stamped when they happen (discovery, each campaign, the end), not with the time the sync was
+//! requested. Runs wait for one of the process's sync slots ([`Commands::with_max_concurrent_syncs`]).
 
 use crate::execute::{Executed, Target};
 use crate::{CommandContext, CommandError, Commands};
@@ -12,12 +14,20 @@ use adledger_domain::campaign::{self, CampaignInsights, RecordDailyInsights};
 use adledger_domain::connection::{self, AdAccount, Connected, Connection, RunningSync};
 use adledger_domain::event::{InsightsSource, SyncCounts};
 use adledger_domain::{
-    AdAccountId, CampaignId, ConnectionId, DailyMetrics, DomainError, EventMetadata, SyncId,
-    WorkspaceId,
+    AdAccountId, CampaignId, ConnectionId, DailyMetrics, DateRange, DomainError, EventMetadata,
+    SyncId, WorkspaceId,
 };
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Days of one ad account fetched, stored and recorded as progress at a time. 30 is what every
+/// supported platform accepts per daily-report request (TikTok's limit is the tightest).
+pub const SYNC_CHUNK_DAYS: u32 = 30;
+
+/// Builds the connector that a run of this connection talks to.
+pub type ConnectorFactory = Arc<dyn Fn(&Connected) -> Box<dyn Connector> + Send + Sync>;
 
 /// Marks a sync as being run by this process for as long as it lives.
 struct RunGuard {
@@ -93,11 +103,50 @@ impl Commands {
         sync: SyncId,
     ) -> Result<SyncCounts, CommandError> {
         // Claimed before the first await, so of two runs started together one always wins.
-        let Some(_guard) = RunGuard::claim(self, sync) else {
+        let Some(guard) = RunGuard::claim(self, sync) else {
             return Err(CommandError::Rejected(DomainError::SyncAlreadyRunning(
                 sync,
             )));
         };
+        // Never closed, so acquiring cannot fail; a run waits here for its turn.
+        let slot = self
+            .sync_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CommandError::Conflict("the sync slots were closed".into()))?;
+        self.run_claimed(ctx, workspace, connection, sync, guard, slot)
+            .await
+    }
+
+    /// Runs a sync in a slot the caller already holds (the scheduler takes a free slot before it
+    /// starts a sync, so scheduled syncs never wait as `running`).
+    pub(crate) async fn run_sync_in_slot(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+        connection: ConnectionId,
+        sync: SyncId,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<SyncCounts, CommandError> {
+        let Some(guard) = RunGuard::claim(self, sync) else {
+            return Err(CommandError::Rejected(DomainError::SyncAlreadyRunning(
+                sync,
+            )));
+        };
+        self.run_claimed(ctx, workspace, connection, sync, guard, slot)
+            .await
+    }
+
+    async fn run_claimed(
+        &self,
+        ctx: &CommandContext,
+        workspace: WorkspaceId,
+        connection: ConnectionId,
+        sync: SyncId,
+        _guard: RunGuard,
+        _slot: OwnedSemaphorePermit,
+    ) -> Result<SyncCounts, CommandError> {
         let loaded = self
             .load::<Connection>(&connection.stream(), workspace)
             .await?;
@@ -248,26 +297,59 @@ impl Run<'_> {
                 )),
             }
         }
-        for (account_id, campaigns) in by_account {
-            let account = conn.ad_accounts.get(&account_id).ok_or_else(|| {
+        // Only a run over every campaign stores whole days of an account, so only such a run
+        // moves the accounts' cursors.
+        let whole_accounts = running.campaign_ids.is_empty();
+        for (account_id, campaigns) in &by_account {
+            let account = conn.ad_accounts.get(account_id).ok_or_else(|| {
                 Stop::Platform(format!(
                     "invalid: campaigns name unknown ad account {account_id}"
                 ))
             })?;
-            let rows = connector
-                .account_insights(account, running.range)
-                .await
-                .map_err(|e| platform_failure(&format!("ad account {account_id}"), &e))?;
-            let mut days = by_campaign(rows, running);
-            for (campaign_id, external_id) in campaigns {
-                // Campaigns without rows have nothing new to say: nothing is appended.
-                let Some(days) = days.remove(external_id) else {
-                    continue;
-                };
-                counts.add(self.record_days(&conn, account, campaign_id, days).await?);
+            for chunk in chunks(running.range, SYNC_CHUNK_DAYS) {
+                let rows = connector
+                    .account_insights(account, chunk)
+                    .await
+                    .map_err(|e| platform_failure(&format!("ad account {account_id}"), &e))?;
+                let mut days = by_campaign(rows, chunk);
+                for (campaign_id, external_id) in campaigns {
+                    // Campaigns without rows have nothing new to say: nothing is appended.
+                    let Some(days) = days.remove(*external_id) else {
+                        continue;
+                    };
+                    counts.add(self.record_days(&conn, account, *campaign_id, days).await?);
+                }
+                if whole_accounts {
+                    self.record_progress(account_id, chunk).await?;
+                }
+            }
+        }
+        if whole_accounts {
+            // An account without campaigns has nothing to fetch: its days are complete as they
+            // are (rows of campaigns not yet discovered would be dropped anyway).
+            for account_id in conn.ad_accounts.keys() {
+                if !by_account.iter().any(|(a, _)| a == account_id) {
+                    self.record_progress(account_id, running.range).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Every day of `days` is stored for the account: its cursor may move.
+    async fn record_progress(
+        &self,
+        account: &AdAccountId,
+        days: DateRange,
+    ) -> Result<(), CommandError> {
+        self.connection_decides(connection::Command::RecordAccountProgress {
+            sync_id: self.sync,
+            ad_account_id: account.clone(),
+            from: days.from(),
+            through: days.to(),
+            at: chrono::Utc::now(),
+        })
+        .await
     }
 
     async fn record_days(
@@ -303,15 +385,31 @@ impl Run<'_> {
     }
 }
 
-/// An account's rows per campaign external id, only days of the sync's range, in date order
-/// (platforms sometimes answer with more than was asked; only the range is this sync's).
+/// `range` cut into consecutive ranges of at most `days` days, oldest first.
+fn chunks(range: DateRange, days: u32) -> Vec<DateRange> {
+    let step = Duration::days(i64::from(days.max(1)));
+    let mut out = Vec::new();
+    let mut from = range.from();
+    while from <= range.to() {
+        let to = (from + step - Duration::days(1)).min(range.to());
+        // from <= to by construction, and a part is never longer than the whole.
+        if let Ok(chunk) = DateRange::new(from, to) {
+            out.push(chunk);
+        }
+        from = to + Duration::days(1);
+    }
+    out
+}
+
+/// An account's rows per campaign external id, only days of the fetched range, in date order
+/// (platforms sometimes answer with more than was asked; only the range is this fetch's).
 fn by_campaign(
     rows: Vec<CampaignDay>,
-    running: &RunningSync,
+    range: DateRange,
 ) -> BTreeMap<String, Vec<(NaiveDate, DailyMetrics)>> {
     let mut grouped: BTreeMap<String, BTreeMap<NaiveDate, DailyMetrics>> = BTreeMap::new();
     for row in rows {
-        if running.range.contains(row.date) {
+        if range.contains(row.date) {
             // A day listed twice keeps its last report, as a restatement would.
             grouped
                 .entry(row.campaign_external_id)
@@ -323,4 +421,33 @@ fn by_campaign(
         .into_iter()
         .map(|(campaign, days)| (campaign, days.into_iter().collect()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(from: &str, to: &str) -> DateRange {
+        DateRange::new(from.parse().unwrap(), to.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_range_is_cut_into_consecutive_chunks_oldest_first() {
+        assert_eq!(
+            chunks(range("2024-01-01", "2024-03-10"), 30),
+            vec![
+                range("2024-01-01", "2024-01-30"),
+                range("2024-01-31", "2024-02-29"),
+                range("2024-03-01", "2024-03-10"),
+            ]
+        );
+        assert_eq!(
+            chunks(range("2024-01-01", "2024-01-30"), 30),
+            vec![range("2024-01-01", "2024-01-30")]
+        );
+        assert_eq!(
+            chunks(range("2024-01-01", "2024-01-01"), 30),
+            vec![range("2024-01-01", "2024-01-01")]
+        );
+    }
 }

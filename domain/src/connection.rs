@@ -1,8 +1,10 @@
 //! The connection aggregate: one connected platform login, the ad accounts and campaigns
 //! discovered through it, and its sync runs. At most one sync runs per connection at a time.
+//! Each ad account has a sync cursor: the last day up to which every day is stored. It moves
+//! only forward and only over a contiguous run of completed days.
 
 use crate::event::{
-    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
+    AccountSynced, AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
     ConnectionReauthorized, ConnectionSettings, Decided, PlatformConnected, PlatformDisconnected,
     SyncCompleted, SyncCounts, SyncFailed, SyncStarted,
 };
@@ -10,7 +12,7 @@ use crate::{
     AdAccountId, CampaignId, ConnectionId, Currency, DateRange, DomainError, DomainEvent, Platform,
     SyncId,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
 /// A running sync older than this is taken as abandoned (its process died) when a new one starts.
@@ -75,6 +77,10 @@ pub struct Connected {
     pub ad_accounts: BTreeMap<AdAccountId, AdAccount>,
     pub campaigns: BTreeMap<CampaignId, KnownCampaign>,
     pub running_sync: Option<RunningSync>,
+    /// When the latest sync (whatever became of it) started.
+    pub last_sync_started_at: Option<DateTime<Utc>>,
+    /// Per ad account, the last day up to which every day is stored ("synced through").
+    pub cursors: BTreeMap<AdAccountId, NaiveDate>,
     /// How many syncs finished successfully; the sandbox uses it to restate numbers like a
     /// real platform does on later reads.
     pub completed_syncs: u32,
@@ -131,6 +137,14 @@ pub enum Command {
         at: DateTime<Utc>,
     },
     Disconnect {
+        at: DateTime<Utc>,
+    },
+    /// The running sync stored every day of `from..=through` for this ad account.
+    RecordAccountProgress {
+        sync_id: SyncId,
+        ad_account_id: AdAccountId,
+        from: NaiveDate,
+        through: NaiveDate,
         at: DateTime<Utc>,
     },
 }
@@ -328,6 +342,45 @@ pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, Dom
                 at,
             )])
         }
+        Command::RecordAccountProgress {
+            sync_id,
+            ad_account_id,
+            from,
+            through,
+            at,
+        } => {
+            let conn = connected(state)?;
+            running(conn, *sync_id)?;
+            if !conn.ad_accounts.contains_key(ad_account_id) {
+                return Err(DomainError::invalid(
+                    "ad_account_id",
+                    format!("{ad_account_id} is not an ad account of this connection"),
+                ));
+            }
+            if from > through {
+                return Err(DomainError::invalid(
+                    "through",
+                    format!("`from` ({from}) is after `through` ({through})"),
+                ));
+            }
+            let advances = match conn.cursors.get(ad_account_id) {
+                None => true,
+                // Contiguous with the cursor (or overlapping it) and reaching past it.
+                Some(cursor) => *from <= *cursor + Duration::days(1) && through > cursor,
+            };
+            if !advances {
+                return Ok(vec![]);
+            }
+            Ok(vec![at_(
+                DomainEvent::AccountSynced(AccountSynced {
+                    connection_id: conn.id,
+                    sync_id: *sync_id,
+                    ad_account_id: ad_account_id.clone(),
+                    through: *through,
+                }),
+                at,
+            )])
+        }
     }
 }
 
@@ -392,6 +445,8 @@ pub fn evolve(
                 ad_accounts: BTreeMap::new(),
                 campaigns: BTreeMap::new(),
                 running_sync: None,
+                last_sync_started_at: None,
+                cursors: BTreeMap::new(),
                 completed_syncs: 0,
                 status: Status::Active,
             });
@@ -428,6 +483,7 @@ pub fn evolve(
             }
         }
         (DomainEvent::SyncStarted(e), Some(c)) => {
+            c.last_sync_started_at = Some(occurred_at);
             if let Ok(range) = DateRange::new(e.from, e.to) {
                 c.running_sync = Some(RunningSync {
                     sync_id: e.sync_id,
@@ -447,6 +503,13 @@ pub fn evolve(
             if c.running_sync.as_ref().map(|r| r.sync_id) == Some(e.sync_id) =>
         {
             c.running_sync = None;
+        }
+        (DomainEvent::AccountSynced(e), Some(c)) => {
+            let cursor = c
+                .cursors
+                .entry(e.ad_account_id.clone())
+                .or_insert(e.through);
+            *cursor = (*cursor).max(e.through);
         }
         _ => {}
     }
@@ -583,6 +646,178 @@ mod tests {
             decide(&state, &cmd),
             Err(DomainError::UnknownCampaign(stranger))
         );
+    }
+
+    fn day(raw: &str) -> NaiveDate {
+        raw.parse().unwrap()
+    }
+
+    fn progress(sync: u128, from: &str, through: &str) -> Command {
+        Command::RecordAccountProgress {
+            sync_id: SyncId(Uuid::from_u128(sync)),
+            ad_account_id: AdAccountId("acc-1".into()),
+            from: day(from),
+            through: day(through),
+            at: t(6),
+        }
+    }
+
+    /// The cursor moved to `through` by the decision, or None when nothing was decided.
+    fn synced_through(state: &Connection, cmd: &Command) -> Option<NaiveDate> {
+        match &decide(state, cmd).unwrap()[..] {
+            [] => None,
+            [Decided {
+                event: DomainEvent::AccountSynced(e),
+                ..
+            }] => {
+                assert_eq!(e.ad_account_id, AdAccountId("acc-1".into()));
+                assert_eq!(e.sync_id, SyncId(Uuid::from_u128(1)));
+                Some(e.through)
+            }
+            other => panic!("unexpected decision {other:?}"),
+        }
+    }
+
+    fn cursor(state: Connection) -> Option<NaiveDate> {
+        state
+            .0
+            .unwrap()
+            .cursors
+            .get(&AdAccountId("acc-1".into()))
+            .copied()
+    }
+
+    #[test]
+    fn the_first_completed_chunk_sets_the_cursor() {
+        let state = given(&[connect(), discovery("Spring"), start(1, 5)]);
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-01", "2024-01-10")),
+            Some(day("2024-01-10"))
+        );
+        let state = given(&[
+            connect(),
+            discovery("Spring"),
+            start(1, 5),
+            progress(1, "2024-01-01", "2024-01-10"),
+        ]);
+        assert_eq!(cursor(state), Some(day("2024-01-10")));
+    }
+
+    #[test]
+    fn a_contiguous_or_overlapping_chunk_advances_the_cursor() {
+        let state = given(&[
+            connect(),
+            discovery("Spring"),
+            start(1, 5),
+            progress(1, "2024-01-01", "2024-01-10"),
+        ]);
+        // Starts the day after the cursor.
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-11", "2024-01-20")),
+            Some(day("2024-01-20"))
+        );
+        // Re-reads a trailing window and goes past the cursor.
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-05", "2024-01-15")),
+            Some(day("2024-01-15"))
+        );
+    }
+
+    #[test]
+    fn a_chunk_after_a_hole_does_not_move_the_cursor() {
+        let state = given(&[
+            connect(),
+            discovery("Spring"),
+            start(1, 5),
+            progress(1, "2024-01-01", "2024-01-10"),
+        ]);
+        // 2024-01-11 was never stored: the cursor cannot jump over it.
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-12", "2024-01-20")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_re_read_of_old_days_does_not_move_the_cursor_back() {
+        let state = given(&[
+            connect(),
+            discovery("Spring"),
+            start(1, 5),
+            progress(1, "2024-01-01", "2024-01-20"),
+        ]);
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-01", "2024-01-10")),
+            None
+        );
+        assert_eq!(
+            synced_through(&state, &progress(1, "2024-01-15", "2024-01-20")),
+            None,
+            "reaching the cursor exactly is no progress"
+        );
+        // Even an event with an older date (never decided, but replayed) keeps the later one.
+        let state = given(&[
+            connect(),
+            discovery("Spring"),
+            start(1, 5),
+            progress(1, "2024-01-01", "2024-01-20"),
+        ]);
+        let older = DomainEvent::AccountSynced(AccountSynced {
+            connection_id: ConnectionId(Uuid::from_u128(9)),
+            sync_id: SyncId(Uuid::from_u128(1)),
+            ad_account_id: AdAccountId("acc-1".into()),
+            through: day("2024-01-05"),
+        });
+        assert_eq!(cursor(evolve(state, &older, t(7))), Some(day("2024-01-20")));
+    }
+
+    #[test]
+    fn progress_is_refused_unless_its_sync_runs_and_knows_the_account() {
+        let idle = given(&[connect(), discovery("Spring")]);
+        assert_eq!(
+            decide(&idle, &progress(1, "2024-01-01", "2024-01-10")),
+            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(1))))
+        );
+        let running = given(&[connect(), discovery("Spring"), start(1, 5)]);
+        assert_eq!(
+            decide(&running, &progress(2, "2024-01-01", "2024-01-10")),
+            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(2))))
+        );
+        let stranger = Command::RecordAccountProgress {
+            sync_id: SyncId(Uuid::from_u128(1)),
+            ad_account_id: AdAccountId("acc-2".into()),
+            from: day("2024-01-01"),
+            through: day("2024-01-10"),
+            at: t(6),
+        };
+        assert!(matches!(
+            decide(&running, &stranger),
+            Err(DomainError::Invalid {
+                field: "ad_account_id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            decide(&running, &progress(1, "2024-01-10", "2024-01-01")),
+            Err(DomainError::Invalid {
+                field: "through",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_sync_start_is_remembered_whatever_becomes_of_it() {
+        let fail = Command::FailSync {
+            sync_id: SyncId(Uuid::from_u128(1)),
+            reason: "boom".into(),
+            counts: SyncCounts::default(),
+            at: t(8),
+        };
+        let state = given(&[connect(), start(1, 5), fail]);
+        let conn = state.0.unwrap();
+        assert_eq!(conn.last_sync_started_at, Some(t(5)));
+        assert!(conn.running_sync.is_none());
     }
 
     #[test]

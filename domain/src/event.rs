@@ -159,6 +159,16 @@ pub struct InsightsSource {
     pub sync_id: SyncId,
 }
 
+/// Every day of an ad account up to `through` is stored (the account's sync cursor moved there).
+/// Decided only over a contiguous run of completed days, so the cursor never jumps a hole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSynced {
+    pub connection_id: ConnectionId,
+    pub sync_id: SyncId,
+    pub ad_account_id: AdAccountId,
+    pub through: NaiveDate,
+}
+
 /// The first numbers reported for a campaign-day. Stored as one flat JSON object (source and
 /// metrics fields side by side); see [`wire`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,6 +508,7 @@ domain_events! {
     SyncStarted => 1,
     SyncCompleted => 1,
     SyncFailed => 1,
+    AccountSynced => 1,
     DailyInsightsRecorded => 2,
     DailyInsightsRestated => 2,
     UserRegistered => 1,

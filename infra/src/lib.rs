@@ -9,6 +9,7 @@ pub mod db;
 pub mod event_store;
 pub mod identity;
 pub mod kafka;
+pub mod leader;
 pub mod migrate;
 pub mod secret;
 pub mod shutdown;

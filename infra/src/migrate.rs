@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0007_identity.sql"),
     },
     Migration {
+        version: 8,
+        name: "sync_schedule",
+        sql: include_str!("../../migrations/0008_sync_schedule.sql"),
+    },
+    Migration {
         version: 9,
         name: "connection_credentials",
         sql: include_str!("../../migrations/0009_connection_credentials.sql"),

@@ -215,6 +215,18 @@ async fn apply_one(
             };
             sync_finished(conn, recorded, &finish).await?;
         }
+        DomainEvent::AccountSynced(e) => {
+            // The cursor only moves forward, whatever order a replay brings.
+            sqlx::query(
+                "UPDATE ad_accounts SET synced_through = GREATEST(synced_through, $3)
+                 WHERE connection_id = $1 AND external_id = $2",
+            )
+            .bind(e.connection_id.as_uuid())
+            .bind(&e.ad_account_id.0)
+            .bind(e.through)
+            .execute(&mut *conn)
+            .await?;
+        }
         // Identity, invitations and API keys have no catalog rows; insights have their own model.
         DomainEvent::DailyInsightsRecorded(_)
         | DomainEvent::DailyInsightsRestated(_)

@@ -45,6 +45,8 @@ pub struct AdAccountView {
     pub name: String,
     pub currency: String,
     pub time_zone: String,
+    /// The account's sync cursor: every day up to this one is stored.
+    pub synced_through: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -153,8 +155,10 @@ pub async fn list_ad_accounts(
     workspace: WorkspaceId,
     connection: Option<ConnectionId>,
 ) -> Result<Vec<AdAccountView>, QueryError> {
-    let rows: Vec<(Uuid, String, String, String, String)> = sqlx::query_as(
-        "SELECT connection_id, external_id, name, currency, time_zone FROM ad_accounts
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(Uuid, String, String, String, String, Option<NaiveDate>)> = sqlx::query_as(
+        "SELECT connection_id, external_id, name, currency, time_zone, synced_through
+         FROM ad_accounts
          WHERE workspace_id = $1 AND ($2::uuid IS NULL OR connection_id = $2)
          ORDER BY connection_id, external_id",
     )
@@ -165,12 +169,13 @@ pub async fn list_ad_accounts(
     Ok(rows
         .into_iter()
         .map(
-            |(connection_id, id, name, currency, time_zone)| AdAccountView {
+            |(connection_id, id, name, currency, time_zone, synced_through)| AdAccountView {
                 connection_id,
                 id,
                 name,
                 currency,
                 time_zone,
+                synced_through,
             },
         )
         .collect())

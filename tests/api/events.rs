@@ -10,8 +10,8 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
 
     let events = app.events(&ws, "").await;
     // Workspace and its owner, connection, account, 2 campaigns, sync started, 2 × 5 days,
-    // sync completed.
-    assert_eq!(events.len(), 18, "{events:?}");
+    // the account's cursor, sync completed.
+    assert_eq!(events.len(), 19, "{events:?}");
     let positions: Vec<i64> = events
         .iter()
         .map(|e| e["position"].as_i64().unwrap())

@@ -19,6 +19,8 @@ async fn a_sync_discovers_accounts_and_campaigns_and_reports_its_counts() {
         .await;
     assert_eq!(accounts.as_array().unwrap().len(), 1);
     assert_eq!(accounts[0]["currency"].as_str().unwrap().len(), 3);
+    // The account's sync cursor: every day of the run is stored.
+    assert_eq!(accounts[0]["synced_through"], "2024-01-10", "{accounts}");
 
     let connection = app
         .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}"))

@@ -193,6 +193,28 @@ impl EventStore {
         Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
     }
 
+    /// Every stream of one type with its workspace, in the order the streams began (sequenced
+    /// or not). Reads only first events, through a partial index.
+    pub async fn list_streams(
+        &self,
+        stream_type: adledger_domain::StreamType,
+    ) -> Result<Vec<(StreamId, WorkspaceId)>, StoreError> {
+        let rows: Vec<(String, uuid::Uuid)> = sqlx::query_as(
+            "SELECT stream_id, workspace_id FROM events
+             WHERE stream_type = $1 AND stream_version = 1 ORDER BY id",
+        )
+        .bind(stream_type.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(stream, workspace)| {
+                let id = StreamId::parse(&stream)
+                    .ok_or_else(|| StoreError::Corrupt(format!("bad stream id {stream:?}")))?;
+                Ok((id, WorkspaceId(workspace)))
+            })
+            .collect()
+    }
+
     /// The highest sequenced position (0 for an empty log).
     pub async fn head_position(&self) -> Result<i64, StoreError> {
         let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM event_log")

@@ -1,7 +1,8 @@
 //! The relay publishes every sequenced event, in log order, to the topic.
 //!
 //! - One relay per topic is active at a time: it holds a session-level advisory lock on its own
-//!   connection, so the lock goes when the process or its connection dies and a standby takes over.
+//!   connection ([`crate::leader`]), so the lock goes when the process or its connection dies and
+//!   a standby takes over.
 //! - The producer is idempotent and never gives up on a message (`message.timeout.ms=0`): while
 //!   the broker is away, deliveries wait and commands go on appending to Postgres.
 //! - The checkpoint (`relay_checkpoints.position`) moves only over a contiguous run of delivered
@@ -10,11 +11,12 @@
 
 use super::{encode, enqueue, KafkaConfig, KafkaSetupError};
 use crate::event_store::{dense_run, EventStore, LogFilter, RecordedEvent, StoreError};
+use crate::leader::{LeaderError, LeaderLock, Leadership};
 use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use std::time::Duration;
 
 /// Events read from the log and handed to the producer per round.
@@ -22,7 +24,6 @@ pub const BATCH: i64 = 5_000;
 /// The advisory lock class of relays; the topic name picks the lock within it.
 const RELAY_LOCK_CLASS: i32 = 0x6164_6c03;
 const IDLE_POLL: Duration = Duration::from_millis(100);
-const STANDBY_POLL: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,8 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("event store error: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Leader(#[from] LeaderError),
     #[error(transparent)]
     Setup(#[from] KafkaSetupError),
     #[error("kafka error: {0}")]
@@ -113,38 +116,20 @@ async fn lead(
     config: &KafkaConfig,
     shutdown: &mut Shutdown,
 ) -> Result<(), RelayError> {
-    // A connection of its own: the lock lives exactly as long as it does.
-    let mut lock = store.pool().acquire().await?.detach();
-    let mut announced = false;
-    loop {
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(RELAY_LOCK_CLASS)
-            .bind(&config.topic)
-            .fetch_one(&mut lock)
-            .await?;
-        if leader {
-            break;
-        }
-        if !announced {
-            tracing::info!(topic = %config.topic, "another relay is active; standing by");
-            announced = true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(STANDBY_POLL) => {}
-            _ = shutdown.wait() => return Ok(()),
-        }
-    }
-    tracing::info!(topic = %config.topic, "this relay is the leader");
-    let outcome = publish_until_shutdown(store, config, &mut lock, shutdown).await;
+    let lock = LeaderLock::new(RELAY_LOCK_CLASS, config.topic.clone());
+    let Some(mut leadership) = lock.acquire(store.pool(), "relay", shutdown).await? else {
+        return Ok(());
+    };
+    let outcome = publish_until_shutdown(store, config, &mut leadership, shutdown).await;
     // Closing the connection releases the lock at once for a standby.
-    let _ = lock.close().await;
+    leadership.resign().await;
     outcome
 }
 
 async fn publish_until_shutdown(
     store: &EventStore,
     config: &KafkaConfig,
-    lock: &mut PgConnection,
+    leadership: &mut Leadership,
     shutdown: &mut Shutdown,
 ) -> Result<(), RelayError> {
     config.ensure_topic().await?;
@@ -162,7 +147,7 @@ async fn publish_until_shutdown(
     let mut head = store.subscribe_head();
     while !shutdown.is_triggered() {
         // The lock is held by this connection; if it broke, so did the leadership.
-        sqlx::query("SELECT 1").execute(&mut *lock).await?;
+        leadership.confirm().await?;
         let events = store
             .read_log(&LogFilter {
                 after: position,
