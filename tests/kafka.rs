@@ -302,7 +302,9 @@ async fn relay_publishes_every_event_once_and_each_workspace_in_log_order() {
         assert_eq!(m.header_type, m.event_type);
         by_workspace.entry(&m.workspace).or_default().push(m);
     }
-    assert_eq!(by_workspace.len(), 4);
+    // Four workspaces, and the demo user's identity events under the nil workspace id.
+    assert_eq!(by_workspace.len(), 5);
+    assert!(by_workspace.contains_key(uuid::Uuid::nil().to_string().as_str()));
     for (workspace, mut events) in by_workspace {
         let partitions: BTreeSet<i32> = events.iter().map(|m| m.partition).collect();
         assert_eq!(

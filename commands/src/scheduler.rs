@@ -489,6 +489,24 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_waiting_for_a_person_or_disconnected_is_not_synced() {
+        let now = Utc::now();
+        for status in [
+            adledger_domain::connection::Status::NeedsReauth,
+            adledger_domain::connection::Status::Disconnected,
+        ] {
+            let mut conn = connection(&[("acc", None)]);
+            conn.status = status;
+            assert!(
+                matches!(plan(&conn, now, &config()), Plan::NotDue { .. }),
+                "{status:?}"
+            );
+        }
+        let active = connection(&[("acc", None)]);
+        assert!(matches!(plan(&active, now, &config()), Plan::Due(_)));
+    }
+
+    #[test]
     fn connection_ids_come_from_their_stream_names() {
         let id = ConnectionId(Uuid::from_u128(7));
         assert_eq!(connection_of(&id.stream()), Some(id));
