@@ -18,7 +18,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// No wait is longer, not even one the platform asks for.
     pub max_delay: Duration,
-    /// One call that takes longer counts as a transient failure.
+    /// One call that takes longer counts as a transient failure. A call is a whole discovery or
+    /// one ad account's chunk of days (30 days, every page, Meta's report jobs): hundreds of
+    /// requests against a slow platform, each limited to a minute on its own.
     pub call_timeout: Duration,
 }
 
@@ -28,7 +30,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
-            call_timeout: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(15 * 60),
         }
     }
 }

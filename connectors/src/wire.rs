@@ -25,11 +25,17 @@ pub(crate) struct Reply {
     pub body: String,
 }
 
+/// The most one HTTP request to a platform may take, answer included.
+pub(crate) const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Http {
     pub fn new() -> Self {
         // Building only fails when a TLS backend cannot start; the error is kept for each call.
+        // A single request that hangs is cut here; the whole call (many pages, a report job)
+        // has the longer limit of `resilience::RetryPolicy::call_timeout`.
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| e.without_url().to_string());
         Self { client }
