@@ -4,25 +4,15 @@
 use adledger_connectors::auth::{Pkce, RefreshingTokens, StaticToken};
 use adledger_connectors::fakes::google::{self, FakeGoogle, FakeGoogleOptions};
 use adledger_connectors::google::{GoogleClient, GoogleOAuth};
-use adledger_connectors::resilience::{Resilient, RetryPolicy};
-use adledger_connectors::{
-    CampaignDay, Connector, ConnectorError, OAuthFlow, Secret, TokenSet, TokenSource,
-};
-use adledger_domain::connection::AdAccount;
+use adledger_connectors::resilience::Resilient;
+use adledger_connectors::{Connector, ConnectorError, OAuthFlow, Secret, TokenSet, TokenSource};
 use adledger_domain::DateRange;
-use chrono::NaiveDate;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-fn range(from: &str, to: &str) -> DateRange {
-    DateRange::new(d(from), d(to)).unwrap()
-}
+mod support;
+use support::*;
 
 async fn fake() -> FakeGoogle {
     FakeGoogle::start(FakeGoogleOptions::default())
@@ -37,49 +27,10 @@ fn client(fake: &FakeGoogle) -> GoogleClient {
     )
 }
 
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
-        call_timeout: Duration::from_secs(30),
-    }
-}
-
-async fn account(c: &dyn Connector, id: &str) -> AdAccount {
-    c.discover()
-        .await
-        .unwrap()
-        .ad_accounts
-        .into_iter()
-        .find(|a| a.id.0 == id)
-        .unwrap()
-}
-
-fn by_key(rows: Vec<CampaignDay>) -> BTreeMap<(String, NaiveDate), adledger_domain::DailyMetrics> {
-    let n = rows.len();
-    let map: BTreeMap<_, _> = rows
-        .into_iter()
-        .map(|r| ((r.campaign_external_id, r.date), r.metrics))
-        .collect();
-    assert_eq!(map.len(), n, "no campaign-day twice");
-    map
-}
-
-fn expected(
-    fake: &FakeGoogle,
-    customer: &str,
-    r: DateRange,
-) -> BTreeMap<(String, NaiveDate), adledger_domain::DailyMetrics> {
-    let mut out = BTreeMap::new();
-    for c in fake.campaign_ids(customer) {
-        for day in r.days() {
-            if let Some(m) = fake.expected_metrics(&c, day) {
-                out.insert((c.clone(), day), m);
-            }
-        }
-    }
-    out
+fn expected(fake: &FakeGoogle, customer: &str, r: DateRange) -> Days {
+    expected_from(fake.campaign_ids(customer), r, |c, day| {
+        fake.expected_metrics(c, day)
+    })
 }
 
 #[tokio::test]

@@ -5,22 +5,15 @@
 use adledger_connectors::auth::StaticToken;
 use adledger_connectors::fakes::meta::{self, FakeMeta, FakeMetaOptions};
 use adledger_connectors::meta::{MetaClient, MetaOAuth};
-use adledger_connectors::resilience::{Resilient, RetryPolicy};
-use adledger_connectors::{CampaignDay, Connector, ConnectorError, OAuthFlow};
-use adledger_domain::connection::AdAccount;
-use adledger_domain::{DailyMetrics, DateRange};
+use adledger_connectors::resilience::Resilient;
+use adledger_connectors::{Connector, ConnectorError, OAuthFlow};
+use adledger_domain::DateRange;
 use chrono::{NaiveDate, Utc};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn d(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
-
-fn range(from: &str, to: &str) -> DateRange {
-    DateRange::new(d(from), d(to)).unwrap()
-}
+mod support;
+use support::*;
 
 async fn fake_with(options: FakeMetaOptions) -> FakeMeta {
     FakeMeta::start(options).await.unwrap()
@@ -37,49 +30,6 @@ fn client(fake: &FakeMeta) -> MetaClient {
     )
 }
 
-fn fast() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(20),
-        call_timeout: Duration::from_secs(30),
-    }
-}
-
-type Days = BTreeMap<(String, NaiveDate), DailyMetrics>;
-
-fn by_key(rows: Vec<CampaignDay>) -> Days {
-    let n = rows.len();
-    let map: Days = rows
-        .into_iter()
-        .map(|r| ((r.campaign_external_id, r.date), r.metrics))
-        .collect();
-    assert_eq!(map.len(), n, "no campaign-day twice");
-    map
-}
-
-fn expected(fake: &FakeMeta, account: &str, r: DateRange) -> Days {
-    let mut out = BTreeMap::new();
-    for c in fake.campaign_ids(account) {
-        for day in r.days() {
-            if let Some(m) = fake.expected_metrics(&c, day) {
-                out.insert((c.clone(), day), m);
-            }
-        }
-    }
-    out
-}
-
-async fn account(c: &dyn Connector, id: &str) -> AdAccount {
-    c.discover()
-        .await
-        .unwrap()
-        .ad_accounts
-        .into_iter()
-        .find(|a| a.id.0 == id)
-        .unwrap()
-}
-
 fn time_ranges(
     requests: &[adledger_connectors::fakes::RecordedRequest],
 ) -> Vec<(NaiveDate, NaiveDate)> {
@@ -94,6 +44,12 @@ fn time_ranges(
             )
         })
         .collect()
+}
+
+fn expected(fake: &FakeMeta, account: &str, r: DateRange) -> Days {
+    expected_from(fake.campaign_ids(account), r, |c, day| {
+        fake.expected_metrics(c, day)
+    })
 }
 
 #[tokio::test]
