@@ -5,7 +5,7 @@ use crate::caller::{Caller, Request};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 use crate::AppState;
-use adledger_commands::identity::Tokens;
+use adledger_commands::identity::{self, Tokens};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -119,6 +119,25 @@ async fn register(
     Request(request): Request,
     ApiJson(body): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    // Every invalid field at once, not the first one only.
+    let errors: Vec<crate::error::FieldError> = [
+        identity::parse_email(&body.email).err(),
+        identity::parse_name(&body.name).err(),
+        identity::check_password(&body.password).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(|e| match e {
+        adledger_domain::DomainError::Invalid { field, reason } => Some(crate::error::FieldError {
+            field: field.into(),
+            message: reason,
+        }),
+        _ => None,
+    })
+    .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let user = state
         .identity
         .register(

@@ -145,7 +145,7 @@ pub fn parse_email(raw: &str) -> Result<String, DomainError> {
     }
 }
 
-fn parse_name(raw: &str) -> Result<String, DomainError> {
+pub fn parse_name(raw: &str) -> Result<String, DomainError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
         return Err(DomainError::invalid(
@@ -156,7 +156,7 @@ fn parse_name(raw: &str) -> Result<String, DomainError> {
     Ok(name.to_owned())
 }
 
-fn check_password(password: &str) -> Result<(), DomainError> {
+pub fn check_password(password: &str) -> Result<(), DomainError> {
     crypto::check_password_policy(password)
         .map_err(|e| DomainError::invalid("password", e.to_string()))
 }

@@ -142,11 +142,21 @@ async fn registration_validates_and_emails_are_unique_whatever_their_case() {
     let r = app
         .post_anonymous(
             "/v1/auth/register",
-            &json!({ "email": "not-an-email", "name": "X", "password": PASSWORD }),
+            &json!({ "email": "not-an-email", "name": " ", "password": "short" }),
         )
         .await;
     let body = assert_problem(r, 422, "validation-failed").await;
-    assert_eq!(body["errors"][0]["field"], "email");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["email", "name", "password"],
+        "every invalid field is named"
+    );
     let r = app
         .post_anonymous(
             "/v1/auth/register",
