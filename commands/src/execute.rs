@@ -160,6 +160,69 @@ impl Commands {
     }
 }
 
+impl Commands {
+    /// [`Self::execute`] starting from a state folded before (`cached`), which saves reading the
+    /// stream again; answers the state after the append for the next call. A stale state is
+    /// caught by the expected version: the stream is then read afresh and the decision redone.
+    pub(crate) async fn execute_on<A, T>(
+        &self,
+        target: Target<'_>,
+        cached: Option<Loaded<A>>,
+        mut decide: impl FnMut(&A) -> Result<(Vec<Decided>, T), CommandError>,
+    ) -> Result<(Executed<T>, Loaded<A>), CommandError>
+    where
+        A: Aggregate + Clone,
+    {
+        let metadata = metadata_json(target.metadata)?;
+        let mut cached = cached;
+        let mut attempt = 0;
+        loop {
+            let loaded = match cached.take() {
+                Some(loaded) => loaded,
+                None => self.load::<A>(&target.stream, target.workspace).await?,
+            };
+            let (decided, answer) = decide(&loaded.state)?;
+            if decided.is_empty() {
+                return Ok((Executed::Decided(answer), loaded));
+            }
+            let request = AppendRequest {
+                stream_id: target.stream.clone(),
+                stream_type: A::STREAM_TYPE.as_str(),
+                workspace_id: target.workspace,
+                expected_version: loaded.version,
+                metadata: metadata.clone(),
+                events: decided.iter().cloned().map(new_event).collect(),
+                idempotency: target.idempotency.cloned(),
+            };
+            match self.store.append(request).await {
+                Ok(AppendOutcome::Appended { .. }) => {
+                    let version = loaded.version + decided.len() as i64;
+                    let state = decided.iter().fold(loaded.state, |state, d| {
+                        state.apply(&d.event, d.occurred_at)
+                    });
+                    return Ok((Executed::Decided(answer), Loaded { state, version }));
+                }
+                Ok(AppendOutcome::Duplicate { outcome }) => {
+                    let fresh = self.load::<A>(&target.stream, target.workspace).await?;
+                    return Ok((Executed::Duplicate(outcome), fresh));
+                }
+                Err(StoreError::WrongExpectedVersion { stream, expected }) => {
+                    if attempt >= MAX_RETRIES {
+                        return Err(CommandError::Conflict(format!(
+                            "stream {stream} changed under {} attempts (last expected version \
+                             {expected})",
+                            attempt + 1
+                        )));
+                    }
+                    attempt += 1;
+                    tracing::debug!(stream_id = %stream, attempt, "concurrent write; reading again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 fn new_event(decided: Decided) -> NewEvent {
     NewEvent {
         event_id: EventId(Uuid::now_v7()),

@@ -6,7 +6,7 @@
 //! stamped when they happen (discovery, each campaign, the end), not with the time the sync was
 //! requested. Runs wait for one of the process's sync slots ([`Commands::with_max_concurrent_syncs`]).
 
-use crate::execute::{Executed, Target};
+use crate::execute::{Executed, Loaded, Target};
 use crate::{CommandContext, CommandError, Commands};
 use adledger_connectors::resilience::{Resilient, RetryPolicy};
 use adledger_connectors::{CampaignDay, Connector, ConnectorError};
@@ -18,13 +18,19 @@ use adledger_domain::{
     SyncId, WorkspaceId,
 };
 use chrono::{Duration, NaiveDate};
-use std::collections::BTreeMap;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Days of one ad account fetched, stored and recorded as progress at a time. 30 is what every
 /// supported platform accepts per daily-report request (TikTok's limit is the tightest).
 pub const SYNC_CHUNK_DAYS: u32 = 30;
+
+/// How many campaigns of a chunk are appended at once. Each campaign is its own stream, so
+/// their appends are independent; one at a time, a sync spent most of its time waiting on
+/// single commits.
+pub const CONCURRENT_APPENDS: usize = 8;
 
 /// Builds the connector that a run of this connection talks to.
 pub type ConnectorFactory = Arc<dyn Fn(&Connected) -> Box<dyn Connector> + Send + Sync>;
@@ -82,6 +88,10 @@ struct Run<'a> {
     workspace: WorkspaceId,
     connection: ConnectionId,
     sync: SyncId,
+    /// Each campaign's state after this run's last append to it: a run appends to the same
+    /// campaigns chunk after chunk, and reading their growing streams each time made long
+    /// ranges quadratic.
+    campaigns: Mutex<HashMap<CampaignId, Loaded<CampaignInsights>>>,
 }
 
 impl Commands {
@@ -161,6 +171,7 @@ impl Commands {
             workspace,
             connection,
             sync,
+            campaigns: Mutex::default(),
         };
         let mut counts = SyncCounts::default();
         let (outcome, tokens) = match self.prepare_connector(&conn).await {
@@ -312,12 +323,20 @@ impl Run<'_> {
                     .await
                     .map_err(|e| platform_failure(&format!("ad account {account_id}"), &e))?;
                 let mut days = by_campaign(rows, chunk);
-                for (campaign_id, external_id) in campaigns {
-                    // Campaigns without rows have nothing new to say: nothing is appended.
-                    let Some(days) = days.remove(*external_id) else {
-                        continue;
-                    };
-                    counts.add(self.record_days(&conn, account, *campaign_id, days).await?);
+                // Campaigns without rows have nothing new to say: nothing is appended.
+                let appends: Vec<_> = campaigns
+                    .iter()
+                    .filter_map(|(campaign_id, external_id)| {
+                        days.remove(*external_id).map(|days| (*campaign_id, days))
+                    })
+                    .collect();
+                let stored: Vec<SyncCounts> = stream::iter(appends)
+                    .map(|(campaign_id, days)| self.record_days(&conn, account, campaign_id, days))
+                    .buffer_unordered(CONCURRENT_APPENDS)
+                    .try_collect()
+                    .await?;
+                for c in stored {
+                    counts.add(c);
                 }
                 if whole_accounts {
                     self.record_progress(account_id, chunk).await?;
@@ -371,12 +390,21 @@ impl Run<'_> {
             days,
             at: chrono::Utc::now(),
         };
-        let executed = self
+        let cached = self
+            .campaigns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&campaign_id);
+        let (executed, after) = self
             .commands
-            .execute::<CampaignInsights, _>(self.target(campaign_id.stream()), |state| {
+            .execute_on::<CampaignInsights, _>(self.target(campaign_id.stream()), cached, |state| {
                 Ok(campaign::decide(state, &command))
             })
             .await?;
+        self.campaigns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(campaign_id, after);
         match executed {
             Executed::Decided(counts) => Ok(counts),
             // No idempotency key is passed, so the store cannot answer with a duplicate.
