@@ -349,6 +349,12 @@ impl Commands {
                 "internal: could not load the connection's tokens".to_owned()
             })?
             .ok_or_else(|| "auth_expired: no tokens are stored for this connection".to_owned())?;
+        if expired_for_good(&tokens, Utc::now()) {
+            return Err(
+                "auth_expired: the access token expired and the platform cannot refresh it"
+                    .to_owned(),
+            );
+        }
         let flow: Arc<dyn adledger_connectors::OAuthFlow> = setup
             .platforms
             .oauth(platform)
@@ -406,6 +412,12 @@ impl Commands {
     }
 }
 
+/// A token past its expiry with no way to refresh it (Meta's long-lived token after 60 days):
+/// only a person can renew it, so the sync fails without calling the platform.
+fn expired_for_good(tokens: &TokenSet, now: DateTime<Utc>) -> bool {
+    tokens.refresh_token.is_none() && tokens.expires_at.is_some_and(|at| at <= now)
+}
+
 fn platform_name(platform: Platform) -> &'static str {
     match platform {
         Platform::Sandbox => "Sandbox",
@@ -423,4 +435,33 @@ fn not_configured(platform: Platform) -> CommandError {
             platform.as_str().to_uppercase()
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_expired_token_without_a_refresh_token_is_expired_for_good() {
+        let now = Utc::now();
+        let mut tokens = TokenSet::bearer("t");
+        assert!(!expired_for_good(&tokens, now), "no expiry known");
+        tokens.expires_at = Some(now - Duration::minutes(1));
+        assert!(expired_for_good(&tokens, now));
+        tokens.refresh_token = Some(Secret::new("r"));
+        assert!(!expired_for_good(&tokens, now), "it can be refreshed");
+        tokens.refresh_token = None;
+        tokens.expires_at = Some(now + Duration::days(59));
+        assert!(!expired_for_good(&tokens, now));
+    }
+
+    #[test]
+    fn stored_tokens_round_trip() {
+        let mut tokens = TokenSet::bearer("access");
+        tokens.refresh_token = Some(Secret::new("refresh"));
+        tokens.advertiser_ids = vec!["7001".into()];
+        let text = serde_json::to_string(&StoredTokens::from(&tokens)).unwrap();
+        let back: TokenSet = serde_json::from_str::<StoredTokens>(&text).unwrap().into();
+        assert_eq!(back, tokens);
+    }
 }
