@@ -7,11 +7,11 @@
 use adledger_commands::connect::ConnectorSetup;
 use adledger_commands::{CommandContext, Commands};
 use adledger_connectors::auth::StaticToken;
-use adledger_connectors::fakes::google::{self, FakeGoogle, FakeGoogleOptions};
-use adledger_connectors::fakes::meta::{self, FakeMeta, FakeMetaOptions};
-use adledger_connectors::fakes::tiktok::{self, FakeTiktok, FakeTiktokOptions};
+use adledger_connectors::fakes::any::AnyFake;
+use adledger_connectors::fakes::google::{FakeGoogle, FakeGoogleOptions};
+use adledger_connectors::fakes::meta::{FakeMeta, FakeMetaOptions};
+use adledger_connectors::fakes::tiktok::{FakeTiktok, FakeTiktokOptions};
 use adledger_connectors::fakes::RecordedRequest;
-use adledger_connectors::meta::MetaConfig;
 use adledger_connectors::{Platforms, TokenSource};
 use adledger_domain::connection::AdAccount;
 use adledger_domain::{DateRange, EventMetadata, Platform, UserId};
@@ -31,15 +31,20 @@ const DAYS: i64 = 400;
 /// A fixed range, so every run asks for (and the fakes answer) the same numbers.
 const FIRST_DAY: &str = "2024-01-01";
 
-enum Fake {
-    /// The fake and the insights page limit the client asks for.
-    Meta(FakeMeta, u32),
-    Google(FakeGoogle),
-    Tiktok(FakeTiktok),
+/// A platform's fake, and the insights page limit the Meta client asks for.
+struct Fake {
+    any: AnyFake,
+    meta_page_limit: u32,
 }
 
 impl Fake {
-    /// One ad account of 200 campaigns, paged the way the real platforms page.
+    fn other(any: AnyFake) -> Self {
+        Self {
+            any,
+            meta_page_limit: 0,
+        }
+    }
+
     async fn start(platform: Platform, meta_page_limit: Option<u32>) -> anyhow::Result<Self> {
         Ok(match platform {
             // Graph API lists take `limit` up to a few hundred; the client asks for 100 rows
@@ -56,10 +61,13 @@ impl Fake {
                 })
                 .await?;
                 let limit = meta_page_limit.unwrap_or(fake.config().page_limit);
-                Fake::Meta(fake, limit)
+                Fake {
+                    any: AnyFake::Meta(fake),
+                    meta_page_limit: limit,
+                }
             }
             // searchStream answers in batches of 10,000 rows.
-            Platform::Google => Fake::Google(
+            Platform::Google => Fake::other(AnyFake::Google(
                 FakeGoogle::start(FakeGoogleOptions {
                     customers: 1,
                     campaigns_per_customer: CAMPAIGNS,
@@ -68,9 +76,9 @@ impl Fake {
                     retry_delay: "1s".into(),
                 })
                 .await?,
-            ),
+            )),
             // page_size is at most 1,000 for campaigns and reports.
-            Platform::Tiktok => Fake::Tiktok(
+            Platform::Tiktok => Fake::other(AnyFake::Tiktok(
                 FakeTiktok::start(FakeTiktokOptions {
                     advertisers: 1,
                     campaigns_per_advertiser: CAMPAIGNS,
@@ -78,90 +86,28 @@ impl Fake {
                     report_page_size: 1_000,
                 })
                 .await?,
-            ),
+            )),
             Platform::Sandbox => anyhow::bail!("the sandbox has no fake"),
         })
     }
 
     fn name(&self) -> &'static str {
-        match self {
-            Fake::Meta(..) => "meta",
-            Fake::Google(_) => "google",
-            Fake::Tiktok(_) => "tiktok",
-        }
+        self.any.name()
     }
 
     fn platforms(&self) -> Platforms {
-        match self {
-            Fake::Meta(f, page_limit) => Platforms {
-                meta: Some(MetaConfig {
-                    page_limit: *page_limit,
-                    ..f.config()
-                }),
-                ..Default::default()
-            },
-            Fake::Google(f) => Platforms {
-                google: Some(f.config()),
-                ..Default::default()
-            },
-            Fake::Tiktok(f) => Platforms {
-                tiktok: Some(f.config()),
-                ..Default::default()
-            },
+        let mut platforms = self.any.platforms();
+        if let Some(meta) = platforms.meta.as_mut() {
+            meta.page_limit = self.meta_page_limit;
         }
-    }
-
-    fn auth_code(&self) -> &'static str {
-        match self {
-            Fake::Meta(..) => meta::AUTH_CODE,
-            Fake::Google(_) => google::AUTH_CODE,
-            Fake::Tiktok(_) => tiktok::AUTH_CODE,
-        }
-    }
-
-    fn requests(&self) -> Vec<RecordedRequest> {
-        match self {
-            Fake::Meta(f, _) => f.requests(),
-            Fake::Google(f) => f.requests(),
-            Fake::Tiktok(f) => f.requests(),
-        }
-    }
-
-    /// (ad account id, its campaign ids) as the fake lists them.
-    fn account(&self) -> (String, Vec<String>) {
-        let (account, campaigns) = match self {
-            Fake::Meta(f, _) => {
-                let a = f.account_ids().remove(0);
-                let c = f.campaign_ids(&a);
-                (a, c)
-            }
-            Fake::Google(f) => {
-                let a = f.customer_ids().remove(0);
-                let c = f.campaign_ids(&a);
-                (a, c)
-            }
-            Fake::Tiktok(f) => {
-                let a = f.advertiser_ids().remove(0);
-                let c = f.campaign_ids(&a);
-                (a, c)
-            }
-        };
-        (account, campaigns)
-    }
-
-    fn has_numbers(&self, campaign: &str, date: NaiveDate) -> bool {
-        match self {
-            Fake::Meta(f, _) => f.expected_metrics(campaign, date).is_some(),
-            Fake::Google(f) => f.expected_metrics(campaign, date).is_some(),
-            Fake::Tiktok(f) => f.expected_metrics(campaign, date).is_some(),
-        }
+        platforms
     }
 
     /// What a request was for: token, discovery, insights (report pages), job (Meta's async
     /// report: start and polls).
     fn kind(&self, r: &RecordedRequest) -> &'static str {
-        match self {
-            Fake::Meta(..) => {
+        match self.any {
+            AnyFake::Meta(_) => {
                 let segments = r.path.trim_matches('/').split('/').count();
                 if r.path.contains("oauth/access_token") {
                     "token"
@@ -173,7 +119,7 @@ impl Fake {
                     "insights"
                 }
             }
-            Fake::Google(_) => {
+            AnyFake::Google(_) => {
                 if r.path.ends_with("/token") || r.path.ends_with("/revoke") {
                     "token"
                 } else if r.body.contains("segments.date") {
@@ -182,7 +128,7 @@ impl Fake {
                     "discovery"
                 }
             }
-            Fake::Tiktok(_) => {
+            AnyFake::Tiktok(_) => {
                 if r.path.contains("oauth2/access_token") {
                     "token"
                 } else if r.path.contains("report/integrated") {
@@ -226,8 +172,8 @@ async fn bench_platform(
 ) -> anyhow::Result<()> {
     let fake = Fake::start(platform, meta_page_limit).await?;
     let name = fake.name();
-    if let Fake::Meta(_, limit) = &fake {
-        println!("meta_page_limit={limit}");
+    if fake.any.platform() == Platform::Meta {
+        println!("meta_page_limit={}", fake.meta_page_limit);
     }
     let db = TestDatabase::new().await;
     let store = db.store();
@@ -262,15 +208,15 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
     let workspace = commands.create_workspace(&ctx, "Bench").await?;
     let user = UserId(Uuid::now_v7());
     let started = commands
-        .begin_authorization(workspace, user, platform_of(fake), None, Utc::now())
+        .begin_authorization(workspace, user, fake.any.platform(), None, Utc::now())
         .await?;
     let state = query_param(&started.url, "state").context("no state in the authorization URL")?;
     let authorization = commands.take_authorization(&state).await?;
     let connection = commands
-        .complete_authorization(&context(), &authorization, fake.auth_code())
+        .complete_authorization(&context(), &authorization, fake.any.auth_code())
         .await?;
 
-    let before = fake.requests().len();
+    let before = fake.any.requests().len();
     let ctx = context();
     let clock = Instant::now();
     let sync_started: DateTime<Utc> = Utc::now();
@@ -279,7 +225,7 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
         .await?;
     let counts = commands.run_sync(&ctx, workspace, connection, sync).await?;
     let seconds = clock.elapsed().as_secs_f64();
-    let requests = fake.requests();
+    let requests = fake.any.requests();
     let during = &requests[before.min(requests.len())..];
     stop.trigger();
     sequencer.await?;
@@ -292,7 +238,7 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
         )
         .fetch_one(store.pool())
         .await?;
-    let (account, campaigns) = fake.account();
+    let (account, campaigns) = fake.any.first_account();
     let expected = campaigns
         .iter()
         .flat_map(|c| {
@@ -302,7 +248,7 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
                 .take(DAYS as usize)
                 .map(move |d| (c, d))
         })
-        .filter(|(c, d)| fake.has_numbers(c, *d))
+        .filter(|(c, d)| fake.any.expected_metrics(c, *d).is_some())
         .count();
     anyhow::ensure!(
         usize::try_from(events)? == expected && counts.days_recorded == expected as u64,
@@ -335,25 +281,13 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
     Ok(())
 }
 
-fn platform_of(fake: &Fake) -> Platform {
-    match fake {
-        Fake::Meta(..) => Platform::Meta,
-        Fake::Google(_) => Platform::Google,
-        Fake::Tiktok(_) => Platform::Tiktok,
-    }
-}
-
 /// Seconds to read the account's insights through the platform client alone.
 async fn fetch_only(fake: &Fake, account: &str, range: DateRange) -> anyhow::Result<f64> {
-    let tokens = match fake {
-        Fake::Meta(f, _) => f.issue_tokens(),
-        Fake::Google(f) => f.issue_tokens(),
-        Fake::Tiktok(f) => f.issue_tokens(),
-    };
+    let tokens = fake.any.issue_tokens();
     let tokens: Arc<dyn TokenSource> = Arc::new(StaticToken(tokens.access_token));
     let client = fake
         .platforms()
-        .connector(platform_of(fake), tokens)
+        .connector(fake.any.platform(), tokens)
         .context("no client")?;
     let account = AdAccount {
         id: adledger_domain::AdAccountId(account.to_owned()),

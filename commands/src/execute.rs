@@ -116,62 +116,30 @@ impl Commands {
     pub(crate) async fn execute<A, T>(
         &self,
         target: Target<'_>,
-        mut decide: impl FnMut(&A) -> Result<(Vec<Decided>, T), CommandError>,
+        decide: impl FnMut(&A) -> Result<(Vec<Decided>, T), CommandError>,
     ) -> Result<Executed<T>, CommandError>
     where
         A: Aggregate,
     {
-        let metadata = metadata_json(target.metadata)?;
-        let mut attempt = 0;
-        loop {
-            let loaded = self.load::<A>(&target.stream, target.workspace).await?;
-            let (decided, answer) = decide(&loaded.state)?;
-            if decided.is_empty() {
-                return Ok(Executed::Decided(answer));
-            }
-            let request = AppendRequest {
-                stream_id: target.stream.clone(),
-                stream_type: A::STREAM_TYPE.as_str(),
-                workspace_id: target.workspace,
-                expected_version: loaded.version,
-                metadata: metadata.clone(),
-                events: decided.into_iter().map(new_event).collect(),
-                idempotency: target.idempotency.cloned(),
-            };
-            match self.store.append(request).await {
-                Ok(AppendOutcome::Appended { .. }) => return Ok(Executed::Decided(answer)),
-                Ok(AppendOutcome::Duplicate { outcome }) => {
-                    return Ok(Executed::Duplicate(outcome))
-                }
-                Err(StoreError::WrongExpectedVersion { stream, expected }) => {
-                    if attempt >= MAX_RETRIES {
-                        return Err(CommandError::Conflict(format!(
-                            "stream {stream} changed under {} attempts (last expected version \
-                             {expected})",
-                            attempt + 1
-                        )));
-                    }
-                    attempt += 1;
-                    tracing::debug!(stream_id = %stream, attempt, "concurrent write; deciding again");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.execute_on(target, None, decide)
+            .await
+            .map(|(executed, _)| executed)
     }
 }
 
 impl Commands {
     /// [`Self::execute`] starting from a state folded before (`cached`), which saves reading the
-    /// stream again; answers the state after the append for the next call. A stale state is
-    /// caught by the expected version: the stream is then read afresh and the decision redone.
+    /// stream again; answers the state after the append for the next call (`None` when the
+    /// store answered an earlier request's outcome instead). A stale state is caught by the
+    /// expected version: the stream is then read afresh and the decision redone.
     pub(crate) async fn execute_on<A, T>(
         &self,
         target: Target<'_>,
         cached: Option<Loaded<A>>,
         mut decide: impl FnMut(&A) -> Result<(Vec<Decided>, T), CommandError>,
-    ) -> Result<(Executed<T>, Loaded<A>), CommandError>
+    ) -> Result<(Executed<T>, Option<Loaded<A>>), CommandError>
     where
-        A: Aggregate + Clone,
+        A: Aggregate,
     {
         let metadata = metadata_json(target.metadata)?;
         let mut cached = cached;
@@ -183,7 +151,7 @@ impl Commands {
             };
             let (decided, answer) = decide(&loaded.state)?;
             if decided.is_empty() {
-                return Ok((Executed::Decided(answer), loaded));
+                return Ok((Executed::Decided(answer), Some(loaded)));
             }
             let request = AppendRequest {
                 stream_id: target.stream.clone(),
@@ -200,11 +168,10 @@ impl Commands {
                     let state = decided.iter().fold(loaded.state, |state, d| {
                         state.apply(&d.event, d.occurred_at)
                     });
-                    return Ok((Executed::Decided(answer), Loaded { state, version }));
+                    return Ok((Executed::Decided(answer), Some(Loaded { state, version })));
                 }
                 Ok(AppendOutcome::Duplicate { outcome }) => {
-                    let fresh = self.load::<A>(&target.stream, target.workspace).await?;
-                    return Ok((Executed::Duplicate(outcome), fresh));
+                    return Ok((Executed::Duplicate(outcome), None))
                 }
                 Err(StoreError::WrongExpectedVersion { stream, expected }) => {
                     if attempt >= MAX_RETRIES {
@@ -215,7 +182,7 @@ impl Commands {
                         )));
                     }
                     attempt += 1;
-                    tracing::debug!(stream_id = %stream, attempt, "concurrent write; reading again");
+                    tracing::debug!(stream_id = %stream, attempt, "concurrent write; deciding again");
                 }
                 Err(e) => return Err(e.into()),
             }

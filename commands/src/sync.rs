@@ -401,10 +401,12 @@ impl Run<'_> {
                 Ok(campaign::decide(state, &command))
             })
             .await?;
-        self.campaigns
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(campaign_id, after);
+        if let Some(after) = after {
+            self.campaigns
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(campaign_id, after);
+        }
         match executed {
             Executed::Decided(counts) => Ok(counts),
             // No idempotency key is passed, so the store cannot answer with a duplicate.

@@ -4,9 +4,10 @@
 //! concurrent sync requests.
 
 use crate::helpers::{assert_problem, eventually, spawn_app_with_platforms, TestApp};
-use adledger_connectors::fakes::google::{self, FakeGoogle, FakeGoogleOptions};
-use adledger_connectors::fakes::meta::{self, FakeMeta, FakeMetaOptions};
-use adledger_connectors::fakes::tiktok::{self, FakeTiktok, FakeTiktokOptions};
+use adledger_connectors::fakes::any::AnyFake;
+use adledger_connectors::fakes::google::{FakeGoogle, FakeGoogleOptions};
+use adledger_connectors::fakes::meta::{FakeMeta, FakeMetaOptions};
+use adledger_connectors::fakes::tiktok::{FakeTiktok, FakeTiktokOptions};
 use adledger_connectors::Platforms;
 use adledger_domain::DailyMetrics;
 use chrono::NaiveDate;
@@ -15,127 +16,46 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-enum Fake {
-    Meta(FakeMeta),
-    Google(FakeGoogle),
-    Tiktok(FakeTiktok),
+async fn meta() -> AnyFake {
+    let options = FakeMetaOptions {
+        accounts: 1,
+        campaigns_per_account: 3,
+        page_size: 2,
+        insights_page_size: 7,
+        regain_access_minutes: 0,
+        ..Default::default()
+    };
+    AnyFake::Meta(FakeMeta::start(options).await.unwrap())
 }
 
-impl Fake {
-    async fn meta() -> Self {
-        let options = FakeMetaOptions {
-            accounts: 1,
-            campaigns_per_account: 3,
-            page_size: 2,
-            insights_page_size: 7,
-            regain_access_minutes: 0,
-            ..Default::default()
-        };
-        Fake::Meta(FakeMeta::start(options).await.unwrap())
-    }
+async fn google() -> AnyFake {
+    let options = FakeGoogleOptions {
+        customers: 1,
+        campaigns_per_customer: 3,
+        batch_size: 4,
+        with_manager: true,
+        retry_delay: "1s".into(),
+    };
+    AnyFake::Google(FakeGoogle::start(options).await.unwrap())
+}
 
-    async fn google() -> Self {
-        let options = FakeGoogleOptions {
-            customers: 1,
-            campaigns_per_customer: 3,
-            batch_size: 4,
-            with_manager: true,
-            retry_delay: "1s".into(),
-        };
-        Fake::Google(FakeGoogle::start(options).await.unwrap())
-    }
+async fn tiktok() -> AnyFake {
+    let options = FakeTiktokOptions {
+        advertisers: 1,
+        campaigns_per_advertiser: 3,
+        campaign_page_size: 2,
+        report_page_size: 4,
+    };
+    AnyFake::Tiktok(FakeTiktok::start(options).await.unwrap())
+}
 
-    async fn tiktok() -> Self {
-        let options = FakeTiktokOptions {
-            advertisers: 1,
-            campaigns_per_advertiser: 3,
-            campaign_page_size: 2,
-            report_page_size: 4,
-        };
-        Fake::Tiktok(FakeTiktok::start(options).await.unwrap())
-    }
-
-    fn platforms(&self) -> Platforms {
-        match self {
-            Fake::Meta(f) => Platforms {
-                meta: Some(f.config()),
-                ..Default::default()
-            },
-            Fake::Google(f) => Platforms {
-                google: Some(f.config()),
-                ..Default::default()
-            },
-            Fake::Tiktok(f) => Platforms {
-                tiktok: Some(f.config()),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Fake::Meta(_) => "meta",
-            Fake::Google(_) => "google",
-            Fake::Tiktok(_) => "tiktok",
-        }
-    }
-
-    /// The callback's query as the platform sends it (TikTok names the code `auth_code`).
-    fn callback_query(&self, state: &str) -> String {
-        match self {
-            Fake::Meta(_) => format!("state={state}&code={}", meta::AUTH_CODE),
-            Fake::Google(_) => format!("state={state}&code={}", urlencode(google::AUTH_CODE)),
-            Fake::Tiktok(_) => format!("state={state}&auth_code={}", tiktok::AUTH_CODE),
-        }
-    }
-
-    fn expected(&self, campaign: &str, date: NaiveDate) -> Option<DailyMetrics> {
-        match self {
-            Fake::Meta(f) => f.expected_metrics(campaign, date),
-            Fake::Google(f) => f.expected_metrics(campaign, date),
-            Fake::Tiktok(f) => f.expected_metrics(campaign, date),
-        }
-    }
-
-    fn throttle_next(&self, n: u32) {
-        match self {
-            Fake::Meta(f) => f.throttle_next(n),
-            Fake::Google(f) => f.throttle_next(n),
-            Fake::Tiktok(f) => f.throttle_next(n),
-        }
-    }
-
-    fn revoke_tokens(&self) {
-        match self {
-            Fake::Meta(f) => f.revoke_tokens(),
-            Fake::Google(f) => f.revoke_tokens(),
-            Fake::Tiktok(f) => f.revoke_tokens(),
-        }
-    }
-
-    fn regrant(&self) {
-        match self {
-            Fake::Meta(f) => f.regrant(),
-            Fake::Google(f) => f.regrant(),
-            Fake::Tiktok(f) => f.regrant(),
-        }
-    }
-
-    fn restate(&self, date: NaiveDate) {
-        match self {
-            Fake::Meta(f) => f.restate(date),
-            Fake::Google(f) => f.restate(date),
-            Fake::Tiktok(f) => f.restate(date),
-        }
-    }
-
-    fn requests(&self) -> Vec<adledger_connectors::fakes::RecordedRequest> {
-        match self {
-            Fake::Meta(f) => f.requests(),
-            Fake::Google(f) => f.requests(),
-            Fake::Tiktok(f) => f.requests(),
-        }
-    }
+/// The callback's query as the platform sends it.
+fn callback_query(fake: &AnyFake, state: &str) -> String {
+    format!(
+        "state={state}&{}={}",
+        fake.code_param(),
+        urlencode(fake.auth_code())
+    )
 }
 
 fn urlencode(s: &str) -> String {
@@ -162,7 +82,7 @@ fn dec(v: &Value) -> Decimal {
 }
 
 /// Authorizes through the API and the fake's callback; returns the new connection's id.
-async fn connect(app: &TestApp, fake: &Fake, ws: &str) -> String {
+async fn connect(app: &TestApp, fake: &AnyFake, ws: &str) -> String {
     let r = app
         .post(
             &format!("/v1/workspaces/{ws}/connections/{}/authorize", fake.name()),
@@ -176,7 +96,7 @@ async fn connect(app: &TestApp, fake: &Fake, ws: &str) -> String {
     let callback = format!(
         "/v1/oauth/{}/callback?{}",
         fake.name(),
-        fake.callback_query(&state)
+        callback_query(fake, &state)
     );
     let r = app
         .request(reqwest::Method::GET, None, &callback, None)
@@ -240,7 +160,7 @@ async fn insights(
 
 /// What the fake holds for the same campaigns and days (days without numbers left out).
 fn expected(
-    fake: &Fake,
+    fake: &AnyFake,
     campaigns: &[String],
     from: NaiveDate,
     to: NaiveDate,
@@ -248,7 +168,7 @@ fn expected(
     let mut out = BTreeMap::new();
     for campaign in campaigns {
         for day in from.iter_days().take_while(|d| *d <= to) {
-            if let Some(m) = fake.expected(campaign, day) {
+            if let Some(m) = fake.expected_metrics(campaign, day) {
                 let all_zero = m.impressions == 0
                     && m.clicks == 0
                     && m.spend.is_zero()
@@ -277,7 +197,7 @@ fn without_zero_days(
         .collect()
 }
 
-async fn end_to_end(fake: Fake) {
+async fn end_to_end(fake: AnyFake) {
     let app = spawn_app_with_platforms(fake.platforms()).await;
     let platforms = app.get_json("/v1/platforms").await;
     assert!(platforms
@@ -307,7 +227,7 @@ async fn end_to_end(fake: Fake) {
         .await;
     assert_eq!(c["status"], "active");
     assert_eq!(c["platform"], fake.name());
-    if !matches!(fake, Fake::Tiktok(_)) {
+    if !matches!(fake, AnyFake::Tiktok(_)) {
         assert!(c["token_expires_at"].is_string(), "{c}");
     }
     let (d0, d1) = (
@@ -400,7 +320,7 @@ async fn end_to_end(fake: Fake) {
     let callback = format!(
         "/v1/oauth/{}/callback?{}",
         fake.name(),
-        fake.callback_query(&state)
+        callback_query(&fake, &state)
     );
     let r = app
         .request(reqwest::Method::GET, None, &callback, None)
@@ -432,18 +352,18 @@ async fn end_to_end(fake: Fake) {
 
 #[tokio::test]
 async fn meta_end_to_end() {
-    end_to_end(Fake::meta().await).await;
+    end_to_end(meta().await).await;
 }
 
 #[tokio::test]
 async fn google_ads_end_to_end() {
-    let fake = Fake::google().await;
+    let fake = google().await;
     end_to_end(fake).await;
 }
 
 #[tokio::test]
 async fn tiktok_end_to_end() {
-    end_to_end(Fake::tiktok().await).await;
+    end_to_end(tiktok().await).await;
 }
 
 #[tokio::test]
@@ -455,11 +375,11 @@ async fn an_expired_google_token_is_refreshed_and_the_sync_goes_on() {
     })
     .await
     .unwrap();
-    let google = Fake::Google(fake);
+    let google = AnyFake::Google(fake);
     let app = spawn_app_with_platforms(google.platforms()).await;
     let ws = app.workspace("Refresh").await;
     let conn = connect(&app, &google, &ws).await;
-    let Fake::Google(fake) = &google else {
+    let AnyFake::Google(fake) = &google else {
         unreachable!()
     };
     fake.expire_access_token();

@@ -2,6 +2,7 @@
 //! response shapes of `connectors.md`: each checks what the real API requires and answers in the
 //! real error shapes, records every request, and serves deterministic numbers it can tell tests.
 
+pub mod any;
 pub mod google;
 pub mod meta;
 pub mod tiktok;
