@@ -140,6 +140,10 @@ pub struct SyncRun {
     pub days_restated: i64,
     pub days_unchanged: i64,
     pub error: Option<String>,
+    /// Progress while it runs: the furthest day through which one of its ad accounts has every
+    /// day stored (accounts are read in 30-day chunks, oldest first). Absent before the first
+    /// chunk, and for runs of some campaigns only.
+    pub progress_through: Option<NaiveDate>,
 }
 
 impl From<q::SyncRunView> for SyncRun {
@@ -157,6 +161,7 @@ impl From<q::SyncRunView> for SyncRun {
             days_restated: v.days_restated,
             days_unchanged: v.days_unchanged,
             error: v.error,
+            progress_through: v.progress_through,
         }
     }
 }

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "connection_credentials",
         sql: include_str!("../../migrations/0009_connection_credentials.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sync_progress",
+        sql: include_str!("../../migrations/0010_sync_progress.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -226,6 +226,14 @@ async fn apply_one(
             .bind(e.through)
             .execute(&mut *conn)
             .await?;
+            sqlx::query(
+                "UPDATE sync_runs SET progress_through = GREATEST(progress_through, $2)
+                 WHERE id = $1",
+            )
+            .bind(e.sync_id.as_uuid())
+            .bind(e.through)
+            .execute(&mut *conn)
+            .await?;
         }
         // Identity, invitations and API keys have no catalog rows; insights have their own model.
         DomainEvent::DailyInsightsRecorded(_)

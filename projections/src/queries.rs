@@ -86,6 +86,7 @@ pub struct SyncRunView {
     pub days_restated: i64,
     pub days_unchanged: i64,
     pub error: Option<String>,
+    pub progress_through: Option<NaiveDate>,
 }
 
 pub async fn get_workspace(
@@ -218,7 +219,8 @@ pub async fn list_campaigns(
 }
 
 const SYNC_RUN_COLUMNS: &str = "id, connection_id, status, date_from, date_to, campaign_ids, \
-     started_at, finished_at, days_recorded, days_restated, days_unchanged, error";
+     started_at, finished_at, days_recorded, days_restated, days_unchanged, error, \
+     progress_through";
 
 fn sync_run_view(row: &PgRow) -> Result<SyncRunView, sqlx::Error> {
     Ok(SyncRunView {
@@ -234,6 +236,7 @@ fn sync_run_view(row: &PgRow) -> Result<SyncRunView, sqlx::Error> {
         days_restated: row.try_get(9)?,
         days_unchanged: row.try_get(10)?,
         error: row.try_get(11)?,
+        progress_through: row.try_get(12)?,
     })
 }
 
