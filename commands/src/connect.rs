@@ -104,6 +104,13 @@ impl Commands {
             .collect()
     }
 
+    /// The re-read window this deployment configures for `platform`, if any.
+    pub fn configured_reread_window(&self, platform: Platform) -> Option<u32> {
+        self.connectors
+            .as_ref()
+            .and_then(|c| c.platforms.reread_window_days(platform))
+    }
+
     fn setup(&self) -> Result<&ConnectorSetup, CommandError> {
         self.connectors
             .as_deref()

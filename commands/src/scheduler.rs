@@ -58,6 +58,9 @@ pub struct SchedulerConfig {
     pub backfill_days: u32,
     /// The wait between two rounds.
     pub tick: Duration,
+    /// Re-read windows configured for a platform (Google's conversion window, TikTok's
+    /// attribution window, Meta's freeze), over [`reread_window`]'s defaults.
+    pub reread_days: HashMap<Platform, u32>,
 }
 
 impl SchedulerConfig {
@@ -67,7 +70,16 @@ impl SchedulerConfig {
             interval,
             backfill_days,
             tick: interval.min(MAX_TICK),
+            reread_days: HashMap::new(),
         }
+    }
+
+    /// Days of `platform` every sync reads again.
+    pub fn reread_window(&self, platform: Platform) -> u32 {
+        self.reread_days
+            .get(&platform)
+            .copied()
+            .unwrap_or_else(|| reread_window(platform))
     }
 
     fn interval(&self) -> TimeDelta {
@@ -108,16 +120,26 @@ pub fn plan(conn: &Connected, now: DateTime<Utc>, config: &SchedulerConfig) -> P
             return Plan::NotDue { until: next };
         }
     }
-    Plan::Due(range_to_sync(conn, now.date_naive(), config.backfill_days))
+    Plan::Due(range_to_sync(
+        conn,
+        now.date_naive(),
+        config.backfill_days,
+        config.reread_window(conn.platform()),
+    ))
 }
 
 /// From the earliest of each ad account's `cursor + 1 day − re-read window` (an account without
 /// a cursor, or a connection without accounts yet: `today − backfill_days`) through yesterday.
 /// `today` is the UTC date: a day is taken as over when it is over in UTC.
-pub fn range_to_sync(conn: &Connected, today: NaiveDate, backfill_days: u32) -> DateRange {
+pub fn range_to_sync(
+    conn: &Connected,
+    today: NaiveDate,
+    backfill_days: u32,
+    reread_days: u32,
+) -> DateRange {
     let yesterday = today - TimeDelta::days(1);
     let backfill = today - TimeDelta::days(i64::from(backfill_days));
-    let window = TimeDelta::days(i64::from(reread_window(conn.platform())));
+    let window = TimeDelta::days(i64::from(reread_days));
     let from = conn
         .ad_accounts
         .keys()
@@ -169,7 +191,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(commands: Commands, config: SchedulerConfig) -> Self {
+    /// Platforms whose re-read window the deployment configures use it, unless `config` says.
+    pub fn new(commands: Commands, mut config: SchedulerConfig) -> Self {
+        for platform in Platform::ALL {
+            if let Some(days) = commands.configured_reread_window(platform) {
+                config.reread_days.entry(platform).or_insert(days);
+            }
+        }
         Self {
             commands,
             config,
@@ -425,20 +453,33 @@ mod tests {
         let conn = connection(&[("a", Some("2024-06-14")), ("b", Some("2024-06-01"))]);
         // b: 06-01 + 1 day − 3 days (sandbox).
         assert_eq!(
-            range_to_sync(&conn, today, 30),
+            range_to_sync(&conn, today, 30, reread_window(conn.platform())),
             range("2024-05-30", "2024-06-14")
         );
         let conn = connection(&[("a", Some("2024-06-14")), ("b", None)]);
         assert_eq!(
-            range_to_sync(&conn, today, 30),
+            range_to_sync(&conn, today, 30, reread_window(conn.platform())),
             range("2024-05-16", "2024-06-14"),
             "an account without a cursor backfills"
         );
         let conn = connection(&[("a", Some("2024-06-20"))]);
         assert_eq!(
-            range_to_sync(&conn, today, 30),
+            range_to_sync(&conn, today, 30, reread_window(conn.platform())),
             range("2024-06-14", "2024-06-14"),
             "never past yesterday"
+        );
+    }
+
+    #[test]
+    fn a_configured_reread_window_replaces_the_default() {
+        let mut config = config();
+        assert_eq!(config.reread_window(Platform::Google), 30);
+        config.reread_days.insert(Platform::Google, 14);
+        assert_eq!(config.reread_window(Platform::Google), 14);
+        assert_eq!(
+            config.reread_window(Platform::Meta),
+            28,
+            "others keep theirs"
         );
     }
 

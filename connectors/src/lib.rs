@@ -158,6 +158,17 @@ impl Platforms {
         }
     }
 
+    /// The days a configured platform restates and every sync reads again: Meta's freeze
+    /// window, Google's conversion window, TikTok's attribution window.
+    pub fn reread_window_days(&self, platform: Platform) -> Option<u32> {
+        match platform {
+            Platform::Sandbox => None,
+            Platform::Meta => self.meta.as_ref().map(|c| c.reread_window_days),
+            Platform::Google => self.google.as_ref().map(|c| c.conversion_window_days),
+            Platform::Tiktok => self.tiktok.as_ref().map(|c| c.attribution_window_days),
+        }
+    }
+
     /// Each real platform and whether it is configured (the sandbox always is).
     pub fn configured(&self) -> Vec<(Platform, bool)> {
         Platform::ALL
@@ -201,6 +212,31 @@ impl Platforms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reread_windows_come_from_the_configured_platforms() {
+        let env: std::collections::HashMap<String, String> = [
+            ("ADLEDGER_GOOGLE_CLIENT_ID", "id"),
+            ("ADLEDGER_GOOGLE_CLIENT_SECRET", "secret"),
+            ("ADLEDGER_GOOGLE_REDIRECT_URL", "http://localhost/cb"),
+            ("ADLEDGER_GOOGLE_DEVELOPER_TOKEN", "dev"),
+            ("ADLEDGER_GOOGLE_CONVERSION_WINDOW_DAYS", "14"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let platforms = Platforms {
+            google: google::GoogleConfig::from_vars(&env::Env::from_map(&env)).unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(platforms.reread_window_days(Platform::Google), Some(14));
+        assert_eq!(
+            platforms.reread_window_days(Platform::Tiktok),
+            None,
+            "not configured"
+        );
+        assert_eq!(platforms.reread_window_days(Platform::Sandbox), None);
+    }
 
     #[test]
     fn errors_are_classified_and_worded_for_people() {
