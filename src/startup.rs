@@ -212,6 +212,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             None => tracing::info!("the sync scheduler is off (ADLEDGER_SYNC_INTERVAL_SECS=0)"),
         }
     }
+    if config.role != Role::Worker {
+        tasks.push(tokio::spawn(purge_identity(store.clone(), stopped.clone())));
+    }
     if let (Role::All, Some(kafka)) = (config.role, &kafka) {
         tasks.push(tokio::spawn(adledger_infra::kafka::relay::run(
             store.clone(),
@@ -270,6 +273,24 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Hourly, the identity tables drop what can no longer be used (expired sessions and their
+/// refresh tokens, old OAuth states and failed-login counters). Deletes are idempotent, so
+/// several API processes may all run it.
+async fn purge_identity(store: EventStore, mut shutdown: Shutdown) {
+    let ids = adledger_infra::identity::IdentityStore::new(store.pool().clone());
+    while !shutdown.is_triggered() {
+        match ids.purge_expired().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired sessions and identity rows purged"),
+            Err(error) => tracing::warn!(%error, "could not purge expired identity rows"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
 }
 
 async fn wait_for_signal() {

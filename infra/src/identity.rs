@@ -375,6 +375,23 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// Deletes what can no longer be used: sessions that expired or were revoked a day ago (with
+    /// their refresh tokens), OAuth states past their expiry, and failed-login counters that are
+    /// a day old and hold no lock. Answers how many rows went.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at < now() - interval '1 day'
+                OR revoked_at < now() - interval '1 day'",
+            "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'",
+            "DELETE FROM login_failures WHERE last_failed_at < now() - interval '1 day'
+                AND (locked_until IS NULL OR locked_until < now())",
+        ] {
+            purged += sqlx::query(sql).execute(&self.pool).await?.rows_affected();
+        }
+        Ok(purged)
+    }
+
     /// Removes what the tables know about an erased user: their email, their sessions.
     pub async fn forget_user(&self, user: UserId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
