@@ -247,7 +247,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     ready_max_lag: config.ready_max_lag,
                     readiness: adledger_api::Readiness {
                         relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
-                        projections_from_kafka: config.workers.source == Source::Kafka,
+                        projections_from_kafka: kafka
+                            .clone()
+                            .filter(|_| config.workers.source == Source::Kafka),
                     },
                     http: config.http.clone(),
                     auth: AuthPolicy::default(),

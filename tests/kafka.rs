@@ -611,7 +611,7 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
             ready_max_lag: 5,
             readiness: adledger_api::Readiness {
                 relay_topic: Some(config.topic.clone()),
-                projections_from_kafka: true,
+                projections_from_kafka: Some(config.clone()),
             },
             ..Default::default()
         },
@@ -656,4 +656,46 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
         metrics.contains(&format!("adledger_relay_position{topic} {head}\n")),
         "{metrics}"
     );
+
+    // A Kafka-mode projection that has applied nothing yet is the whole topic behind.
+    for partition in 0..config.partitions {
+        sqlx::query(
+            "INSERT INTO projection_offsets (projection, topic, partition) VALUES ('catalog', $1, $2)",
+        )
+        .bind(&config.topic)
+        .bind(partition)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let behind = client.get(&url).send().await.unwrap();
+    assert_eq!(behind.status(), 503);
+    let problem: serde_json::Value = behind.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("catalog is {head} events behind")),
+        "{problem}"
+    );
+    // Caught up with every partition's end: ready, with its lag reported.
+    for p in adledger_projections::kafka::offsets(store.pool(), &config)
+        .await
+        .unwrap()
+    {
+        sqlx::query(
+            "UPDATE projection_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
+        )
+        .bind(&config.topic)
+        .bind(p.partition)
+        .bind(p.end_offset.expect("the broker answers"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let ready = client.get(&url).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["projections"][0]["name"], "catalog");
+    assert_eq!(body["projections"][0]["lag_events"], 0);
 }

@@ -68,19 +68,27 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
             "migrations not applied: {pending:?}"
         )));
     }
-    // Kafka-fed projections do not move the Postgres-log checkpoints: only the head matters then.
-    let (head, status) = if state.readiness.projections_from_kafka {
+    // Kafka-fed projections do not move the Postgres-log checkpoints: their lag is the messages
+    // between each partition's stored offset and its end.
+    let (head, status) = if let Some(kafka) = &state.readiness.projections_from_kafka {
         let head = state
             .store
             .head_position()
             .await
             .map_err(|e| ApiError::NotReady(format!("log head unavailable: {e}")))?;
-        (head, Vec::new())
+        (head, kafka_lag(pool, kafka).await?)
     } else {
         let status = adledger_projections::status(&state.store, pool)
             .await
             .map_err(|e| ApiError::NotReady(format!("projection status unavailable: {e}")))?;
-        (status.first().map_or(0, |s| s.head), status)
+        let lags = status
+            .iter()
+            .map(|s| ProjectionLag {
+                name: s.name.to_string(),
+                lag_events: s.lag_events,
+            })
+            .collect();
+        (status.first().map_or(0, |s| s.head), lags)
     };
     let mut behind: Vec<_> = status
         .iter()
@@ -123,13 +131,30 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiErr
     Ok(Json(Readiness {
         status: "ready".into(),
         head_position: head,
-        projections: status
-            .into_iter()
-            .map(|s| ProjectionLag {
-                name: s.name.to_string(),
-                lag_events: s.lag_events,
-            })
-            .collect(),
+        projections: status,
         relay,
     }))
+}
+
+/// Per Kafka-mode projection, the messages its partitions have not applied yet. A partition
+/// whose end the broker does not tell is left out: a broker outage must not take the API out of
+/// rotation, since commands keep working without it.
+async fn kafka_lag(
+    pool: &sqlx::PgPool,
+    kafka: &adledger_infra::kafka::KafkaConfig,
+) -> Result<Vec<ProjectionLag>, ApiError> {
+    let partitions = adledger_projections::kafka::offsets(pool, kafka)
+        .await
+        .map_err(|e| {
+            ApiError::NotReady(format!("Kafka-mode projection offsets unavailable: {e}"))
+        })?;
+    let mut lags: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for p in partitions {
+        let lag = p.end_offset.map_or(0, |end| (end - p.next_offset).max(0));
+        *lags.entry(p.projection).or_default() += lag;
+    }
+    Ok(lags
+        .into_iter()
+        .map(|(name, lag_events)| ProjectionLag { name, lag_events })
+        .collect())
 }

@@ -55,8 +55,9 @@ pub struct AppState {
 pub struct Readiness {
     /// The relay's topic, when this deployment publishes to Kafka: its lag counts too.
     pub relay_topic: Option<String>,
-    /// Projections are fed from Kafka, so their Postgres-log checkpoints do not move.
-    pub projections_from_kafka: bool,
+    /// Projections are fed from this Kafka topic: their lag is counted in messages on it (their
+    /// Postgres-log checkpoints do not move).
+    pub projections_from_kafka: Option<adledger_infra::kafka::KafkaConfig>,
 }
 
 #[derive(OpenApi)]

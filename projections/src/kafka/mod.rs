@@ -533,7 +533,8 @@ pub struct PartitionProgress {
     pub end_offset: Option<i64>,
 }
 
-/// Progress of every Kafka-mode projection on `config.topic`.
+/// Progress of every Kafka-mode projection on `config.topic`. The broker is asked for each
+/// partition's end once, off the async runtime (librdkafka's calls block), with a 2 s limit each.
 pub async fn offsets(
     pool: &PgPool,
     config: &KafkaConfig,
@@ -545,16 +546,28 @@ pub async fn offsets(
     .bind(&config.topic)
     .fetch_all(pool)
     .await?;
-    let probe = consumer(config).ok();
+    let partitions: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.1).collect();
+    let probe_config = config.clone();
+    let ends: HashMap<i32, i64> = tokio::task::spawn_blocking(move || {
+        let Ok(probe) = consumer(&probe_config) else {
+            return HashMap::new();
+        };
+        partitions
+            .into_iter()
+            .filter_map(|partition| {
+                probe
+                    .fetch_watermarks(&probe_config.topic, partition, Duration::from_secs(2))
+                    .ok()
+                    .map(|(_, high)| (partition, high))
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
     Ok(rows
         .into_iter()
         .map(
             |(projection, partition, next_offset, last_position, events_applied, owner)| {
-                let end_offset = probe.as_ref().and_then(|c| {
-                    c.fetch_watermarks(&config.topic, partition, Duration::from_secs(2))
-                        .ok()
-                        .map(|(_, high)| high)
-                });
                 PartitionProgress {
                     projection,
                     partition,
@@ -562,7 +575,7 @@ pub async fn offsets(
                     last_position,
                     events_applied,
                     owner,
-                    end_offset,
+                    end_offset: ends.get(&partition).copied(),
                 }
             },
         )
