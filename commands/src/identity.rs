@@ -321,7 +321,12 @@ impl Identity {
             return Err(locked(until, ctx.now));
         }
         let user = match self.ids.user_by_email(email).await? {
-            Some(id) => self.load_user(id).await.ok(),
+            Some(id) => match self.load_user(id).await {
+                Ok(user) => Some(user),
+                // Erased meanwhile: the same answer as an unknown email.
+                Err(CommandError::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            },
             None => None,
         };
         let Some(user) = user else {
