@@ -73,6 +73,7 @@ impl Fake {
                     campaigns_per_customer: CAMPAIGNS,
                     batch_size: 10_000,
                     with_manager: false,
+                    managed_clients: 0,
                     retry_delay: "1s".into(),
                 })
                 .await?,

@@ -145,7 +145,22 @@ async fn discovery_lists_every_customer_and_campaign_and_skips_managers() {
             .header("authorization")
             .unwrap()
             .starts_with("Bearer ya29."));
-        assert_eq!(r.header("login-customer-id"), None, "not configured");
+        // Only the manager's client list is read through the manager; its clients that are
+        // directly accessible are read directly.
+        let clients_query = r
+            .json()
+            .and_then(|b| {
+                b["query"]
+                    .as_str()
+                    .map(|q| q.ends_with("FROM customer_client"))
+            })
+            .unwrap_or(false);
+        let login = if clients_query {
+            Some(fake.manager_id())
+        } else {
+            None
+        };
+        assert_eq!(r.header("login-customer-id"), login, "{}", r.path);
     }
 }
 
@@ -306,4 +321,240 @@ async fn four_hundred_days_of_two_hundred_campaigns_come_back_complete() {
     let r = range("2023-01-01", "2024-02-04");
     let rows = c.account_insights(&acc, r).await.unwrap();
     assert_eq!(by_key(rows), expected(&fake, &customer, r));
+}
+
+async fn fake_with_managed_clients(managed_clients: usize) -> FakeGoogle {
+    FakeGoogle::start(FakeGoogleOptions {
+        managed_clients,
+        ..FakeGoogleOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The searchStream requests for `customer` among `requests`.
+fn stream_requests_for(
+    requests: &[adledger_connectors::fakes::RecordedRequest],
+    customer: &str,
+) -> Vec<adledger_connectors::fakes::RecordedRequest> {
+    let path = format!("/v23/customers/{customer}/googleAds:searchStream");
+    requests
+        .iter()
+        .filter(|r| r.path == path)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn discovery_reaches_the_clients_of_a_manager_through_it_and_not_the_manager_itself() {
+    let fake = fake_with_managed_clients(2).await;
+    let c = client(&fake);
+    let discovery = c.discover().await.unwrap();
+    let ids: Vec<_> = discovery
+        .ad_accounts
+        .iter()
+        .map(|a| a.id.0.clone())
+        .collect();
+    assert_eq!(fake.managed_customer_ids().len(), 2);
+    assert_eq!(fake.customer_ids().len(), 4);
+    assert_eq!(
+        ids,
+        fake.customer_ids(),
+        "direct customers once each, then the managed ones; not the manager, not the cancelled client"
+    );
+    let managed = &discovery.ad_accounts[2];
+    assert_eq!(managed.id.0, fake.managed_customer_ids()[0]);
+    assert_eq!(managed.name, "Client 3");
+    assert_eq!(managed.currency.as_str(), "BRL");
+    assert_eq!(managed.time_zone, "America/Sao_Paulo");
+    for customer in fake.customer_ids() {
+        let campaigns: Vec<_> = discovery
+            .campaigns
+            .iter()
+            .filter(|c| c.ad_account_id.0 == customer)
+            .map(|c| c.external_id.clone())
+            .collect();
+        assert_eq!(campaigns, fake.campaign_ids(&customer), "{customer}");
+    }
+
+    let requests = fake.requests();
+    let clients: Vec<_> = stream_requests_for(&requests, fake.manager_id())
+        .into_iter()
+        .filter(|r| {
+            r.json().unwrap()["query"]
+                .as_str()
+                .unwrap()
+                .contains("FROM customer_client")
+        })
+        .collect();
+    assert_eq!(clients.len(), 1, "one client list per manager");
+    assert_eq!(
+        clients[0].json().unwrap()["query"],
+        "SELECT customer_client.id, customer_client.manager, customer_client.level, \
+         customer_client.time_zone, customer_client.status FROM customer_client"
+    );
+    assert_eq!(
+        clients[0].header("login-customer-id"),
+        Some(fake.manager_id())
+    );
+    for customer in fake.managed_customer_ids() {
+        let sent = stream_requests_for(&requests, &customer);
+        assert_eq!(sent.len(), 2, "details and campaigns of {customer}");
+        for r in sent {
+            assert_eq!(r.header("login-customer-id"), Some(fake.manager_id()));
+        }
+    }
+    // The first customer is also a client of the manager: direct access is preferred.
+    let direct = &fake.customer_ids()[0];
+    let sent = stream_requests_for(&requests, direct);
+    assert_eq!(sent.len(), 2, "read once");
+    assert!(sent.iter().all(|r| r.header("login-customer-id").is_none()));
+}
+
+#[tokio::test]
+async fn daily_metrics_of_a_managed_client_equal_the_fakes_numbers_and_every_request_names_the_manager(
+) {
+    let fake = fake_with_managed_clients(1).await;
+    let mut config = fake.config();
+    config.chunk_days = 10;
+    let c = GoogleClient::new(
+        config,
+        Arc::new(StaticToken(fake.issue_tokens().access_token)),
+    );
+    let customer = fake.managed_customer_ids()[0].clone();
+    let acc = account(&c, &customer).await;
+    let r = range("2024-02-20", "2024-03-15");
+    let before = fake.requests().len();
+    let got = by_key(c.account_insights(&acc, r).await.unwrap());
+    let want = expected(&fake, &customer, r);
+    assert!(want.len() > 50, "{}", want.len());
+    assert_eq!(got, want);
+    let sent = fake.requests()[before..].to_vec();
+    assert_eq!(
+        sent.len(),
+        3,
+        "25 days in chunks of 10, nothing discovered again"
+    );
+    for r in &sent {
+        assert_eq!(
+            r.path,
+            format!("/v23/customers/{customer}/googleAds:searchStream")
+        );
+        assert_eq!(r.header("login-customer-id"), Some(fake.manager_id()));
+    }
+    // Every request for that client, discovery included, went through the manager.
+    let all = fake.requests();
+    let for_client = stream_requests_for(&all, &customer);
+    assert_eq!(for_client.len(), 2 + 3);
+    assert!(for_client
+        .iter()
+        .all(|r| r.header("login-customer-id") == Some(fake.manager_id())));
+}
+
+#[tokio::test]
+async fn a_fresh_client_finds_the_manager_of_a_client_once_and_reads_its_insights() {
+    let fake = fake_with_managed_clients(2).await;
+    let customer = fake.managed_customer_ids()[1].clone();
+    // The account as an earlier run discovered and stored it.
+    let acc = account(&client(&fake), &customer).await;
+    let direct = account(&client(&fake), &fake.customer_ids()[1]).await;
+
+    let fresh = client(&fake);
+    let r = range("2024-01-01", "2024-01-20");
+    let before = fake.requests().len();
+    let got = by_key(fresh.account_insights(&acc, r).await.unwrap());
+    assert_eq!(got, expected(&fake, &customer, r));
+    let sent = fake.requests()[before..].to_vec();
+    let lists = sent
+        .iter()
+        .filter(|r| r.path.ends_with(":listAccessibleCustomers"))
+        .count();
+    assert_eq!(lists, 1, "the routes are discovered lazily");
+    assert!(
+        sent.iter()
+            .all(|r| !r.body.contains("FROM campaign") || r.path.contains(&customer)),
+        "no campaigns are listed for finding a manager"
+    );
+    let metrics: Vec<_> = stream_requests_for(&sent, &customer);
+    assert_eq!(metrics.len(), 1, "its details are not needed");
+    assert_eq!(
+        metrics[0].header("login-customer-id"),
+        Some(fake.manager_id())
+    );
+
+    // Cached: later reads, of any account, go straight to the metrics.
+    let before = fake.requests().len();
+    let again = by_key(fresh.account_insights(&acc, r).await.unwrap());
+    assert_eq!(again, got);
+    let other = by_key(fresh.account_insights(&direct, r).await.unwrap());
+    assert_eq!(other, expected(&fake, &direct.id.0, r));
+    let sent = fake.requests()[before..].to_vec();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].header("login-customer-id"), Some(fake.manager_id()));
+    assert_eq!(sent[1].header("login-customer-id"), None, "read directly");
+}
+
+#[tokio::test]
+async fn the_fake_refuses_a_managed_client_without_its_manager_as_login_customer() {
+    let fake = fake_with_managed_clients(1).await;
+    let customer = fake.managed_customer_ids()[0].clone();
+    let token = fake.issue_tokens().access_token;
+    let http = reqwest::Client::new();
+    let ask = |login: Option<&str>| {
+        let mut request = http
+            .post(format!(
+                "{}/v23/customers/{customer}/googleAds:searchStream",
+                fake.base_url()
+            ))
+            .bearer_auth(token.expose())
+            .header("developer-token", google::DEVELOPER_TOKEN)
+            .json(&serde_json::json!({
+                "query": "SELECT campaign.id, campaign.name, campaign.status FROM campaign"
+            }));
+        if let Some(login) = login {
+            request = request.header("login-customer-id", login);
+        }
+        async move {
+            let reply = request.send().await.unwrap();
+            (reply.status().as_u16(), reply.text().await.unwrap())
+        }
+    };
+    for login in [None, Some("1234567890")] {
+        let (status, body) = ask(login).await;
+        assert_eq!(status, 403, "{login:?}: {body}");
+        assert!(body.contains("PERMISSION_DENIED"), "{body}");
+        assert!(body.contains("USER_PERMISSION_DENIED"), "{body}");
+        match adledger_connectors::google::classify(status, &body) {
+            ConnectorError::Invalid(m) => {
+                assert!(
+                    m.contains("authorizationError: USER_PERMISSION_DENIED"),
+                    "{m}"
+                )
+            }
+            other => panic!("not retried, not a reauthorization: {other:?}"),
+        }
+    }
+    let (status, body) = ask(Some(fake.manager_id())).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A connector whose discovery did not reach the client (a configured login customer
+    // that is not its manager) reads nothing and is told why, without retrying.
+    let mut config = fake.config();
+    config.login_customer_id = Some("1234567890".into());
+    let c = GoogleClient::new(config, Arc::new(StaticToken(token)));
+    let acc = adledger_domain::connection::AdAccount {
+        id: adledger_domain::AdAccountId(customer.clone()),
+        name: "Client 3".into(),
+        currency: adledger_domain::Currency::parse("BRL").unwrap(),
+        time_zone: "America/Sao_Paulo".into(),
+    };
+    let e = c
+        .account_insights(&acc, range("2024-01-01", "2024-01-02"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ConnectorError::Invalid(m) if m.contains("USER_PERMISSION_DENIED")),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
 }

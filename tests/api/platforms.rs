@@ -34,6 +34,7 @@ async fn google() -> AnyFake {
         campaigns_per_customer: 3,
         batch_size: 4,
         with_manager: true,
+        managed_clients: 0,
         retry_delay: "1s".into(),
     };
     AnyFake::Google(FakeGoogle::start(options).await.unwrap())

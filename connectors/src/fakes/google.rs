@@ -1,6 +1,11 @@
 //! A fake Google Ads API and Google OAuth server: form-encoded token endpoint with code,
 //! PKCE verifier and refresh grants, revoke, listAccessibleCustomers, and searchStream answering
-//! the customer, campaign and daily-metrics GAQL queries in batches, with Google's error shapes.
+//! the customer, customer_client, campaign and daily-metrics GAQL queries in batches, with
+//! Google's error shapes.
+//!
+//! With `with_manager`, a manager (MCC) customer is listed too. It manages every directly
+//! accessible customer, `managed_clients` more that are reachable only through it (read with
+//! `login-customer-id: <manager>`, else `403 USER_PERMISSION_DENIED`), and one cancelled client.
 
 use super::{
     json_number, lock, metrics, numbers, parse_date, Answer, Knobs, RecordedRequest, Server,
@@ -37,6 +42,9 @@ pub struct FakeGoogleOptions {
     pub batch_size: usize,
     /// Also list a manager customer, which has no campaigns of its own.
     pub with_manager: bool,
+    /// Client customers of the manager that are not directly accessible (only with
+    /// `with_manager`): reachable only with `login-customer-id: <manager>`.
+    pub managed_clients: usize,
     /// The `retryDelay` of throttle answers, e.g. `"2s"`.
     pub retry_delay: String,
 }
@@ -48,6 +56,7 @@ impl Default for FakeGoogleOptions {
             campaigns_per_customer: 3,
             batch_size: 7,
             with_manager: true,
+            managed_clients: 0,
             retry_delay: "1s".into(),
         }
     }
@@ -146,11 +155,22 @@ impl FakeGoogle {
         lock(&self.state.knobs.restated).insert(date);
     }
 
-    /// Ad account (customer) ids with campaigns, in the order they are listed.
+    /// Ad account (customer) ids with campaigns, in the order discovery finds them: the
+    /// directly accessible ones, then the manager's clients reachable only through it.
     pub fn customer_ids(&self) -> Vec<String> {
-        (1..=self.state.options.customers)
+        (1..=self.state.all_customers()).map(customer_id).collect()
+    }
+
+    /// The customers reachable only through the manager (`managed_clients` of them).
+    pub fn managed_customer_ids(&self) -> Vec<String> {
+        (self.state.options.customers + 1..=self.state.all_customers())
             .map(customer_id)
             .collect()
+    }
+
+    /// The manager (MCC) customer listed with `with_manager`.
+    pub fn manager_id(&self) -> &'static str {
+        MANAGER_ID
     }
 
     pub fn campaign_ids(&self, customer: &str) -> Vec<String> {
@@ -215,8 +235,48 @@ impl State {
         (access, refresh)
     }
 
+    /// Directly accessible customers and, with a manager, its clients reachable only through it.
+    fn all_customers(&self) -> usize {
+        if self.options.with_manager {
+            self.options.customers + self.options.managed_clients
+        } else {
+            self.options.customers
+        }
+    }
+
     fn customer_index(&self, customer: &str) -> Option<usize> {
-        (1..=self.options.customers).find(|a| customer_id(*a) == customer)
+        (1..=self.all_customers()).find(|a| customer_id(*a) == customer)
+    }
+
+    /// Whether a request for `customer` sent with this `login-customer-id` is allowed: the
+    /// manager's clients need the manager as login customer; nothing accepts another one.
+    fn permitted(&self, customer: &str, login: Option<&str>) -> bool {
+        let via_manager = self.options.with_manager && login == Some(MANAGER_ID);
+        let managed_only = self
+            .customer_index(customer)
+            .is_some_and(|a| a > self.options.customers);
+        match login {
+            None => !managed_only,
+            Some(_) => via_manager,
+        }
+    }
+
+    /// The `customer_client` rows of the manager: itself at level 0, then its clients.
+    fn clients(&self) -> Vec<Value> {
+        let row = |id: &str, manager: bool, level: u32, tz: &str, status: &str| {
+            json!({"customerClient": {
+                "resourceName": format!("customers/{MANAGER_ID}/customerClients/{id}"),
+                "id": id, "manager": manager, "level": level.to_string(), "timeZone": tz,
+                "status": status}})
+        };
+        let mut rows = vec![row(MANAGER_ID, true, 0, "America/New_York", "ENABLED")];
+        for a in 1..=self.all_customers() {
+            let (_, tz) = CURRENCIES[(a - 1) % CURRENCIES.len()];
+            rows.push(row(&customer_id(a), false, 1, tz, "ENABLED"));
+        }
+        let cancelled = customer_id(self.all_customers() + 1);
+        rows.push(row(&cancelled, false, 1, "UTC", "CANCELED"));
+        rows
     }
 
     /// Domain metrics and the JSON `metrics` object Google would send (zero fields left out).
@@ -415,10 +475,16 @@ impl State {
                 ),
             );
         };
-        self.search(customer, &query, &wrap)
+        self.search(customer, &query, r.header("login-customer-id"), &wrap)
     }
 
-    fn search(&self, customer: &str, query: &str, wrap: &dyn Fn(u16, Value) -> Answer) -> Answer {
+    fn search(
+        &self,
+        customer: &str,
+        query: &str,
+        login: Option<&str>,
+        wrap: &dyn Fn(u16, Value) -> Answer,
+    ) -> Answer {
         let denied = || {
             wrap(
                 403,
@@ -427,11 +493,39 @@ impl State {
                     "PERMISSION_DENIED",
                     "authorizationError",
                     "USER_PERMISSION_DENIED",
-                    "User doesn't have permission to access customer.",
+                    "User doesn't have permission to access customer. Note: If you're accessing \
+                     a client customer, the manager's customer id must be set in the \
+                     'login-customer-id' header.",
                 ),
             )
         };
-        let rows: Vec<Value> = if query.ends_with("FROM customer") {
+        if !self.permitted(customer, login) {
+            return denied();
+        }
+        let rows: Vec<Value> = if query.ends_with("FROM customer_client") {
+            if customer != MANAGER_ID || !self.options.with_manager {
+                return denied();
+            }
+            let wanted = [
+                "customer_client.id",
+                "customer_client.manager",
+                "customer_client.level",
+                "customer_client.status",
+            ];
+            if !wanted.iter().all(|f| query.contains(f)) {
+                return wrap(
+                    400,
+                    failure(
+                        400,
+                        "INVALID_ARGUMENT",
+                        "queryError",
+                        "PROHIBITED_FIELD_COMBINATION",
+                        "Unexpected query.",
+                    ),
+                );
+            }
+            self.clients()
+        } else if query.ends_with("FROM customer") {
             if customer == MANAGER_ID && self.options.with_manager {
                 vec![
                     json!({"customer": {"resourceName": format!("customers/{MANAGER_ID}"),

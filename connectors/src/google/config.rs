@@ -10,7 +10,9 @@ pub struct GoogleConfig {
     pub client_secret: Secret,
     pub redirect_url: String,
     pub developer_token: Secret,
-    /// The manager account to act through (digits only), sent as `login-customer-id`.
+    /// The manager account to act through (digits only), sent as `login-customer-id` for the
+    /// directly accessible customers. Clients found under an accessible manager are read with
+    /// that manager instead, whatever this says.
     pub login_customer_id: Option<String>,
     /// The consent page.
     pub auth_url: String,

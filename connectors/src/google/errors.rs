@@ -116,6 +116,21 @@ mod tests {
     }
 
     #[test]
+    fn a_client_read_without_its_manager_is_refused_for_good_not_retried_nor_reauthorized() {
+        let body = r#"[{"error":{"code":403,"message":"The caller does not have permission","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.ads.googleads.v23.errors.GoogleAdsFailure","errors":[{"errorCode":{"authorizationError":"USER_PERMISSION_DENIED"},"message":"User doesn't have permission to access customer. Note: If you're accessing a client customer, the manager's customer id must be set in the 'login-customer-id' header."}],"requestId":"r"}]}}]"#;
+        match classify(403, body) {
+            ConnectorError::Invalid(m) => {
+                assert!(
+                    m.contains("authorizationError: USER_PERMISSION_DENIED"),
+                    "{m}"
+                );
+                assert!(m.contains("login-customer-id"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn server_errors_are_transient_and_the_rest_invalid_with_the_code() {
         assert!(matches!(
             classify(
