@@ -215,6 +215,17 @@ fn failure(code: u16, status: &str, kind: &str, error: &str, message: &str) -> V
             "errors": [{"errorCode": {kind: error}, "message": message}], "requestId": "fake"}]}})
 }
 
+/// Google's answer to a query this fake (like the API) does not accept.
+fn unexpected_query() -> Value {
+    failure(
+        400,
+        "INVALID_ARGUMENT",
+        "queryError",
+        "PROHIBITED_FIELD_COMBINATION",
+        "Unexpected query.",
+    )
+}
+
 fn oauth_error(status: u16, error: &str, description: &str) -> Answer {
     Answer::json(
         status,
@@ -513,16 +524,7 @@ impl State {
                 "customer_client.status",
             ];
             if !wanted.iter().all(|f| query.contains(f)) {
-                return wrap(
-                    400,
-                    failure(
-                        400,
-                        "INVALID_ARGUMENT",
-                        "queryError",
-                        "PROHIBITED_FIELD_COMBINATION",
-                        "Unexpected query.",
-                    ),
-                );
+                return wrap(400, unexpected_query());
             }
             self.clients()
         } else if query.ends_with("FROM customer") {
@@ -563,16 +565,7 @@ impl State {
                 );
             };
             if !query.contains("metrics.cost_micros") || !query.contains("FROM campaign") {
-                return wrap(
-                    400,
-                    failure(
-                        400,
-                        "INVALID_ARGUMENT",
-                        "queryError",
-                        "PROHIBITED_FIELD_COMBINATION",
-                        "Unexpected query.",
-                    ),
-                );
+                return wrap(400, unexpected_query());
             }
             let (currency, _) = CURRENCIES[(a - 1) % CURRENCIES.len()];
             let mut rows = Vec::new();
