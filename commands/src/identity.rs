@@ -640,6 +640,35 @@ impl Identity {
         })
     }
 
+    /// A person who is the last owner of a workspace that has other members must hand it over
+    /// first: erased, nobody could manage it any more. (Alone in a workspace, they may go.)
+    async fn refuse_if_last_owner(&self, user_id: UserId) -> Result<(), CommandError> {
+        for workspace in self.ids.workspaces_of(user_id).await? {
+            let state = match self.workspace(workspace).await {
+                Ok(state) => state,
+                Err(CommandError::NotFound(_)) => continue,
+                Err(other) => return Err(other),
+            };
+            let owners = state
+                .members
+                .values()
+                .filter(|r| **r == adledger_domain::Role::Owner)
+                .count();
+            let last_owner =
+                state.role_of(user_id) == Some(adledger_domain::Role::Owner) && owners == 1;
+            if last_owner && state.members.len() > 1 {
+                return Err(CommandError::Rejected(DomainError::invalid(
+                    "user",
+                    format!(
+                        "the last owner of workspace {workspace} cannot be erased while it has \
+                         other members; make one of them owner first"
+                    ),
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Erases a person: records it, destroys their key (every sealed field of theirs, in every
     /// event, now reads as erased), and forgets their email and sessions. The log stays intact.
     pub async fn erase_user(
@@ -647,6 +676,7 @@ impl Identity {
         ctx: &CommandContext,
         user_id: UserId,
     ) -> Result<(), CommandError> {
+        self.refuse_if_last_owner(user_id).await?;
         self.decide(user_id, &ctx.metadata, user::Command::Erase { at: ctx.now })
             .await?;
         self.sealer

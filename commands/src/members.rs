@@ -112,7 +112,10 @@ fn invitation_ids(token: &str) -> Option<(WorkspaceId, InvitationId)> {
 }
 
 impl Identity {
-    async fn workspace(&self, workspace: WorkspaceId) -> Result<Workspace, CommandError> {
+    pub(crate) async fn workspace(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Workspace, CommandError> {
         let loaded = self
             .commands
             .load::<Workspace>(&workspace.stream(), workspace)

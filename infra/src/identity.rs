@@ -375,6 +375,17 @@ impl IdentityStore {
         Ok(())
     }
 
+    /// The workspaces a person belongs to, as the membership read model knows them (it follows
+    /// the log within moments; callers check each workspace's own stream for the truth).
+    pub async fn workspaces_of(&self, user: UserId) -> Result<Vec<WorkspaceId>, StoreError> {
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT workspace_id FROM workspace_members WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(ids.into_iter().map(WorkspaceId).collect())
+    }
+
     /// Deletes what can no longer be used: sessions that expired or were revoked a day ago (with
     /// their refresh tokens), OAuth states past their expiry, and failed-login counters that are
     /// a day old and hold no lock. Answers how many rows went.

@@ -218,3 +218,40 @@ async fn an_owner_erases_a_removed_member_but_not_a_current_one() {
         .await;
     assert_problem(r, 404, "not-found").await;
 }
+
+#[tokio::test]
+async fn the_last_owner_of_a_shared_workspace_hands_it_over_before_being_erased() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Handed over").await;
+    let erin = app.user("erin@example.com").await;
+    app.join(&ws, &erin, "admin").await;
+    let erase_me = || app.request(reqwest::Method::DELETE, Some(&app.token), "/v1/me", None);
+    let body = assert_problem(erase_me().await, 422, "validation-failed").await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("last owner"),
+        "{body}"
+    );
+    let r = app
+        .request(
+            reqwest::Method::PATCH,
+            Some(&app.token),
+            &format!("/v1/workspaces/{ws}/members/{}", erin.id),
+            Some(&json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(erase_me().await.status(), 204);
+    // Alone in a workspace, a person may go.
+    let solo = app.user("solo@example.com").await;
+    let r = app
+        .post_as(&solo.token, "/v1/workspaces", &json!({ "name": "Mine" }))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = app
+        .request(reqwest::Method::DELETE, Some(&solo.token), "/v1/me", None)
+        .await;
+    assert_eq!(r.status(), 204);
+}
