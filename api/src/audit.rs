@@ -123,10 +123,10 @@ async fn list_audit(
         .take(limit as usize)
         .map(AuditEntry::from)
         .collect();
-    for item in &mut items {
-        crate::personal::reveal_field(state.identity.sealer(), &mut item.ip).await?;
-        crate::personal::reveal_field(state.identity.sealer(), &mut item.user_agent).await?;
-    }
+    let fields = items
+        .iter_mut()
+        .flat_map(|e| [&mut e.ip, &mut e.user_agent]);
+    crate::personal::reveal_fields(state.identity.sealer(), fields).await?;
     let next_before = if more {
         items.last().map(|e| e.position)
     } else {

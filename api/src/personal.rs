@@ -17,13 +17,24 @@ pub async fn reveal(sealer: &Sealer, values: &mut [Value]) -> Result<(), ApiErro
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Opens one optional sealed field (audit rows' IP and user agent).
-pub async fn reveal_field(sealer: &Sealer, field: &mut Option<String>) -> Result<(), ApiError> {
-    if let Some(text) = field.as_mut().filter(|t| is_sealed(t)) {
-        let mut value = [Value::String(std::mem::take(text))];
-        reveal(sealer, &mut value).await?;
-        if let [Value::String(opened)] = value {
-            *text = opened;
+/// Opens optional sealed fields (audit rows' IP and user agent) in one batch: one key lookup
+/// for a whole page, not one per field.
+pub async fn reveal_fields<'a>(
+    sealer: &Sealer,
+    fields: impl IntoIterator<Item = &'a mut Option<String>>,
+) -> Result<(), ApiError> {
+    let mut slots: Vec<&mut String> = fields
+        .into_iter()
+        .filter_map(|f| f.as_mut().filter(|t| is_sealed(t)))
+        .collect();
+    let mut values: Vec<Value> = slots
+        .iter_mut()
+        .map(|t| Value::String(std::mem::take(*t)))
+        .collect();
+    reveal(sealer, &mut values).await?;
+    for (slot, value) in slots.into_iter().zip(values) {
+        if let Value::String(opened) = value {
+            *slot = opened;
         }
     }
     Ok(())
@@ -52,10 +63,10 @@ pub async fn export(state: &AppState, user: UserId) -> Result<Value, ApiError> {
     reveal(identity.sealer(), &mut events).await?;
     let mut audit =
         adledger_projections::queries::audit_of_actor(pool, "user", &user.to_string()).await?;
-    for entry in &mut audit {
-        reveal_field(identity.sealer(), &mut entry.ip).await?;
-        reveal_field(identity.sealer(), &mut entry.user_agent).await?;
-    }
+    let fields = audit
+        .iter_mut()
+        .flat_map(|e| [&mut e.ip, &mut e.user_agent]);
+    reveal_fields(identity.sealer(), fields).await?;
     Ok(json!({
         "profile": {
             "user_id": profile.user_id,
