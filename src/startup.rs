@@ -60,7 +60,7 @@ pub fn identity_with(
     platforms: Platforms,
 ) -> Identity {
     let commands = commands(store, &keys, platforms);
-    Identity::new(store.clone(), commands, keys, policy)
+    Identity::new(commands, keys, policy)
 }
 
 /// The command handlers, able to sync the real platforms of `platforms` with the tokens sealed
@@ -145,7 +145,7 @@ pub async fn spawn_api_with_commands(
     options: ApiOptions,
     mut shutdown: Shutdown,
 ) -> JoinHandle<std::io::Result<()>> {
-    let identity = Identity::new(store.clone(), commands, keys, options.auth);
+    let identity = Identity::new(commands, keys, options.auth);
     let state = adledger_api::AppState {
         commands: identity.commands().clone(),
         identity,

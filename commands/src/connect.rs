@@ -259,7 +259,8 @@ impl Commands {
         .await
     }
 
-    async fn connected(
+    /// The connection, or `NotFound` (also for another workspace's).
+    pub(crate) async fn connected(
         &self,
         workspace: WorkspaceId,
         connection: ConnectionId,

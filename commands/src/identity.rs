@@ -15,7 +15,6 @@ use adledger_infra::crypto::{
     TotpSecret,
 };
 use adledger_infra::identity::{IdentityStore, RefreshUse};
-use adledger_infra::EventStore;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -162,8 +161,9 @@ pub fn check_password(password: &str) -> Result<(), DomainError> {
 }
 
 impl Identity {
-    pub fn new(store: EventStore, commands: Commands, keys: Keys, policy: AuthPolicy) -> Self {
-        let pool = store.pool().clone();
+    /// Identity over the store `commands` write to.
+    pub fn new(commands: Commands, keys: Keys, policy: AuthPolicy) -> Self {
+        let pool = commands.store.pool().clone();
         Self {
             commands,
             ids: IdentityStore::new(pool.clone()),

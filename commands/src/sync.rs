@@ -157,10 +157,7 @@ impl Commands {
         _guard: RunGuard,
         _slot: OwnedSemaphorePermit,
     ) -> Result<SyncCounts, CommandError> {
-        let loaded = self
-            .load::<Connection>(&connection.stream(), workspace)
-            .await?;
-        let conn = loaded.state.0.ok_or(CommandError::NotFound("connection"))?;
+        let conn = self.connected(workspace, connection).await?;
         let running = match &conn.running_sync {
             Some(r) if r.sync_id == sync => r.clone(),
             _ => return Err(CommandError::Rejected(DomainError::SyncNotRunning(sync))),
@@ -278,11 +275,8 @@ impl Run<'_> {
 
         let conn = self
             .commands
-            .load::<Connection>(&self.connection.stream(), self.workspace)
-            .await?
-            .state
-            .0
-            .ok_or(CommandError::NotFound("connection"))?;
+            .connected(self.workspace, self.connection)
+            .await?;
         let scope: Vec<CampaignId> = if running.campaign_ids.is_empty() {
             conn.campaigns.keys().copied().collect()
         } else {

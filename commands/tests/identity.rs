@@ -17,12 +17,7 @@ fn identity(db: &TestDatabase) -> Identity {
         master: test_master_keys(),
         jwt: test_jwt_keys(),
     };
-    Identity::new(
-        store.clone(),
-        Commands::new(store),
-        keys,
-        AuthPolicy::default(),
-    )
+    Identity::new(Commands::new(store), keys, AuthPolicy::default())
 }
 
 fn ctx() -> CommandContext {
