@@ -4,7 +4,7 @@
 //! the sync's wall time, the requests the fake received during it, and the insights events
 //! appended per second. Without `--bench` (as `cargo test --all-targets` runs it) it does nothing.
 
-use adledger_commands::connect::ConnectorSetup;
+use adledger_commands::connections::ConnectorSetup;
 use adledger_commands::{CommandContext, Commands};
 use adledger_connectors::auth::StaticToken;
 use adledger_connectors::fakes::any::AnyFake;
@@ -146,7 +146,6 @@ fn context() -> CommandContext {
     CommandContext {
         metadata: EventMetadata::system("bench", Uuid::now_v7()),
         idempotency_key: None,
-        now: Utc::now(),
     }
 }
 
@@ -209,7 +208,7 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
     let workspace = commands.create_workspace(&ctx, "Bench").await?;
     let user = UserId(Uuid::now_v7());
     let started = commands
-        .begin_authorization(workspace, user, fake.any.platform(), None, Utc::now())
+        .begin_authorization(workspace, user, fake.any.platform(), None)
         .await?;
     let state = query_param(&started.url, "state").context("no state in the authorization URL")?;
     let authorization = commands.take_authorization(&state).await?;
@@ -224,7 +223,7 @@ async fn sync_once(fake: &Fake, store: &EventStore, range: DateRange) -> anyhow:
     let sync = commands
         .start_sync(&ctx, workspace, connection, range, Vec::new())
         .await?;
-    let counts = commands.run_sync(&ctx, workspace, connection, sync).await?;
+    let counts = commands.run_sync(workspace, connection, sync).await?;
     let seconds = clock.elapsed().as_secs_f64();
     let requests = fake.any.requests();
     let during = &requests[before.min(requests.len())..];

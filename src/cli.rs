@@ -177,35 +177,51 @@ pub struct SyncArgs {
     /// Seconds from the start of a connection's last sync until the scheduler syncs it again;
     /// 0 turns the scheduler off. Only one process schedules at a time (leader election).
     #[arg(long, env = "ADLEDGER_SYNC_INTERVAL_SECS",
-          default_value_t = adledger_commands::scheduler::DEFAULT_INTERVAL_SECS)]
+          default_value_t = adledger_commands::syncs::scheduler::DEFAULT_INTERVAL_SECS)]
     pub sync_interval_secs: u64,
     /// Days a scheduled sync reads back for an ad account that has never been synced.
     #[arg(long, env = "ADLEDGER_SYNC_BACKFILL_DAYS",
-          default_value_t = adledger_commands::scheduler::DEFAULT_BACKFILL_DAYS,
+          default_value_t = adledger_commands::syncs::scheduler::DEFAULT_BACKFILL_DAYS,
           value_parser = clap::value_parser!(u32).range(1..=1_098))]
     pub sync_backfill_days: u32,
-    /// Sync runs (scheduled and requested over the API) this process carries out at once; the
-    /// others wait for their turn.
+    /// Sync runs (scheduled and requested over the API) this process's sync worker carries out
+    /// at once; the others wait in the queue for a worker.
     #[arg(long, env = "ADLEDGER_MAX_CONCURRENT_SYNCS",
           default_value_t = adledger_commands::DEFAULT_MAX_CONCURRENT_SYNCS as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_024))]
     pub max_concurrent_syncs: u64,
+    /// How long a sync worker's lease on a run lasts (seconds; renewed every third of that): a
+    /// run whose worker died is taken over by another worker within about this long.
+    #[arg(long, env = "ADLEDGER_SYNC_LEASE_SECS",
+          default_value_t = adledger_commands::syncs::worker::DEFAULT_LEASE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub sync_lease_secs: u64,
+    /// How long a stopping worker waits for its running syncs to hand themselves back (seconds).
+    #[arg(long, env = "ADLEDGER_SYNC_GRACE_SECS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub sync_grace_secs: u64,
 }
 
 impl SyncArgs {
     /// The scheduler's configuration, or `None` when it is turned off.
-    pub fn scheduler(&self) -> Option<adledger_commands::scheduler::SchedulerConfig> {
+    pub fn scheduler(&self) -> Option<adledger_commands::syncs::scheduler::SchedulerConfig> {
         (self.sync_interval_secs > 0).then(|| {
-            adledger_commands::scheduler::SchedulerConfig::new(
+            adledger_commands::syncs::scheduler::SchedulerConfig::new(
                 std::time::Duration::from_secs(self.sync_interval_secs),
                 self.sync_backfill_days,
             )
         })
     }
 
-    pub fn max_concurrent_syncs(&self) -> usize {
-        usize::try_from(self.max_concurrent_syncs)
-            .unwrap_or(adledger_commands::DEFAULT_MAX_CONCURRENT_SYNCS)
+    /// The sync worker of this process.
+    pub fn worker(&self) -> adledger_commands::syncs::WorkerConfig {
+        adledger_commands::syncs::WorkerConfig {
+            max_concurrent: usize::try_from(self.max_concurrent_syncs)
+                .unwrap_or(adledger_commands::DEFAULT_MAX_CONCURRENT_SYNCS),
+            lease: std::time::Duration::from_secs(self.sync_lease_secs),
+            grace: std::time::Duration::from_secs(self.sync_grace_secs),
+            ..Default::default()
+        }
     }
 }
 
@@ -246,8 +262,8 @@ pub enum Command {
         #[command(flatten)]
         syncs: SyncArgs,
     },
-    /// Run only the sequencer, the projection workers and the sync scheduler (same as
-    /// `serve --role worker`).
+    /// Run only the sequencer, the projection workers, the sync worker and the sync scheduler
+    /// (same as `serve --role worker`).
     Worker {
         #[command(flatten)]
         workers: WorkerArgs,
@@ -280,6 +296,20 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Who runs the deployment: operators may use the deployment-wide routes (the whole log's
+    /// verification, every projection's status).
+    Operators {
+        #[command(subcommand)]
+        command: OperatorsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Make the person with this email an operator.
+    Grant { email: String },
+    /// Take the operator role back from the person with this email.
+    Revoke { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,6 +411,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => match command {
             KeysCommand::Generate { kid } => ops::generate_keys(&kid)?,
             KeysCommand::Rewrap => ops::rewrap_keys(&url).await?,
+        },
+        Command::Operators { command } => match command {
+            OperatorsCommand::Grant { email } => ops::set_operator(&url, &email, true).await?,
+            OperatorsCommand::Revoke { email } => ops::set_operator(&url, &email, false).await?,
         },
     }
     Ok(ExitCode::SUCCESS)

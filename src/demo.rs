@@ -40,17 +40,12 @@ fn context(user: UserId, key: &str) -> CommandContext {
     CommandContext {
         metadata,
         idempotency_key: Some(key.to_owned()),
-        now: Utc::now(),
     }
 }
 
 /// The demo user, registered on first use.
 async fn demo_user(identity: &Identity) -> anyhow::Result<UserId> {
-    let ctx = CommandContext {
-        metadata: EventMetadata::system("demo", Uuid::now_v7()),
-        idempotency_key: None,
-        now: Utc::now(),
-    };
+    let ctx = CommandContext::system("demo");
     match identity
         .register(&ctx, DEMO_EMAIL, "Demo User", DEMO_PASSWORD)
         .await
@@ -110,7 +105,7 @@ pub async fn seed(identity: &Identity, args: &DemoArgs) -> anyhow::Result<Worksp
     let sync = commands
         .start_sync(&ctx, workspace, connection, range, Vec::new())
         .await?;
-    match commands.run_sync(&ctx, workspace, connection, sync).await {
+    match commands.run_sync(workspace, connection, sync).await {
         Ok(counts) => tracing::info!(
             recorded = counts.days_recorded,
             restated = counts.days_restated,
@@ -119,9 +114,31 @@ pub async fn seed(identity: &Identity, args: &DemoArgs) -> anyhow::Result<Worksp
         ),
         // Today's demo sync already ran (the idempotency key returned its id).
         Err(CommandError::Rejected(DomainError::SyncNotRunning(_))) => {}
+        // A sync worker of a running server took it: its data is there once it ends.
+        Err(CommandError::Rejected(DomainError::SyncAlreadyRunning(_))) => {
+            wait_for_end(commands, workspace, connection, sync).await?
+        }
         Err(e) => return Err(e.into()),
     }
     Ok(workspace)
+}
+
+/// Waits (up to ten minutes) until `sync` has ended.
+async fn wait_for_end(
+    commands: &adledger_commands::Commands,
+    workspace: WorkspaceId,
+    connection: adledger_domain::ConnectionId,
+    sync: adledger_domain::SyncId,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    while tokio::time::Instant::now() < deadline {
+        let conn = commands.connected(workspace, connection).await?;
+        if conn.running_sync.is_none_or(|r| r.sync_id != sync) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the demo sync {sync} did not end within ten minutes")
 }
 
 pub fn print_examples(workspace: WorkspaceId, base: &str) {

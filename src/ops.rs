@@ -256,3 +256,22 @@ pub async fn rewrap_keys(url: &Secret<String>) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `adledger operators grant|revoke EMAIL`: recorded on the person's stream as the CLI's act.
+pub async fn set_operator(url: &Secret<String>, email: &str, grant: bool) -> anyhow::Result<()> {
+    let store = store(url).await?;
+    let identity = crate::startup::identity(
+        &store,
+        crate::startup::keys_from_env()?,
+        adledger_commands::identity::AuthPolicy::default(),
+    );
+    let ctx = adledger_commands::CommandContext::system("cli");
+    let user = identity.set_operator(&ctx, email, grant).await?;
+    let what = if grant {
+        "is an operator now"
+    } else {
+        "is no longer an operator"
+    };
+    println!("{email} ({user}) {what}");
+    Ok(())
+}

@@ -1,9 +1,10 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
 use crate::cli::{Role, Source, SyncArgs, WorkerArgs};
-use adledger_commands::connect::ConnectorSetup;
+use adledger_commands::connections::ConnectorSetup;
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
-use adledger_commands::scheduler::Scheduler;
+use adledger_commands::syncs::scheduler::Scheduler;
+use adledger_commands::syncs::SyncWorker;
 use adledger_commands::Commands;
 use adledger_connectors::Platforms;
 use adledger_infra::credentials::CredentialStore;
@@ -66,10 +67,31 @@ pub fn identity_with(
 /// The command handlers, able to sync the real platforms of `platforms` with the tokens sealed
 /// under `keys`.
 pub fn commands(store: &EventStore, keys: &Keys, platforms: Platforms) -> Commands {
+    commands_with_master(store, &keys.master, platforms)
+}
+
+fn commands_with_master(
+    store: &EventStore,
+    master: &adledger_infra::MasterKeys,
+    platforms: Platforms,
+) -> Commands {
     Commands::new(store.clone()).with_connectors(ConnectorSetup {
         platforms,
-        credentials: CredentialStore::new(store.pool().clone(), keys.master.clone()),
+        credentials: CredentialStore::new(store.pool().clone(), master.clone()),
     })
+}
+
+/// The command handlers of a process without an API: a worker needs the master keys only to
+/// open real platforms' tokens (sandbox syncs need none).
+fn worker_commands(store: &EventStore, platforms: Platforms) -> anyhow::Result<Commands> {
+    match adledger_infra::MasterKeys::from_env() {
+        Ok(master) => Ok(commands_with_master(store, &master, platforms)),
+        Err(_) if !platforms.any_configured() => Ok(Commands::new(store.clone())),
+        Err(e) => Err(anyhow::anyhow!(
+            "{e}: a worker that syncs real ad platforms needs the master keys to open their \
+             tokens (set ADLEDGER_MASTER_KEYS as for the API)"
+        )),
+    }
 }
 
 /// Where the projection workers of this process read from.
@@ -135,8 +157,7 @@ pub async fn spawn_api(
     spawn_api_with_commands(commands, store, listener, keys, options, shutdown).await
 }
 
-/// A running HTTP API whose commands are `commands` (shared with the scheduler, so that both
-/// draw on one limit of concurrent sync runs).
+/// A running HTTP API whose commands are `commands` (shared with this process's workers).
 pub async fn spawn_api_with_commands(
     commands: Commands,
     store: EventStore,
@@ -171,10 +192,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
-    // The API needs the keys; a worker needs them to sync real platforms on schedule.
-    let schedule = config.syncs.scheduler();
-    let keys = match (config.role, &schedule) {
-        (Role::Worker, None) => None,
+    // The API needs every key; a worker only the master keys, to open real platforms' tokens.
+    let keys = match config.role {
+        Role::Worker => None,
         _ => Some(keys_from_env()?),
     };
     let platforms = Platforms::from_env()?;
@@ -198,13 +218,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     };
     let commands = match &keys {
         Some(keys) => commands(&store, keys, platforms.clone()),
-        None => Commands::new(store.clone()),
-    }
-    .with_max_concurrent_syncs(config.syncs.max_concurrent_syncs());
+        None => worker_commands(&store, platforms.clone())?,
+    };
     let mut tasks = Vec::new();
     if config.role != Role::Api {
         tasks.extend(spawn_workers(&store, source, &stopped));
-        match schedule {
+        let worker = SyncWorker::new(commands.clone(), config.syncs.worker());
+        tasks.push(tokio::spawn(worker.run(stopped.clone())));
+        match config.syncs.scheduler() {
             Some(schedule) => {
                 let scheduler = Scheduler::new(commands.clone(), schedule);
                 tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
@@ -263,7 +284,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             crate::demo::print_examples(workspace, &format!("http://{addr}"));
         }
     } else {
-        tracing::info!("running the sequencer, projection workers and sync scheduler");
+        tracing::info!("running the sequencer, projection workers, sync worker and scheduler");
     }
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -431,7 +431,6 @@ async fn a_broker_outage_under_steady_commands_loses_nothing() {
             let ctx = CommandContext {
                 metadata: EventMetadata::system("outage-test", Uuid::now_v7()),
                 idempotency_key: None,
-                now: chrono::Utc::now(),
             };
             match commands
                 .create_workspace(&ctx, &format!("workspace {ok}"))

@@ -5,7 +5,8 @@ use crate::caller::{Caller, Request};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiJson;
 use crate::AppState;
-use adledger_commands::identity::{self, Tokens};
+use adledger_commands::identity::Tokens;
+use adledger_domain::user::{EmailAddress, PasswordPolicy, PersonName};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -121,9 +122,9 @@ async fn register(
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     // Every invalid field at once, not the first one only.
     let errors: Vec<crate::error::FieldError> = [
-        identity::parse_email(&body.email).err(),
-        identity::parse_name(&body.name).err(),
-        identity::check_password(&body.password).err(),
+        EmailAddress::parse(&body.email).err(),
+        PersonName::parse(&body.name).err(),
+        PasswordPolicy::check(&body.password, "password").err(),
     ]
     .into_iter()
     .flatten()
@@ -186,10 +187,7 @@ async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Refresh>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let tokens = state
-        .identity
-        .refresh(&body.refresh_token, chrono::Utc::now())
-        .await?;
+    let tokens = state.identity.refresh(&body.refresh_token).await?;
     Ok(Json(tokens.into()))
 }
 

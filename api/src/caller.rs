@@ -6,8 +6,8 @@
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
 use crate::AppState;
+use adledger_commands::access::Access;
 use adledger_commands::identity::Principal;
-use adledger_commands::members::Access;
 use adledger_commands::CommandContext;
 use adledger_domain::{EventMetadata, Permission, RequestSource, SessionId, UserId, WorkspaceId};
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -68,7 +68,6 @@ impl RequestInfo {
                 source: self.source.clone(),
             },
             idempotency_key: self.idempotency_key.clone(),
-            now: chrono::Utc::now(),
         }
     }
 }
@@ -175,7 +174,6 @@ impl Caller {
                 source: self.request.source.clone(),
             },
             idempotency_key: self.request.idempotency_key.clone(),
-            now: chrono::Utc::now(),
         };
         Ok(state.identity.seal_source(ctx).await?)
     }

@@ -229,9 +229,9 @@ impl From<DomainError> for ApiError {
             e @ DomainError::ConnectionUnavailable(_) => {
                 ApiError::ConnectionUnavailable(e.to_string())
             }
-            e @ (DomainError::AlreadyExists(_) | DomainError::SyncNotRunning(_)) => {
-                ApiError::Conflict(e.to_string())
-            }
+            e @ (DomainError::AlreadyExists(_)
+            | DomainError::SyncNotRunning(_)
+            | DomainError::SyncClaimedElsewhere(_)) => ApiError::Conflict(e.to_string()),
         }
     }
 }
@@ -244,6 +244,7 @@ impl From<CommandError> for ApiError {
             CommandError::Conflict(why) => ApiError::Conflict(why),
             CommandError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
             CommandError::Connector(why) => ApiError::Upstream(why),
+            CommandError::SyncFailed(failure) => ApiError::Upstream(failure.to_string()),
             CommandError::Unauthenticated(why) => ApiError::Unauthenticated(why),
             CommandError::SecondFactorRequired => ApiError::SecondFactorRequired,
             CommandError::RefreshTokenReused => ApiError::RefreshTokenReused,

@@ -119,7 +119,6 @@ async fn authorize(
             user,
             platform,
             body.connection_id.map(ConnectionId),
-            Utc::now(),
         )
         .await?;
     Ok(Json(AuthorizationStarted {

@@ -22,7 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Start syncing a connection (or some of its campaigns) over a date range. Answers at once with
-/// the run's id; follow it at `/v1/workspaces/{workspace_id}/syncs/{sync_id}`.
+/// the run's id; a sync worker carries it out. Follow it at
+/// `/v1/workspaces/{workspace_id}/syncs/{sync_id}`.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}/syncs", tag = "syncs",
     params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path),
            ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first run")),
@@ -51,12 +52,6 @@ async fn start_sync(
         .commands
         .start_sync(&ctx, workspace, connection, range, campaigns)
         .await?;
-    let commands = state.commands.clone();
-    tokio::spawn(async move {
-        if let Err(error) = commands.run_sync(&ctx, workspace, connection, sync).await {
-            tracing::warn!(%error, sync_id = %sync, connection_id = %connection, "sync did not complete");
-        }
-    });
     Ok((
         StatusCode::ACCEPTED,
         [(

@@ -1,8 +1,8 @@
 //! Idempotency keys: a retried request with the same key answers what the first one did and
 //! appends nothing; the same key with a different request is refused.
 
-use crate::CommandError;
-use adledger_infra::{Idempotency, StoreError};
+use crate::{CommandError, Commands};
+use adledger_infra::{AppendOutcome, Idempotency, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +37,22 @@ pub fn stored<T: DeserializeOwned>(outcome: Value) -> Result<T, CommandError> {
     serde_json::from_value(outcome).map_err(|e| {
         StoreError::Corrupt(format!("stored idempotent outcome is unreadable: {e}")).into()
     })
+}
+
+impl Commands {
+    /// The answer an earlier run of the same request gave, when its key was used before.
+    pub(crate) async fn earlier<T: DeserializeOwned>(
+        &self,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<T>, CommandError> {
+        let Some(idempotency) = idempotency else {
+            return Ok(None);
+        };
+        match self.store.idempotent_outcome(idempotency).await? {
+            Some(AppendOutcome::Duplicate { outcome }) => Ok(Some(stored(outcome)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,14 +7,12 @@ use adledger_domain::{
 };
 use adledger_infra::testing::TestDatabase;
 use adledger_infra::EventStore;
-use chrono::Utc;
 use uuid::Uuid;
 
 fn ctx() -> CommandContext {
     CommandContext {
         metadata: EventMetadata::system("tests", Uuid::now_v7()),
         idempotency_key: None,
-        now: Utc::now(),
     }
 }
 
@@ -55,7 +53,7 @@ async fn sync(
     let id = commands
         .start_sync(&ctx(), ws, conn, ten_days(), vec![])
         .await?;
-    commands.run_sync(&ctx(), ws, conn, id).await
+    commands.run_sync(ws, conn, id).await
 }
 
 async fn campaign_streams(
@@ -265,7 +263,7 @@ async fn a_sync_limited_to_some_campaigns_touches_only_those() {
         .start_sync(&ctx(), ws, conn, ten_days(), vec![only])
         .await
         .unwrap();
-    let counts = commands.run_sync(&ctx(), ws, conn, id).await.unwrap();
+    let counts = commands.run_sync(ws, conn, id).await.unwrap();
     assert_eq!(counts.days_restated + counts.days_unchanged, 10);
 
     let stranger = CampaignId(Uuid::now_v7());
@@ -297,10 +295,9 @@ async fn only_one_sync_runs_at_a_time() {
         "{err:?}"
     );
 
-    let (ctx_a, ctx_b) = (ctx(), ctx());
     let (a, b) = tokio::join!(
-        commands.run_sync(&ctx_a, ws, conn, id),
-        commands.run_sync(&ctx_b, ws, conn, id)
+        commands.run_sync(ws, conn, id),
+        commands.run_sync(ws, conn, id)
     );
     let (ok, refused) = match (a, b) {
         (Ok(c), Err(e)) | (Err(e), Ok(c)) => (c, e),
@@ -313,7 +310,7 @@ async fn only_one_sync_runs_at_a_time() {
     );
 
     // Once it has ended, it cannot be run again.
-    let err = commands.run_sync(&ctx(), ws, conn, id).await.unwrap_err();
+    let err = commands.run_sync(ws, conn, id).await.unwrap_err();
     assert!(
         matches!(err, CommandError::Rejected(DomainError::SyncNotRunning(s)) if s == id),
         "{err:?}"
@@ -338,16 +335,13 @@ async fn a_connection_of_another_workspace_is_not_found() {
         matches!(err, CommandError::NotFound("connection")),
         "{err:?}"
     );
-    let err = commands
-        .run_sync(&ctx(), other, conn, id)
-        .await
-        .unwrap_err();
+    let err = commands.run_sync(other, conn, id).await.unwrap_err();
     assert!(
         matches!(err, CommandError::NotFound("connection")),
         "{err:?}"
     );
     let err = commands
-        .run_sync(&ctx(), ws, ConnectionId(Uuid::now_v7()), id)
+        .run_sync(ws, ConnectionId(Uuid::now_v7()), id)
         .await
         .unwrap_err();
     assert!(

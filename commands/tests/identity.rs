@@ -2,29 +2,34 @@
 //! and a TOTP code is accepted once even when two logins race with it.
 
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
-use adledger_commands::{CommandContext, CommandError, Commands};
+use adledger_commands::{CommandContext, CommandError, Commands, ManualClock};
 use adledger_domain::{Actor, DomainError, EventMetadata, Role, UserId};
 use adledger_infra::crypto::TotpSecret;
 use adledger_infra::testing::{test_jwt_keys, test_master_keys, TestDatabase};
 use chrono::{Duration, Utc};
+use std::sync::Arc;
 use uuid::Uuid;
 
 const PASSWORD: &str = "a long enough password";
 
 fn identity(db: &TestDatabase) -> Identity {
-    let store = db.store();
+    identity_at(db, Arc::new(ManualClock::new(Utc::now())))
+}
+
+/// Identity whose commands take their time from `clock`.
+fn identity_at(db: &TestDatabase, clock: Arc<ManualClock>) -> Identity {
     let keys = Keys {
         master: test_master_keys(),
         jwt: test_jwt_keys(),
     };
-    Identity::new(Commands::new(store), keys, AuthPolicy::default())
+    let commands = Commands::new(db.store()).with_clock(clock);
+    Identity::new(commands, keys, AuthPolicy::default())
 }
 
 fn ctx() -> CommandContext {
     CommandContext {
         metadata: EventMetadata::system("tests", Uuid::now_v7()),
         idempotency_key: None,
-        now: Utc::now(),
     }
 }
 
@@ -37,7 +42,8 @@ fn as_user(user: UserId) -> CommandContext {
 #[tokio::test]
 async fn an_invitation_is_refused_once_it_has_expired() {
     let db = TestDatabase::new().await;
-    let identity = identity(&db);
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let identity = identity_at(&db, clock.clone());
     let owner = identity
         .register(&ctx(), "owner@example.com", "Owner", PASSWORD)
         .await
@@ -61,16 +67,16 @@ async fn an_invitation_is_refused_once_it_has_expired() {
         )
         .await
         .unwrap();
-    let mut late = as_user(guest);
-    late.now = Utc::now() + Duration::hours(2);
+    clock.advance(Duration::hours(2));
     let refused = identity
-        .accept_invitation(&late, guest, &invited.token)
+        .accept_invitation(&as_user(guest), guest, &invited.token)
         .await
         .unwrap_err();
     assert!(
         matches!(&refused, CommandError::Rejected(DomainError::Invalid { reason, .. }) if reason.contains("expired")),
         "{refused:?}"
     );
+    clock.advance(Duration::hours(-2));
     let (joined, role) = identity
         .accept_invitation(&as_user(guest), guest, &invited.token)
         .await

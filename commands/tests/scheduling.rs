@@ -1,14 +1,15 @@
-//! Sync cursors, the sync scheduler and the limit on concurrent sync runs, against a real
+//! Sync cursors, the sync scheduler and a worker's limit on concurrent sync runs, against a real
 //! Postgres. Platforms are scripted connectors (or the sandbox) so every outcome is exact.
 
-use adledger_commands::scheduler::{Scheduler, SchedulerConfig};
-use adledger_commands::{CommandContext, CommandError, Commands, ConnectorFactory};
+use adledger_commands::syncs::scheduler::{Scheduler, SchedulerConfig, SchedulerStatus};
+use adledger_commands::syncs::{SyncWorker, WorkerConfig};
+use adledger_commands::{CommandContext, CommandError, Commands, ConnectorFactory, ManualClock};
 use adledger_connectors::{CampaignDay, Connector, ConnectorError, Discovery};
-use adledger_domain::connection::{self, AdAccount, Connected, Connection, DiscoveredCampaign};
+use adledger_domain::connection::{AdAccount, Connected, Connection, DiscoveredCampaign};
 use adledger_domain::event::{ConnectionSettings, SyncCounts};
 use adledger_domain::{
-    AdAccountId, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent, EventMetadata,
-    SyncId, WorkspaceId,
+    AdAccountId, Aggregate, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent,
+    EventMetadata, SyncId, WorkspaceId,
 };
 use adledger_infra::shutdown;
 use adledger_infra::testing::TestDatabase;
@@ -25,12 +26,7 @@ fn ctx() -> CommandContext {
     CommandContext {
         metadata: EventMetadata::system("tests", Uuid::now_v7()),
         idempotency_key: None,
-        now: Utc::now(),
     }
-}
-
-fn ctx_at(now: DateTime<Utc>) -> CommandContext {
-    CommandContext { now, ..ctx() }
 }
 
 fn day(raw: &str) -> NaiveDate {
@@ -141,7 +137,7 @@ async fn sync(
     days: DateRange,
 ) -> Result<SyncCounts, CommandError> {
     let id = commands.start_sync(&ctx(), ws, conn, days, vec![]).await?;
-    commands.run_sync(&ctx(), ws, conn, id).await
+    commands.run_sync(ws, conn, id).await
 }
 
 async fn events(store: &EventStore, conn: ConnectionId) -> Vec<DomainEvent> {
@@ -152,7 +148,7 @@ async fn events(store: &EventStore, conn: ConnectionId) -> Vec<DomainEvent> {
 async fn state(store: &EventStore, conn: ConnectionId) -> Connected {
     let stored = store.read_stream(&conn.stream()).await.unwrap();
     let state = stored.iter().fold(Connection::default(), |s, e| {
-        connection::evolve(s, &e.decode().unwrap(), e.occurred_at)
+        s.evolve(&e.decode().unwrap(), e.occurred_at)
     });
     state.0.unwrap()
 }
@@ -274,7 +270,10 @@ async fn a_failed_chunk_leaves_the_cursor_at_the_last_contiguous_chunk() {
     let err = sync(&commands, ws, conn, range("2024-01-01", "2024-03-10"))
         .await
         .unwrap_err();
-    assert!(matches!(err, CommandError::Connector(_)), "{err:?}");
+    assert!(
+        matches!(&err, CommandError::SyncFailed(f) if f.kind == adledger_domain::FailureKind::Invalid),
+        "{err:?}"
+    );
     let failed = events(&store, conn)
         .await
         .into_iter()
@@ -344,7 +343,7 @@ async fn a_sync_of_some_campaigns_does_not_move_the_cursor() {
         )
         .await
         .unwrap();
-    commands.run_sync(&ctx(), ws, conn, id).await.unwrap();
+    commands.run_sync(ws, conn, id).await.unwrap();
     assert_eq!(
         state(&store, conn)
             .await
@@ -363,26 +362,52 @@ fn at(raw: &str) -> DateTime<Utc> {
     raw.parse().unwrap()
 }
 
+/// Carries out the syncs a scheduler started, as a worker would.
+async fn carry_out(commands: &Commands, ws: WorkspaceId, conn: ConnectionId, syncs: &[SyncId]) {
+    for sync in syncs {
+        commands.run_sync(ws, conn, *sync).await.unwrap();
+    }
+}
+
+/// A sync worker of its own over `commands`, until the returned trigger fires.
+fn worker(commands: &Commands, max_concurrent: usize) -> shutdown::ShutdownTrigger {
+    let (stop, stopped) = shutdown::channel();
+    let worker = SyncWorker::new(
+        commands.clone(),
+        WorkerConfig {
+            max_concurrent,
+            ..WorkerConfig::default()
+        },
+    );
+    tokio::spawn(worker.run(stopped));
+    stop
+}
+
 #[tokio::test]
-async fn the_scheduler_syncs_due_connections_over_their_missing_days() {
+async fn the_scheduler_starts_syncs_of_due_connections_over_their_missing_days() {
     let db = TestDatabase::new().await;
     let store = db.store();
-    let commands = Commands::new(store.clone());
+    let clock = Arc::new(ManualClock::new(at("2024-06-15T12:00:00Z")));
+    let commands = Commands::new(store.clone()).with_clock(clock.clone());
     let ws = workspace(&commands).await;
     let conn = connect(&commands, ws, 2).await;
-    let t0 = at("2024-06-15T12:00:00Z");
 
     // Never synced: a backfill of 30 days through yesterday, recorded as the scheduler's.
     let mut scheduler = Scheduler::new(commands.clone(), hourly());
-    let started = scheduler.tick(t0).await.unwrap();
+    let started = scheduler.tick().await.unwrap();
     assert_eq!(started.len(), 1);
-    scheduler.wait_for_runs().await;
+    carry_out(&commands, ws, conn, &started).await;
     assert_eq!(
         starts(&store, conn).await,
         vec![(day("2024-05-16"), day("2024-06-14"))]
     );
-    let first = &store.read_stream(&conn.stream()).await.unwrap()[1];
-    assert_eq!(first.event_type, "SyncStarted");
+    let first = store
+        .read_stream(&conn.stream())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.event_type == "SyncStarted")
+        .unwrap();
     assert_eq!(
         first.metadata["actor"]["kind"], "system",
         "{}",
@@ -395,43 +420,34 @@ async fn the_scheduler_syncs_due_connections_over_their_missing_days() {
     assert!(synced.cursors.values().all(|c| *c == day("2024-06-14")));
 
     // Synced half an hour ago: not due, whether this scheduler remembers it or a new one looks.
-    assert!(scheduler
-        .tick(at("2024-06-15T12:30:00Z"))
-        .await
-        .unwrap()
-        .is_empty());
+    clock.set(at("2024-06-15T12:30:00Z"));
+    assert!(scheduler.tick().await.unwrap().is_empty());
     let mut fresh = Scheduler::new(commands.clone(), hourly());
-    assert!(fresh
-        .tick(at("2024-06-15T12:30:00Z"))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(fresh.tick().await.unwrap().is_empty());
 
     // An interval later: due again, from the cursor minus the sandbox's 3-day re-read window.
-    let started = fresh.tick(at("2024-06-15T13:01:00Z")).await.unwrap();
+    clock.set(at("2024-06-15T13:01:00Z"));
+    let started = fresh.tick().await.unwrap();
     assert_eq!(started.len(), 1);
-    fresh.wait_for_runs().await;
+    carry_out(&commands, ws, conn, &started).await;
     assert_eq!(
         starts(&store, conn).await[1],
         (day("2024-06-12"), day("2024-06-14"))
     );
 
-    // A connection whose sync is running is left alone.
+    // A connection whose sync is running (or waiting for a worker) is left alone, however long
+    // it has been running: a run whose worker died is taken over, never replaced.
+    clock.set(at("2024-06-15T14:05:00Z"));
     let busy = connect(&commands, ws, 1).await;
     commands
-        .start_sync(
-            &ctx_at(at("2024-06-15T14:05:00Z")),
-            ws,
-            busy,
-            range("2024-06-01", "2024-06-02"),
-            vec![],
-        )
+        .start_sync(&ctx(), ws, busy, range("2024-06-01", "2024-06-02"), vec![])
         .await
         .unwrap();
+    clock.set(at("2024-06-17T14:10:00Z"));
     let mut later = Scheduler::new(commands.clone(), hourly());
-    let started = later.tick(at("2024-06-15T14:10:00Z")).await.unwrap();
-    later.wait_for_runs().await;
+    let started = later.tick().await.unwrap();
     assert_eq!(started.len(), 1, "only the idle connection is due");
+    carry_out(&commands, ws, conn, &started).await;
     assert_eq!(starts(&store, busy).await.len(), 1);
     assert_eq!(starts(&store, conn).await.len(), 3);
 }
@@ -450,9 +466,11 @@ async fn only_the_leader_schedules_and_a_standby_takes_over() {
         tick: Duration::from_millis(50),
         ..hourly()
     };
-    // Two processes: their own commands, one database.
-    let a = Scheduler::new(Commands::new(store.clone()), config.clone());
-    let b = Scheduler::new(Commands::new(store.clone()), config);
+    // Two processes: their own commands, one database, a sync worker each.
+    let (commands_a, commands_b) = (Commands::new(store.clone()), Commands::new(store.clone()));
+    let _workers = (worker(&commands_a, 4), worker(&commands_b, 4));
+    let a = Scheduler::new(commands_a, config.clone());
+    let b = Scheduler::new(commands_b, config);
     let (a_status, b_status) = (a.status(), b.status());
     let (stop_a, stopped_a) = shutdown::channel();
     let (stop_b, stopped_b) = shutdown::channel();
@@ -471,12 +489,13 @@ async fn only_the_leader_schedules_and_a_standby_takes_over() {
     for conn in &conns {
         assert_eq!(starts(&store, *conn).await.len(), 1);
     }
-    assert_eq!(*a_status.borrow(), {
-        adledger_commands::scheduler::SchedulerStatus {
+    assert_eq!(
+        *a_status.borrow(),
+        SchedulerStatus {
             leading: true,
             syncs_started: 3,
         }
-    });
+    );
     assert!(!b_status.borrow().leading);
     assert_eq!(b_status.borrow().syncs_started, 0);
 
@@ -499,43 +518,50 @@ async fn only_the_leader_schedules_and_a_standby_takes_over() {
     b_task.await.unwrap();
 }
 
-/// Runs one sync on each of two connections at once with `limit` slots; returns the most
-/// insights calls that were in flight together.
+/// Starts one sync on each of two connections and lets one worker with `limit` slots carry them
+/// out; returns the most insights calls that were in flight together.
 async fn overlap_with(limit: usize) -> usize {
     let db = TestDatabase::new().await;
+    let store = db.store();
     let script = Arc::new(Script {
         pause: Duration::from_millis(200),
         ..Script::default()
     });
-    let commands = Commands::new(db.store())
-        .with_connector_factory(scripted(&script))
-        .with_max_concurrent_syncs(limit);
+    let commands = Commands::new(store.clone()).with_connector_factory(scripted(&script));
     let ws = workspace(&commands).await;
     let (first, second) = (
         connect(&commands, ws, 1).await,
         connect(&commands, ws, 1).await,
     );
     let days = range("2024-01-01", "2024-01-05");
-    let s1 = commands
-        .start_sync(&ctx(), ws, first, days, vec![])
-        .await
-        .unwrap();
-    let s2 = commands
-        .start_sync(&ctx(), ws, second, days, vec![])
-        .await
-        .unwrap();
-    let run = |conn: ConnectionId, sync: SyncId| {
-        let commands = commands.clone();
-        async move { commands.run_sync(&ctx(), ws, conn, sync).await }
-    };
-    let (r1, r2) = tokio::join!(run(first, s1), run(second, s2));
-    assert_eq!(r1.unwrap().days_recorded, 10);
-    assert_eq!(r2.unwrap().days_recorded, 10);
+    for conn in [first, second] {
+        commands
+            .start_sync(&ctx(), ws, conn, days, vec![])
+            .await
+            .unwrap();
+    }
+    let _worker = worker(&commands, limit);
+    for conn in [first, second] {
+        eventually("both syncs complete", || async {
+            completed(&store, conn).await == 1
+        })
+        .await;
+    }
+    for conn in [first, second] {
+        let counts = events(&store, conn)
+            .await
+            .into_iter()
+            .find_map(|e| match e {
+                DomainEvent::SyncCompleted(c) => Some(c.counts),
+                _ => None,
+            });
+        assert_eq!(counts.map(|c| c.days_recorded), Some(10));
+    }
     script.most_in_flight.load(Ordering::SeqCst)
 }
 
 #[tokio::test]
-async fn with_one_sync_slot_runs_take_turns() {
+async fn a_worker_with_one_slot_carries_out_runs_in_turn() {
     assert_eq!(
         overlap_with(1).await,
         1,

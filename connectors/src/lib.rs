@@ -22,7 +22,7 @@ pub use secret::Secret;
 
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{DailyMetrics, DateRange, Platform};
+use adledger_domain::{DailyMetrics, DateRange, FailureKind, Platform};
 use chrono::NaiveDate;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,13 +60,14 @@ fn retry_hint(retry_after: &Option<Duration>) -> String {
 }
 
 impl ConnectorError {
-    /// A stable, machine-readable name for the class of failure (used in sync failure reasons).
-    pub fn kind(&self) -> &'static str {
+    /// The kind of sync failure this is, once retries are spent: what the sync's `SyncFailed`
+    /// event records, and what decides whether the connection needs a person.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            ConnectorError::Throttled { .. } => "throttled",
-            ConnectorError::AuthExpired => "auth_expired",
-            ConnectorError::Transient(_) => "transient",
-            ConnectorError::Invalid(_) => "invalid",
+            ConnectorError::Throttled { .. } => FailureKind::Throttled,
+            ConnectorError::AuthExpired => FailureKind::AuthExpired,
+            ConnectorError::Transient(_) => FailureKind::PlatformDown,
+            ConnectorError::Invalid(_) => FailureKind::Invalid,
         }
     }
 
@@ -147,6 +148,11 @@ impl Platforms {
             google: google::GoogleConfig::from_env()?,
             tiktok: tiktok::TiktokConfig::from_env()?,
         })
+    }
+
+    /// Whether any real platform is configured (the sandbox always is).
+    pub fn any_configured(&self) -> bool {
+        self.meta.is_some() || self.google.is_some() || self.tiktok.is_some()
     }
 
     pub fn is_configured(&self, platform: Platform) -> bool {
@@ -243,14 +249,21 @@ mod tests {
         let throttled = ConnectorError::Throttled {
             retry_after: Some(Duration::from_secs(30)),
         };
-        assert_eq!(throttled.kind(), "throttled");
+        assert_eq!(throttled.kind(), FailureKind::Throttled);
         assert!(throttled.is_retryable());
         assert_eq!(
             throttled.to_string(),
             "throttled by the platform (retry after 30s)"
         );
         assert!(!ConnectorError::AuthExpired.is_retryable());
-        assert_eq!(ConnectorError::Invalid("x".into()).kind(), "invalid");
+        assert_eq!(
+            ConnectorError::Invalid("x".into()).kind(),
+            FailureKind::Invalid
+        );
+        assert_eq!(
+            ConnectorError::Transient("503".into()).kind(),
+            FailureKind::PlatformDown
+        );
     }
 
     #[test]

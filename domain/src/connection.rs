@@ -1,22 +1,33 @@
 //! The connection aggregate: one connected platform login, the ad accounts and campaigns
-//! discovered through it, and its sync runs. At most one sync runs per connection at a time.
-//! Each ad account has a sync cursor: the last day up to which every day is stored. It moves
-//! only forward and only over a contiguous run of completed days.
+//! discovered through it, and its sync runs.
+//!
+//! Rules: at most one sync runs per connection at a time. A run is carried out by one worker at a
+//! time, the one that claimed it last; only that worker may record its progress or end it, so a
+//! worker whose run was taken over cannot write over its successor. A run goes through each ad
+//! account's range oldest chunk first and records each chunk as progress, so a successor carries
+//! on after the last recorded chunk: nothing is read twice, nothing is skipped. A run whose
+//! workers keep dying is given up after [`MAX_LEASE_LAPSES`] takeovers. Each ad account has a
+//! sync cursor, the last day up to which every day is stored; it moves only forward and only over
+//! a contiguous run of completed days, and only runs over every campaign move it.
 
+use crate::aggregate::Aggregate;
 use crate::event::{
-    AccountSynced, AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
-    ConnectionReauthorized, ConnectionSettings, Decided, PlatformConnected, PlatformDisconnected,
-    SyncCompleted, SyncCounts, SyncFailed, SyncStarted,
+    AccountSynced, AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ClaimReason,
+    ConnectionNeedsReauth, ConnectionReauthorized, ConnectionSettings, PlatformConnected,
+    PlatformDisconnected, SyncClaimed, SyncCompleted, SyncCounts, SyncFailed, SyncHandedBack,
+    SyncProgressed, SyncStarted,
 };
+use crate::failure::{FailureKind, SyncFailure};
 use crate::{
     AdAccountId, CampaignId, ConnectionId, Currency, DateRange, DomainError, DomainEvent, Platform,
-    SyncId,
+    StreamType, SyncId, WorkerId,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
 
-/// A running sync older than this is taken as abandoned (its process died) when a new one starts.
-pub const SYNC_ABANDONED_AFTER: Duration = Duration::minutes(30);
+/// Takeovers after a lapsed lease that a run may go through before it is given up as abandoned:
+/// a run that kills every worker that carries it must not kill them forever.
+pub const MAX_LEASE_LAPSES: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdAccount {
@@ -47,7 +58,36 @@ pub struct RunningSync {
     pub sync_id: SyncId,
     pub started_at: DateTime<Utc>,
     pub range: DateRange,
+    /// Empty means every campaign of the connection.
     pub campaign_ids: Vec<CampaignId>,
+    /// The worker carrying it out now; `None` before its first claim and after a hand-back.
+    pub worker: Option<WorkerId>,
+    /// The worker that carried it out last (kept after a hand-back).
+    pub last_worker: Option<WorkerId>,
+    /// How many times it was claimed.
+    pub attempts: u32,
+    /// How many of those claims took it over from a worker whose lease lapsed.
+    pub lapses: u32,
+    /// Per ad account, the last day of the range this run has stored (from its first day).
+    pub progress: BTreeMap<AdAccountId, NaiveDate>,
+    /// What the recorded chunks stored, summed.
+    pub counts: SyncCounts,
+}
+
+impl RunningSync {
+    /// Whether this run reads whole ad accounts (and so may move their cursors).
+    pub fn whole_accounts(&self) -> bool {
+        self.campaign_ids.is_empty()
+    }
+
+    /// The first day of the range `account` still needs, `None` when it has every day.
+    pub fn resume_from(&self, account: &AdAccountId) -> Option<NaiveDate> {
+        match self.progress.get(account) {
+            None => Some(self.range.from()),
+            Some(through) if *through >= self.range.to() => None,
+            Some(through) => Some(*through + Duration::days(1)),
+        }
+    }
 }
 
 /// Whether a connection can sync.
@@ -77,6 +117,8 @@ pub struct Connected {
     pub ad_accounts: BTreeMap<AdAccountId, AdAccount>,
     pub campaigns: BTreeMap<CampaignId, KnownCampaign>,
     pub running_sync: Option<RunningSync>,
+    /// The sync that ended last, so that a retried end of it is answered as done.
+    pub last_ended_sync: Option<SyncId>,
     /// When the latest sync (whatever became of it) started.
     pub last_sync_started_at: Option<DateTime<Utc>>,
     /// Per ad account, the last day up to which every day is stored ("synced through").
@@ -102,776 +144,546 @@ pub enum Command {
         connection_id: ConnectionId,
         label: String,
         settings: ConnectionSettings,
-        at: DateTime<Utc>,
     },
     RecordDiscovery {
         ad_accounts: Vec<AdAccount>,
         campaigns: Vec<DiscoveredCampaign>,
-        at: DateTime<Utc>,
     },
     StartSync {
         sync_id: SyncId,
         range: DateRange,
         /// Empty means every campaign of the connection.
         campaign_ids: Vec<CampaignId>,
-        at: DateTime<Utc>,
+    },
+    /// `worker` holds the run's lease and carries it out from now on.
+    ClaimSync {
+        sync_id: SyncId,
+        worker: WorkerId,
+    },
+    /// `worker` stops before the end (it is shutting down); another worker carries on.
+    HandBackSync {
+        sync_id: SyncId,
+        worker: WorkerId,
+        reason: String,
+    },
+    /// The run stored every day of `from..=through` for this ad account, which did `counts`.
+    RecordSyncProgress {
+        sync_id: SyncId,
+        worker: WorkerId,
+        ad_account_id: AdAccountId,
+        from: NaiveDate,
+        through: NaiveDate,
+        counts: SyncCounts,
     },
     CompleteSync {
         sync_id: SyncId,
-        counts: SyncCounts,
-        at: DateTime<Utc>,
+        worker: WorkerId,
     },
     FailSync {
         sync_id: SyncId,
-        reason: String,
-        counts: SyncCounts,
-        at: DateTime<Utc>,
+        worker: WorkerId,
+        failure: SyncFailure,
     },
     /// The platform refused the credentials.
     MarkNeedsReauth {
         reason: String,
-        at: DateTime<Utc>,
     },
     /// A person completed the OAuth flow again for this connection.
-    Reauthorize {
-        at: DateTime<Utc>,
-    },
-    Disconnect {
-        at: DateTime<Utc>,
-    },
-    /// The running sync stored every day of `from..=through` for this ad account.
-    RecordAccountProgress {
-        sync_id: SyncId,
-        ad_account_id: AdAccountId,
-        from: NaiveDate,
-        through: NaiveDate,
-        at: DateTime<Utc>,
-    },
+    Reauthorize,
+    Disconnect,
 }
 
 fn connected(state: &Connection) -> Result<&Connected, DomainError> {
     state.0.as_ref().ok_or(DomainError::NotFound("connection"))
 }
 
-pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, DomainError> {
-    let at_ = |event, at: &DateTime<Utc>| Decided {
-        event,
-        occurred_at: *at,
-    };
-    match command {
-        Command::MarkNeedsReauth { .. }
-        | Command::Reauthorize { .. }
-        | Command::Disconnect { .. } => lifecycle(connected(state)?, command),
-        Command::Connect {
-            connection_id,
-            label,
-            settings,
-            at,
-        } => {
-            if state.0.is_some() {
-                return Err(DomainError::AlreadyExists("connection"));
+/// A connection label: trimmed, 1 to 200 printable characters.
+fn label(raw: &str) -> Result<String, DomainError> {
+    let label = raw.trim();
+    if label.is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "label",
+            "must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(label.to_owned())
+}
+
+/// The run, if it is the one running.
+fn running(conn: &Connected, sync_id: SyncId) -> Result<&RunningSync, DomainError> {
+    conn.running_sync
+        .as_ref()
+        .filter(|r| r.sync_id == sync_id)
+        .ok_or(DomainError::SyncNotRunning(sync_id))
+}
+
+/// The run, if it is the one running and `worker` carries it out.
+fn claimed<'a>(
+    conn: &'a Connected,
+    sync_id: SyncId,
+    worker: &WorkerId,
+) -> Result<&'a RunningSync, DomainError> {
+    let run = running(conn, sync_id)?;
+    if run.worker.as_ref() != Some(worker) {
+        return Err(DomainError::SyncClaimedElsewhere(sync_id));
+    }
+    Ok(run)
+}
+
+/// Whether `sync_id` already ended: a retried end (its first try was stored after all) is done.
+fn ended(conn: &Connected, sync_id: SyncId) -> bool {
+    conn.last_ended_sync == Some(sync_id)
+}
+
+impl Connected {
+    fn discovery(
+        &self,
+        ad_accounts: &[AdAccount],
+        campaigns: &[DiscoveredCampaign],
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        let mut events = Vec::new();
+        let mut accounts = self.ad_accounts.clone();
+        for account in ad_accounts {
+            if accounts.get(&account.id) == Some(account) {
+                continue;
             }
-            let label = label.trim();
-            if label.is_empty()
-                || label.chars().count() > 200
-                || label.chars().any(char::is_control)
-            {
+            accounts.insert(account.id.clone(), account.clone());
+            events.push(DomainEvent::AdAccountDiscovered(AdAccountDiscovered {
+                connection_id: self.id,
+                ad_account_id: account.id.clone(),
+                name: account.name.clone(),
+                currency: account.currency,
+                time_zone: account.time_zone.clone(),
+            }));
+        }
+        for campaign in campaigns {
+            if !accounts.contains_key(&campaign.ad_account_id) {
                 return Err(DomainError::invalid(
-                    "label",
-                    "must be 1 to 200 printable characters",
+                    "campaigns",
+                    format!(
+                        "campaign {} names unknown ad account {}",
+                        campaign.external_id, campaign.ad_account_id
+                    ),
                 ));
             }
-            Ok(vec![at_(
-                DomainEvent::PlatformConnected(PlatformConnected {
-                    connection_id: *connection_id,
-                    label: label.to_owned(),
-                    settings: settings.clone(),
-                }),
-                at,
-            )])
-        }
-        Command::RecordDiscovery {
-            ad_accounts,
-            campaigns,
-            at,
-        } => {
-            let conn = connected(state)?;
-            let mut events = Vec::new();
-            let mut accounts = conn.ad_accounts.clone();
-            for account in ad_accounts {
-                if accounts.get(&account.id) == Some(account) {
-                    continue;
+            let campaign_id = CampaignId::derive(self.id, &campaign.external_id);
+            match self.campaigns.get(&campaign_id) {
+                None => events.push(DomainEvent::CampaignDiscovered(CampaignDiscovered {
+                    connection_id: self.id,
+                    campaign_id,
+                    ad_account_id: campaign.ad_account_id.clone(),
+                    external_id: campaign.external_id.clone(),
+                    name: campaign.name.clone(),
+                    status: campaign.status.clone(),
+                })),
+                Some(known) if known.name != campaign.name || known.status != campaign.status => {
+                    events.push(DomainEvent::CampaignChanged(CampaignChanged {
+                        connection_id: self.id,
+                        campaign_id,
+                        name: campaign.name.clone(),
+                        status: campaign.status.clone(),
+                    }))
                 }
-                accounts.insert(account.id.clone(), account.clone());
-                events.push(at_(
-                    DomainEvent::AdAccountDiscovered(AdAccountDiscovered {
-                        connection_id: conn.id,
-                        ad_account_id: account.id.clone(),
-                        name: account.name.clone(),
-                        currency: account.currency,
-                        time_zone: account.time_zone.clone(),
-                    }),
-                    at,
-                ));
+                Some(_) => {}
             }
-            for campaign in campaigns {
-                if !accounts.contains_key(&campaign.ad_account_id) {
-                    return Err(DomainError::invalid(
-                        "campaigns",
-                        format!(
-                            "campaign {} names unknown ad account {}",
-                            campaign.external_id, campaign.ad_account_id
-                        ),
-                    ));
-                }
-                let campaign_id = CampaignId::derive(conn.id, &campaign.external_id);
-                match conn.campaigns.get(&campaign_id) {
-                    None => events.push(at_(
-                        DomainEvent::CampaignDiscovered(CampaignDiscovered {
-                            connection_id: conn.id,
-                            campaign_id,
-                            ad_account_id: campaign.ad_account_id.clone(),
-                            external_id: campaign.external_id.clone(),
-                            name: campaign.name.clone(),
-                            status: campaign.status.clone(),
-                        }),
-                        at,
-                    )),
-                    Some(known)
-                        if known.name != campaign.name || known.status != campaign.status =>
-                    {
-                        events.push(at_(
-                            DomainEvent::CampaignChanged(CampaignChanged {
-                                connection_id: conn.id,
-                                campaign_id,
-                                name: campaign.name.clone(),
-                                status: campaign.status.clone(),
-                            }),
-                            at,
-                        ))
-                    }
-                    Some(_) => {}
-                }
-            }
-            Ok(events)
         }
-        Command::StartSync {
-            sync_id,
-            range,
-            campaign_ids,
-            at,
-        } => {
-            let conn = connected(state)?;
-            match conn.status {
-                Status::Active => {}
-                Status::NeedsReauth => return Err(DomainError::ConnectionUnavailable(
+        Ok(events)
+    }
+
+    fn start(
+        &self,
+        sync_id: SyncId,
+        range: &DateRange,
+        campaign_ids: &[CampaignId],
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        match self.status {
+            Status::Active => {}
+            Status::NeedsReauth => {
+                return Err(DomainError::ConnectionUnavailable(
                     "waiting to be reconnected: its platform authorization expired or was revoked",
-                )),
-                Status::Disconnected => {
-                    return Err(DomainError::ConnectionUnavailable("disconnected"))
-                }
+                ))
             }
-            if let Some(unknown) = campaign_ids
-                .iter()
-                .find(|c| !conn.campaigns.contains_key(c))
-            {
-                return Err(DomainError::UnknownCampaign(*unknown));
-            }
-            let mut events = Vec::new();
-            if let Some(running) = &conn.running_sync {
-                if running.sync_id == *sync_id {
-                    return Err(DomainError::AlreadyExists("sync"));
-                }
-                if *at - running.started_at < SYNC_ABANDONED_AFTER {
-                    return Err(DomainError::SyncAlreadyRunning(running.sync_id));
-                }
-                events.push(at_(
-                    DomainEvent::SyncFailed(SyncFailed {
-                        sync_id: running.sync_id,
-                        connection_id: conn.id,
-                        reason: "abandoned: no progress recorded before a new sync started"
-                            .to_owned(),
-                        counts: SyncCounts::default(),
-                    }),
-                    at,
-                ));
-            }
-            events.push(at_(
-                DomainEvent::SyncStarted(SyncStarted {
-                    sync_id: *sync_id,
-                    connection_id: conn.id,
-                    from: range.from(),
-                    to: range.to(),
-                    campaign_ids: campaign_ids.clone(),
-                }),
-                at,
-            ));
-            Ok(events)
+            Status::Disconnected => return Err(DomainError::ConnectionUnavailable("disconnected")),
         }
-        Command::CompleteSync {
-            sync_id,
-            counts,
-            at,
-        } => {
-            let conn = connected(state)?;
-            running(conn, *sync_id)?;
-            Ok(vec![at_(
-                DomainEvent::SyncCompleted(SyncCompleted {
-                    sync_id: *sync_id,
-                    connection_id: conn.id,
-                    counts: *counts,
-                }),
-                at,
-            )])
+        if let Some(unknown) = campaign_ids
+            .iter()
+            .find(|c| !self.campaigns.contains_key(c))
+        {
+            return Err(DomainError::UnknownCampaign(*unknown));
         }
-        Command::FailSync {
+        if let Some(running) = &self.running_sync {
+            if running.sync_id == sync_id {
+                return Err(DomainError::AlreadyExists("sync"));
+            }
+            // Whether it still makes progress is its lease's business: a run whose worker died
+            // is taken over and finished, never replaced.
+            return Err(DomainError::SyncAlreadyRunning(running.sync_id));
+        }
+        Ok(vec![DomainEvent::SyncStarted(SyncStarted {
             sync_id,
+            connection_id: self.id,
+            from: range.from(),
+            to: range.to(),
+            campaign_ids: campaign_ids.to_vec(),
+        })])
+    }
+
+    fn claim(&self, sync_id: SyncId, worker: &WorkerId) -> Result<Vec<DomainEvent>, DomainError> {
+        let run = running(self, sync_id)?;
+        if run.worker.as_ref() == Some(worker) {
+            return Ok(vec![]);
+        }
+        let (reason, previous_worker) = match (&run.worker, run.attempts) {
+            (_, 0) => (ClaimReason::FirstRun, None),
+            (Some(previous), _) => (ClaimReason::LeaseLapsed, Some(previous.clone())),
+            (None, _) => (ClaimReason::HandedBack, run.last_worker.clone()),
+        };
+        if reason == ClaimReason::LeaseLapsed && run.lapses + 1 >= MAX_LEASE_LAPSES {
+            return Ok(vec![DomainEvent::SyncFailed(SyncFailed {
+                sync_id,
+                connection_id: self.id,
+                failure: SyncFailure::new(
+                    FailureKind::Abandoned,
+                    format!(
+                        "its worker stopped {MAX_LEASE_LAPSES} times before it could finish; \
+                         the days it stored are kept"
+                    ),
+                ),
+                counts: run.counts,
+            })]);
+        }
+        Ok(vec![DomainEvent::SyncClaimed(SyncClaimed {
+            sync_id,
+            connection_id: self.id,
+            worker: worker.clone(),
+            attempt: run.attempts + 1,
             reason,
-            counts,
-            at,
-        } => {
-            let conn = connected(state)?;
-            running(conn, *sync_id)?;
-            Ok(vec![at_(
-                DomainEvent::SyncFailed(SyncFailed {
-                    sync_id: *sync_id,
-                    connection_id: conn.id,
-                    reason: reason.clone(),
-                    counts: *counts,
-                }),
-                at,
-            )])
+            previous_worker,
+        })])
+    }
+
+    fn progress(
+        &self,
+        sync_id: SyncId,
+        worker: &WorkerId,
+        account: &AdAccountId,
+        (from, through): (NaiveDate, NaiveDate),
+        counts: SyncCounts,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        let run = claimed(self, sync_id, worker)?;
+        if !self.ad_accounts.contains_key(account) {
+            return Err(DomainError::invalid(
+                "ad_account_id",
+                format!("{account} is not an ad account of this connection"),
+            ));
         }
-        Command::RecordAccountProgress {
+        if from > through || from < run.range.from() || through > run.range.to() {
+            return Err(DomainError::invalid(
+                "through",
+                format!(
+                    "{from}..={through} is not a part of the run's range {}..={}",
+                    run.range.from(),
+                    run.range.to()
+                ),
+            ));
+        }
+        let Some(next) = run.resume_from(account) else {
+            return Ok(vec![]);
+        };
+        if through < next {
+            // Recorded before (a retried write that had been stored after all).
+            return Ok(vec![]);
+        }
+        if from > next {
+            return Err(DomainError::invalid(
+                "from",
+                format!("the run has not stored {next} yet: {from}..={through} would leave a hole"),
+            ));
+        }
+        let mut events = vec![DomainEvent::SyncProgressed(SyncProgressed {
             sync_id,
-            ad_account_id,
+            connection_id: self.id,
+            ad_account_id: account.clone(),
             from,
             through,
-            at,
-        } => {
-            let conn = connected(state)?;
-            running(conn, *sync_id)?;
-            if !conn.ad_accounts.contains_key(ad_account_id) {
-                return Err(DomainError::invalid(
-                    "ad_account_id",
-                    format!("{ad_account_id} is not an ad account of this connection"),
-                ));
+            counts,
+        })];
+        let advances = match self.cursors.get(account) {
+            None => true,
+            // Contiguous with the cursor (or overlapping it) and reaching past it.
+            Some(cursor) => from <= *cursor + Duration::days(1) && through > *cursor,
+        };
+        if run.whole_accounts() && advances {
+            events.push(DomainEvent::AccountSynced(AccountSynced {
+                connection_id: self.id,
+                sync_id,
+                ad_account_id: account.clone(),
+                through,
+            }));
+        }
+        Ok(events)
+    }
+
+    fn end(
+        &self,
+        sync_id: SyncId,
+        worker: &WorkerId,
+        failure: Option<&SyncFailure>,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        if ended(self, sync_id) {
+            return Ok(vec![]);
+        }
+        let run = claimed(self, sync_id, worker)?;
+        let event = match failure {
+            None => DomainEvent::SyncCompleted(SyncCompleted {
+                sync_id,
+                connection_id: self.id,
+                counts: run.counts,
+            }),
+            Some(failure) => DomainEvent::SyncFailed(SyncFailed {
+                sync_id,
+                connection_id: self.id,
+                failure: failure.clone(),
+                counts: run.counts,
+            }),
+        };
+        Ok(vec![event])
+    }
+
+    /// The lifecycle commands: reauthorization needed, reconnected, disconnected.
+    fn lifecycle(&self, command: &Command) -> Result<Vec<DomainEvent>, DomainError> {
+        let event = match command {
+            Command::MarkNeedsReauth { reason } => {
+                if self.status != Status::Active {
+                    return Ok(vec![]);
+                }
+                DomainEvent::ConnectionNeedsReauth(ConnectionNeedsReauth {
+                    connection_id: self.id,
+                    reason: reason.clone(),
+                })
             }
-            if from > through {
-                return Err(DomainError::invalid(
-                    "through",
-                    format!("`from` ({from}) is after `through` ({through})"),
-                ));
+            Command::Reauthorize => {
+                if self.status == Status::Disconnected {
+                    return Err(DomainError::ConnectionUnavailable("disconnected"));
+                }
+                DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+                    connection_id: self.id,
+                })
             }
-            let advances = match conn.cursors.get(ad_account_id) {
-                None => true,
-                // Contiguous with the cursor (or overlapping it) and reaching past it.
-                Some(cursor) => *from <= *cursor + Duration::days(1) && through > cursor,
-            };
-            if !advances {
-                return Ok(vec![]);
+            Command::Disconnect => {
+                if self.status == Status::Disconnected {
+                    return Ok(vec![]);
+                }
+                DomainEvent::PlatformDisconnected(PlatformDisconnected {
+                    connection_id: self.id,
+                })
             }
-            Ok(vec![at_(
-                DomainEvent::AccountSynced(AccountSynced {
-                    connection_id: conn.id,
+            _ => return Ok(vec![]),
+        };
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Connection {
+    const STREAM_TYPE: StreamType = StreamType::Connection;
+    const NAME: &'static str = "connection";
+    type Command = Command;
+
+    fn decide(&self, command: &Command, _: DateTime<Utc>) -> Result<Vec<DomainEvent>, DomainError> {
+        if let Command::Connect {
+            connection_id,
+            label: raw,
+            settings,
+        } = command
+        {
+            if self.0.is_some() {
+                return Err(DomainError::AlreadyExists("connection"));
+            }
+            return Ok(vec![DomainEvent::PlatformConnected(PlatformConnected {
+                connection_id: *connection_id,
+                label: label(raw)?,
+                settings: settings.clone(),
+            })]);
+        }
+        let conn = connected(self)?;
+        match command {
+            Command::Connect { .. } => Err(DomainError::AlreadyExists("connection")),
+            Command::RecordDiscovery {
+                ad_accounts,
+                campaigns,
+            } => conn.discovery(ad_accounts, campaigns),
+            Command::StartSync {
+                sync_id,
+                range,
+                campaign_ids,
+            } => conn.start(*sync_id, range, campaign_ids),
+            Command::ClaimSync { sync_id, worker } => conn.claim(*sync_id, worker),
+            Command::HandBackSync {
+                sync_id,
+                worker,
+                reason,
+            } => {
+                claimed(conn, *sync_id, worker)?;
+                Ok(vec![DomainEvent::SyncHandedBack(SyncHandedBack {
                     sync_id: *sync_id,
-                    ad_account_id: ad_account_id.clone(),
-                    through: *through,
-                }),
-                at,
-            )])
+                    connection_id: conn.id,
+                    worker: worker.clone(),
+                    reason: reason.clone(),
+                })])
+            }
+            Command::RecordSyncProgress {
+                sync_id,
+                worker,
+                ad_account_id,
+                from,
+                through,
+                counts,
+            } => conn.progress(*sync_id, worker, ad_account_id, (*from, *through), *counts),
+            Command::CompleteSync { sync_id, worker } => conn.end(*sync_id, worker, None),
+            Command::FailSync {
+                sync_id,
+                worker,
+                failure,
+            } => conn.end(*sync_id, worker, Some(failure)),
+            Command::MarkNeedsReauth { .. } | Command::Reauthorize | Command::Disconnect => {
+                conn.lifecycle(command)
+            }
         }
     }
-}
 
-/// The lifecycle commands: reauthorization needed, reconnected, disconnected.
-fn lifecycle(conn: &Connected, command: &Command) -> Result<Vec<Decided>, DomainError> {
-    let (event, at) = match command {
-        Command::MarkNeedsReauth { reason, at } => {
-            if conn.status != Status::Active {
-                return Ok(vec![]);
-            }
-            let event = DomainEvent::ConnectionNeedsReauth(ConnectionNeedsReauth {
-                connection_id: conn.id,
-                reason: reason.clone(),
-            });
-            (event, at)
-        }
-        Command::Reauthorize { at } => {
-            if conn.status == Status::Disconnected {
-                return Err(DomainError::ConnectionUnavailable("disconnected"));
-            }
-            let event = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
-                connection_id: conn.id,
-            });
-            (event, at)
-        }
-        Command::Disconnect { at } => {
-            if conn.status == Status::Disconnected {
-                return Ok(vec![]);
-            }
-            let event = DomainEvent::PlatformDisconnected(PlatformDisconnected {
-                connection_id: conn.id,
-            });
-            (event, at)
-        }
-        _ => return Ok(vec![]),
-    };
-    Ok(vec![Decided {
-        event,
-        occurred_at: *at,
-    }])
-}
-
-fn running(conn: &Connected, sync_id: SyncId) -> Result<(), DomainError> {
-    match &conn.running_sync {
-        Some(r) if r.sync_id == sync_id => Ok(()),
-        _ => Err(DomainError::SyncNotRunning(sync_id)),
-    }
-}
-
-/// Applies one event. `occurred_at` is the event's time (a sync's start time lives there).
-pub fn evolve(
-    mut state: Connection,
-    event: &DomainEvent,
-    occurred_at: DateTime<Utc>,
-) -> Connection {
-    match (event, state.0.as_mut()) {
-        (DomainEvent::PlatformConnected(e), None) => {
-            state.0 = Some(Connected {
+    /// `occurred_at` is the event's time (a sync's start time lives there).
+    fn evolve(mut self, event: &DomainEvent, occurred_at: DateTime<Utc>) -> Self {
+        if let (DomainEvent::PlatformConnected(e), None) = (event, &self.0) {
+            self.0 = Some(Connected {
                 id: e.connection_id,
                 label: e.label.clone(),
                 settings: e.settings.clone(),
                 ad_accounts: BTreeMap::new(),
                 campaigns: BTreeMap::new(),
                 running_sync: None,
+                last_ended_sync: None,
                 last_sync_started_at: None,
                 cursors: BTreeMap::new(),
                 completed_syncs: 0,
                 status: Status::Active,
             });
+            return self;
         }
-        (DomainEvent::ConnectionNeedsReauth(_), Some(c)) => c.status = Status::NeedsReauth,
-        (DomainEvent::ConnectionReauthorized(_), Some(c)) => c.status = Status::Active,
-        (DomainEvent::PlatformDisconnected(_), Some(c)) => c.status = Status::Disconnected,
-        (DomainEvent::AdAccountDiscovered(e), Some(c)) => {
-            c.ad_accounts.insert(
-                e.ad_account_id.clone(),
-                AdAccount {
-                    id: e.ad_account_id.clone(),
-                    name: e.name.clone(),
-                    currency: e.currency,
-                    time_zone: e.time_zone.clone(),
-                },
-            );
-        }
-        (DomainEvent::CampaignDiscovered(e), Some(c)) => {
-            c.campaigns.insert(
-                e.campaign_id,
-                KnownCampaign {
-                    ad_account_id: e.ad_account_id.clone(),
-                    external_id: e.external_id.clone(),
-                    name: e.name.clone(),
-                    status: e.status.clone(),
-                },
-            );
-        }
-        (DomainEvent::CampaignChanged(e), Some(c)) => {
-            if let Some(known) = c.campaigns.get_mut(&e.campaign_id) {
-                known.name = e.name.clone();
-                known.status = e.status.clone();
+        let Some(c) = self.0.as_mut() else {
+            return self;
+        };
+        match event {
+            DomainEvent::ConnectionNeedsReauth(_) => c.status = Status::NeedsReauth,
+            DomainEvent::ConnectionReauthorized(_) => c.status = Status::Active,
+            DomainEvent::PlatformDisconnected(_) => c.status = Status::Disconnected,
+            DomainEvent::AdAccountDiscovered(e) => {
+                c.ad_accounts.insert(
+                    e.ad_account_id.clone(),
+                    AdAccount {
+                        id: e.ad_account_id.clone(),
+                        name: e.name.clone(),
+                        currency: e.currency,
+                        time_zone: e.time_zone.clone(),
+                    },
+                );
             }
-        }
-        (DomainEvent::SyncStarted(e), Some(c)) => {
-            c.last_sync_started_at = Some(occurred_at);
-            if let Ok(range) = DateRange::new(e.from, e.to) {
-                c.running_sync = Some(RunningSync {
-                    sync_id: e.sync_id,
-                    started_at: occurred_at,
-                    range,
-                    campaign_ids: e.campaign_ids.clone(),
-                });
+            DomainEvent::CampaignDiscovered(e) => {
+                c.campaigns.insert(
+                    e.campaign_id,
+                    KnownCampaign {
+                        ad_account_id: e.ad_account_id.clone(),
+                        external_id: e.external_id.clone(),
+                        name: e.name.clone(),
+                        status: e.status.clone(),
+                    },
+                );
             }
-        }
-        (DomainEvent::SyncCompleted(e), Some(c)) => {
-            if c.running_sync.as_ref().map(|r| r.sync_id) == Some(e.sync_id) {
-                c.running_sync = None;
+            DomainEvent::CampaignChanged(e) => {
+                if let Some(known) = c.campaigns.get_mut(&e.campaign_id) {
+                    known.name = e.name.clone();
+                    known.status = e.status.clone();
+                }
             }
-            c.completed_syncs += 1;
+            DomainEvent::SyncStarted(e) => {
+                c.last_sync_started_at = Some(occurred_at);
+                if let Ok(range) = DateRange::new(e.from, e.to) {
+                    c.running_sync = Some(RunningSync {
+                        sync_id: e.sync_id,
+                        started_at: occurred_at,
+                        range,
+                        campaign_ids: e.campaign_ids.clone(),
+                        worker: None,
+                        last_worker: None,
+                        attempts: 0,
+                        lapses: 0,
+                        progress: BTreeMap::new(),
+                        counts: SyncCounts::default(),
+                    });
+                }
+            }
+            DomainEvent::SyncClaimed(e) => {
+                if let Some(r) = run(c, e.sync_id) {
+                    r.worker = Some(e.worker.clone());
+                    r.last_worker = Some(e.worker.clone());
+                    r.attempts = e.attempt;
+                    if e.reason == ClaimReason::LeaseLapsed {
+                        r.lapses += 1;
+                    }
+                }
+            }
+            DomainEvent::SyncHandedBack(e) => {
+                if let Some(r) = run(c, e.sync_id) {
+                    r.worker = None;
+                }
+            }
+            DomainEvent::SyncProgressed(e) => {
+                if let Some(r) = run(c, e.sync_id) {
+                    let through = r
+                        .progress
+                        .entry(e.ad_account_id.clone())
+                        .or_insert(e.through);
+                    *through = (*through).max(e.through);
+                    r.counts.add(e.counts);
+                }
+            }
+            DomainEvent::SyncCompleted(e) => {
+                if run(c, e.sync_id).is_some() {
+                    c.running_sync = None;
+                }
+                c.last_ended_sync = Some(e.sync_id);
+                c.completed_syncs += 1;
+            }
+            DomainEvent::SyncFailed(e) => {
+                if run(c, e.sync_id).is_some() {
+                    c.running_sync = None;
+                }
+                c.last_ended_sync = Some(e.sync_id);
+            }
+            DomainEvent::AccountSynced(e) => {
+                let cursor = c
+                    .cursors
+                    .entry(e.ad_account_id.clone())
+                    .or_insert(e.through);
+                *cursor = (*cursor).max(e.through);
+                // Runs recorded before `SyncProgressed` existed marked their progress this way.
+                if let Some(r) = run(c, e.sync_id) {
+                    let through = r
+                        .progress
+                        .entry(e.ad_account_id.clone())
+                        .or_insert(e.through);
+                    *through = (*through).max(e.through);
+                }
+            }
+            _ => {}
         }
-        (DomainEvent::SyncFailed(e), Some(c))
-            if c.running_sync.as_ref().map(|r| r.sync_id) == Some(e.sync_id) =>
-        {
-            c.running_sync = None;
-        }
-        (DomainEvent::AccountSynced(e), Some(c)) => {
-            let cursor = c
-                .cursors
-                .entry(e.ad_account_id.clone())
-                .or_insert(e.through);
-            *cursor = (*cursor).max(e.through);
-        }
-        _ => {}
+        self
     }
-    state
+}
+
+/// The running sync of `c`, if it is `sync`.
+fn run(c: &mut Connected, sync: SyncId) -> Option<&mut RunningSync> {
+    c.running_sync.as_mut().filter(|r| r.sync_id == sync)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use uuid::Uuid;
-
-    fn t(minutes: i64) -> DateTime<Utc> {
-        DateTime::UNIX_EPOCH + Duration::minutes(minutes)
-    }
-
-    fn range() -> DateRange {
-        DateRange::new("2024-01-01".parse().unwrap(), "2024-01-31".parse().unwrap()).unwrap()
-    }
-
-    fn given(commands: &[Command]) -> Connection {
-        commands.iter().fold(Connection::default(), |state, cmd| {
-            let events = decide(&state, cmd).expect("given commands must be accepted");
-            events
-                .iter()
-                .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
-        })
-    }
-
-    fn connect() -> Command {
-        Command::Connect {
-            connection_id: ConnectionId(Uuid::from_u128(9)),
-            label: "Sandbox".into(),
-            settings: ConnectionSettings::Sandbox {
-                seed: 1,
-                ad_accounts: 1,
-                campaigns: 2,
-            },
-            at: t(0),
-        }
-    }
-
-    fn discovery(campaign_name: &str) -> Command {
-        Command::RecordDiscovery {
-            ad_accounts: vec![AdAccount {
-                id: AdAccountId("acc-1".into()),
-                name: "Main".into(),
-                currency: Currency::parse("EUR").unwrap(),
-                time_zone: "Europe/Berlin".into(),
-            }],
-            campaigns: vec![DiscoveredCampaign {
-                ad_account_id: AdAccountId("acc-1".into()),
-                external_id: "c1".into(),
-                name: campaign_name.into(),
-                status: "ACTIVE".into(),
-            }],
-            at: t(1),
-        }
-    }
-
-    fn start(sync: u128, at: i64) -> Command {
-        Command::StartSync {
-            sync_id: SyncId(Uuid::from_u128(sync)),
-            range: range(),
-            campaign_ids: vec![],
-            at: t(at),
-        }
-    }
-
-    #[test]
-    fn discovery_records_only_what_is_new_or_changed() {
-        let state = given(&[connect()]);
-        let first = decide(&state, &discovery("Spring")).unwrap();
-        assert_eq!(first.len(), 2, "one account and one campaign discovered");
-
-        let state = given(&[connect(), discovery("Spring")]);
-        assert!(decide(&state, &discovery("Spring")).unwrap().is_empty());
-
-        let renamed = decide(&state, &discovery("Summer")).unwrap();
-        assert!(matches!(
-            &renamed[..],
-            [Decided { event: DomainEvent::CampaignChanged(e), .. }] if e.name == "Summer"
-        ));
-    }
-
-    #[test]
-    fn a_second_sync_is_refused_while_one_runs() {
-        let state = given(&[connect(), start(1, 5)]);
-        assert_eq!(
-            decide(&state, &start(2, 10)),
-            Err(DomainError::SyncAlreadyRunning(SyncId(Uuid::from_u128(1))))
-        );
-    }
-
-    #[test]
-    fn an_abandoned_sync_is_failed_when_a_new_one_starts() {
-        let state = given(&[connect(), start(1, 5)]);
-        let events = decide(&state, &start(2, 5 + 31)).unwrap();
-        assert!(matches!(
-            &events[..],
-            [
-                Decided { event: DomainEvent::SyncFailed(f), .. },
-                Decided { event: DomainEvent::SyncStarted(s), .. }
-            ] if f.sync_id == SyncId(Uuid::from_u128(1)) && s.sync_id == SyncId(Uuid::from_u128(2))
-        ));
-    }
-
-    #[test]
-    fn completing_a_sync_that_is_not_running_is_refused() {
-        let state = given(&[connect()]);
-        let complete = Command::CompleteSync {
-            sync_id: SyncId(Uuid::from_u128(1)),
-            counts: SyncCounts::default(),
-            at: t(2),
-        };
-        assert_eq!(
-            decide(&state, &complete),
-            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(1))))
-        );
-        let state = given(&[connect(), start(1, 1), complete]);
-        assert_eq!(state.0.unwrap().completed_syncs, 1);
-    }
-
-    #[test]
-    fn syncing_an_unknown_campaign_is_refused() {
-        let state = given(&[connect(), discovery("Spring")]);
-        let stranger = CampaignId(Uuid::from_u128(77));
-        let cmd = Command::StartSync {
-            sync_id: SyncId(Uuid::from_u128(3)),
-            range: range(),
-            campaign_ids: vec![stranger],
-            at: t(3),
-        };
-        assert_eq!(
-            decide(&state, &cmd),
-            Err(DomainError::UnknownCampaign(stranger))
-        );
-    }
-
-    fn day(raw: &str) -> NaiveDate {
-        raw.parse().unwrap()
-    }
-
-    fn progress(sync: u128, from: &str, through: &str) -> Command {
-        Command::RecordAccountProgress {
-            sync_id: SyncId(Uuid::from_u128(sync)),
-            ad_account_id: AdAccountId("acc-1".into()),
-            from: day(from),
-            through: day(through),
-            at: t(6),
-        }
-    }
-
-    /// The cursor moved to `through` by the decision, or None when nothing was decided.
-    fn synced_through(state: &Connection, cmd: &Command) -> Option<NaiveDate> {
-        match &decide(state, cmd).unwrap()[..] {
-            [] => None,
-            [Decided {
-                event: DomainEvent::AccountSynced(e),
-                ..
-            }] => {
-                assert_eq!(e.ad_account_id, AdAccountId("acc-1".into()));
-                assert_eq!(e.sync_id, SyncId(Uuid::from_u128(1)));
-                Some(e.through)
-            }
-            other => panic!("unexpected decision {other:?}"),
-        }
-    }
-
-    fn cursor(state: Connection) -> Option<NaiveDate> {
-        state
-            .0
-            .unwrap()
-            .cursors
-            .get(&AdAccountId("acc-1".into()))
-            .copied()
-    }
-
-    #[test]
-    fn the_first_completed_chunk_sets_the_cursor() {
-        let state = given(&[connect(), discovery("Spring"), start(1, 5)]);
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-01", "2024-01-10")),
-            Some(day("2024-01-10"))
-        );
-        let state = given(&[
-            connect(),
-            discovery("Spring"),
-            start(1, 5),
-            progress(1, "2024-01-01", "2024-01-10"),
-        ]);
-        assert_eq!(cursor(state), Some(day("2024-01-10")));
-    }
-
-    #[test]
-    fn a_contiguous_or_overlapping_chunk_advances_the_cursor() {
-        let state = given(&[
-            connect(),
-            discovery("Spring"),
-            start(1, 5),
-            progress(1, "2024-01-01", "2024-01-10"),
-        ]);
-        // Starts the day after the cursor.
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-11", "2024-01-20")),
-            Some(day("2024-01-20"))
-        );
-        // Re-reads a trailing window and goes past the cursor.
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-05", "2024-01-15")),
-            Some(day("2024-01-15"))
-        );
-    }
-
-    #[test]
-    fn a_chunk_after_a_hole_does_not_move_the_cursor() {
-        let state = given(&[
-            connect(),
-            discovery("Spring"),
-            start(1, 5),
-            progress(1, "2024-01-01", "2024-01-10"),
-        ]);
-        // 2024-01-11 was never stored: the cursor cannot jump over it.
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-12", "2024-01-20")),
-            None
-        );
-    }
-
-    #[test]
-    fn a_re_read_of_old_days_does_not_move_the_cursor_back() {
-        let state = given(&[
-            connect(),
-            discovery("Spring"),
-            start(1, 5),
-            progress(1, "2024-01-01", "2024-01-20"),
-        ]);
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-01", "2024-01-10")),
-            None
-        );
-        assert_eq!(
-            synced_through(&state, &progress(1, "2024-01-15", "2024-01-20")),
-            None,
-            "reaching the cursor exactly is no progress"
-        );
-        // Even an event with an older date (never decided, but replayed) keeps the later one.
-        let state = given(&[
-            connect(),
-            discovery("Spring"),
-            start(1, 5),
-            progress(1, "2024-01-01", "2024-01-20"),
-        ]);
-        let older = DomainEvent::AccountSynced(AccountSynced {
-            connection_id: ConnectionId(Uuid::from_u128(9)),
-            sync_id: SyncId(Uuid::from_u128(1)),
-            ad_account_id: AdAccountId("acc-1".into()),
-            through: day("2024-01-05"),
-        });
-        assert_eq!(cursor(evolve(state, &older, t(7))), Some(day("2024-01-20")));
-    }
-
-    #[test]
-    fn progress_is_refused_unless_its_sync_runs_and_knows_the_account() {
-        let idle = given(&[connect(), discovery("Spring")]);
-        assert_eq!(
-            decide(&idle, &progress(1, "2024-01-01", "2024-01-10")),
-            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(1))))
-        );
-        let running = given(&[connect(), discovery("Spring"), start(1, 5)]);
-        assert_eq!(
-            decide(&running, &progress(2, "2024-01-01", "2024-01-10")),
-            Err(DomainError::SyncNotRunning(SyncId(Uuid::from_u128(2))))
-        );
-        let stranger = Command::RecordAccountProgress {
-            sync_id: SyncId(Uuid::from_u128(1)),
-            ad_account_id: AdAccountId("acc-2".into()),
-            from: day("2024-01-01"),
-            through: day("2024-01-10"),
-            at: t(6),
-        };
-        assert!(matches!(
-            decide(&running, &stranger),
-            Err(DomainError::Invalid {
-                field: "ad_account_id",
-                ..
-            })
-        ));
-        assert!(matches!(
-            decide(&running, &progress(1, "2024-01-10", "2024-01-01")),
-            Err(DomainError::Invalid {
-                field: "through",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_sync_start_is_remembered_whatever_becomes_of_it() {
-        let fail = Command::FailSync {
-            sync_id: SyncId(Uuid::from_u128(1)),
-            reason: "boom".into(),
-            counts: SyncCounts::default(),
-            at: t(8),
-        };
-        let state = given(&[connect(), start(1, 5), fail]);
-        let conn = state.0.unwrap();
-        assert_eq!(conn.last_sync_started_at, Some(t(5)));
-        assert!(conn.running_sync.is_none());
-    }
-
-    #[test]
-    fn commands_on_a_missing_connection_are_refused() {
-        assert_eq!(
-            decide(&Connection::default(), &start(1, 1)),
-            Err(DomainError::NotFound("connection"))
-        );
-        assert_eq!(
-            decide(&given(&[connect()]), &connect()),
-            Err(DomainError::AlreadyExists("connection"))
-        );
-    }
-
-    #[test]
-    fn a_connection_whose_credentials_were_refused_syncs_again_only_after_reauthorization() {
-        let start = |n: u128, minutes: i64| Command::StartSync {
-            sync_id: SyncId(Uuid::from_u128(n)),
-            range: range(),
-            campaign_ids: vec![],
-            at: t(minutes),
-        };
-        let state = given(&[
-            connect(),
-            Command::MarkNeedsReauth {
-                reason: "auth_expired: token revoked".into(),
-                at: t(1),
-            },
-        ]);
-        assert_eq!(state.0.as_ref().unwrap().status, Status::NeedsReauth);
-        assert!(matches!(
-            decide(&state, &start(1, 2)),
-            Err(DomainError::ConnectionUnavailable(_))
-        ));
-        let again = decide(
-            &state,
-            &Command::MarkNeedsReauth {
-                reason: "again".into(),
-                at: t(2),
-            },
-        );
-        assert_eq!(again, Ok(vec![]), "marked once");
-        let state = given_more(state, Command::Reauthorize { at: t(3) });
-        assert!(decide(&state, &start(1, 4)).is_ok());
-        let state = given_more(state, Command::Disconnect { at: t(5) });
-        assert_eq!(state.0.as_ref().unwrap().status, Status::Disconnected);
-        assert!(decide(&state, &start(2, 6)).is_err());
-        assert!(decide(&state, &Command::Reauthorize { at: t(7) }).is_err());
-    }
-
-    fn given_more(state: Connection, command: Command) -> Connection {
-        decide(&state, &command)
-            .unwrap()
-            .iter()
-            .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
-    }
-}
+mod tests;

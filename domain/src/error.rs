@@ -14,6 +14,9 @@ pub enum DomainError {
     SyncAlreadyRunning(crate::SyncId),
     #[error("sync {0} is not running")]
     SyncNotRunning(crate::SyncId),
+    /// Another worker holds the run now (this one's lease lapsed and the run was taken over).
+    #[error("sync {0} is run by another worker")]
+    SyncClaimedElsewhere(crate::SyncId),
     #[error("campaign {0} does not belong to this connection")]
     UnknownCampaign(crate::CampaignId),
     /// The connection needs a person to reconnect it, or was disconnected.

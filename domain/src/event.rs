@@ -1,9 +1,10 @@
 //! Every fact adledger records, with its stored name and schema version. Stored events are never
 //! rewritten: older schema versions are upcast on read (see [`crate::upcast`]).
 
+use crate::failure::SyncFailure;
 use crate::{
     AdAccountId, ApiKeyId, ApiKeyScope, CampaignId, ConnectionId, Currency, DailyMetrics,
-    InvitationId, Platform, Role, Sealed, SessionId, SyncId, UserId, WorkspaceId,
+    InvitationId, Platform, Role, Sealed, SessionId, SyncId, UserId, WorkerId, WorkspaceId,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -139,12 +140,63 @@ pub struct SyncCompleted {
     pub counts: SyncCounts,
 }
 
+/// Schema v2: the failure is typed (v1 carried a `reason` text starting with the kind; see
+/// [`crate::upcast`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncFailed {
     pub sync_id: SyncId,
     pub connection_id: ConnectionId,
-    pub reason: String,
+    pub failure: SyncFailure,
     /// What the run had stored before it failed: completed days are kept.
+    pub counts: SyncCounts,
+}
+
+/// Why a worker holds a sync run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimReason {
+    /// Nobody ran it before.
+    FirstRun,
+    /// The worker running it stopped renewing its lease (it died or lost the database).
+    LeaseLapsed,
+    /// The worker running it handed it back (it was shutting down).
+    HandedBack,
+}
+
+/// A worker took a sync run to carry it out (or on, from where the previous one stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncClaimed {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    /// The worker process now running it.
+    pub worker: WorkerId,
+    /// 1 for the first claim, +1 for each takeover.
+    pub attempt: u32,
+    pub reason: ClaimReason,
+    /// The worker that ran it before, on a takeover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_worker: Option<WorkerId>,
+}
+
+/// A worker stopped running a sync run before its end (a graceful shutdown) so that another one
+/// carries it on at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncHandedBack {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    pub worker: WorkerId,
+    pub reason: String,
+}
+
+/// A sync run stored every day of `from..=through` for one ad account (one chunk of its range),
+/// with what that did. A run that is taken over goes on after the last of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncProgressed {
+    pub sync_id: SyncId,
+    pub connection_id: ConnectionId,
+    pub ad_account_id: AdAccountId,
+    pub from: NaiveDate,
+    pub through: NaiveDate,
     pub counts: SyncCounts,
 }
 
@@ -259,6 +311,18 @@ pub struct TotpDisabled {
 /// The user's key was destroyed: every sealed field of theirs now reads as erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserErased {
+    pub user_id: UserId,
+}
+
+/// The person may run the deployment: deployment-wide routes (the whole log's verification, every
+/// projection's status) answer them. Granted and revoked with `adledger operators`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorGranted {
+    pub user_id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorRevoked {
     pub user_id: UserId,
 }
 
@@ -507,7 +571,10 @@ domain_events! {
     CampaignChanged => 1,
     SyncStarted => 1,
     SyncCompleted => 1,
-    SyncFailed => 1,
+    SyncFailed => 2,
+    SyncClaimed => 1,
+    SyncHandedBack => 1,
+    SyncProgressed => 1,
     AccountSynced => 1,
     DailyInsightsRecorded => 2,
     DailyInsightsRestated => 2,
@@ -529,6 +596,8 @@ domain_events! {
     ConnectionNeedsReauth => 1,
     ConnectionReauthorized => 1,
     PlatformDisconnected => 1,
+    OperatorGranted => 1,
+    OperatorRevoked => 1,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -539,13 +608,6 @@ pub enum DecodeError {
     UnknownVersion { event_type: String, version: i32 },
     #[error("payload of {event_type} does not match its schema: {reason}")]
     Payload { event_type: String, reason: String },
-}
-
-/// An event as a decision produced it, with the time it happened (from the command).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decided {
-    pub event: DomainEvent,
-    pub occurred_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -89,6 +89,18 @@ impl fmt::Display for AdAccountId {
     }
 }
 
+/// A worker process that runs sync runs (`host:pid:random`), unique per process start: a worker
+/// that restarts is a new worker, so the old one's claims can be told from its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkerId(pub String);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The name of one event stream, `<stream type>-<uuid>`: one stream per aggregate instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

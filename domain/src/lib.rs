@@ -2,25 +2,30 @@
 //! `decide`/`evolve`. No I/O, no clock, no randomness here: time and ids arrive in commands.
 
 pub mod access;
+pub mod aggregate;
 pub mod campaign;
 pub mod connection;
 pub mod date_range;
 pub mod error;
 pub mod event;
+pub mod failure;
 pub mod ids;
 pub mod insights;
 pub mod metadata;
 pub mod money;
 pub mod personal;
 pub mod platform;
+pub mod testing;
 pub mod upcast;
 pub mod user;
 pub mod workspace;
 
 pub use access::{ApiKeyScope, Permission, Role};
+pub use aggregate::Aggregate;
 pub use date_range::DateRange;
 pub use error::DomainError;
 pub use event::{DecodeError, DomainEvent};
+pub use failure::{FailureKind, SyncFailure};
 pub use ids::*;
 pub use insights::{DailyMetrics, DerivedMetrics, MetricTotals};
 pub use metadata::{Actor, EventMetadata, RequestSource};

@@ -1,15 +1,103 @@
-//! The user aggregate: a person's credentials and second factor as facts. Passwords and codes
-//! are checked by the command side (hashing and clocks are I/O); this module keeps the rules that
-//! need history: a TOTP step or a recovery code is used at most once, TOTP is required once
-//! enabled, and an erased user does nothing more.
+//! The user aggregate: a person's credentials and second factor as facts, and the value objects
+//! of a person (email address, name, password policy). Passwords and codes are checked by the
+//! command side (hashing is I/O); this module keeps the rules that need history: a TOTP step or a
+//! recovery code is used at most once, TOTP is required once enabled, an erased user does nothing
+//! more, and who runs the deployment (operators).
 
+use crate::aggregate::Aggregate;
 use crate::event::{
-    Decided, PasswordChanged, SecondFactor, TotpDisabled, TotpEnabled, TotpEnrolmentStarted,
-    UserErased, UserLoggedIn, UserLoggedOut, UserRegistered,
+    OperatorGranted, OperatorRevoked, PasswordChanged, SecondFactor, TotpDisabled, TotpEnabled,
+    TotpEnrolmentStarted, UserErased, UserLoggedIn, UserLoggedOut, UserRegistered,
 };
-use crate::{DomainError, DomainEvent, Sealed, SessionId, UserId};
+use crate::{DomainError, DomainEvent, Sealed, SessionId, StreamType, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
+
+/// An email address: trimmed, 3 to 254 characters, one `@` with text on both sides, no spaces or
+/// control characters. Its case is kept (comparisons elsewhere ignore it); whether mail reaches
+/// it is the mail server's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let email = raw.trim();
+        let bad =
+            || DomainError::invalid("email", "must be an email address like name@example.com");
+        if email.len() < 3 || email.len() > 254 {
+            return Err(bad());
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        match email.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+            {
+                Ok(Self(email.to_owned()))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's name as they give it: trimmed, 1 to 200 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                "name",
+                "must be 1 to 200 printable characters",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a new password must be: 12 to 1024 characters (Unicode characters, not bytes), anything
+/// allowed. Length is what makes a password strong; composition rules only annoy.
+pub struct PasswordPolicy;
+
+impl PasswordPolicy {
+    pub const MIN_CHARS: usize = 12;
+    pub const MAX_CHARS: usize = 1024;
+
+    /// Checks a new password; `field` names it in the refusal (`password`, `new_password`).
+    pub fn check(password: &str, field: &'static str) -> Result<(), DomainError> {
+        let actual = password.chars().count();
+        if actual < Self::MIN_CHARS {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "the password has {actual} characters; it needs at least {}",
+                    Self::MIN_CHARS
+                ),
+            ));
+        }
+        if actual > Self::MAX_CHARS {
+            return Err(DomainError::invalid(
+                field,
+                format!(
+                    "the password has {actual} characters; it may have at most {}",
+                    Self::MAX_CHARS
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Totp {
@@ -35,6 +123,8 @@ pub struct Registered {
     /// The newest TOTP time step used; codes of this step or older are refused (no replay).
     pub last_totp_step: Option<u64>,
     pub erased: bool,
+    /// May use the deployment-wide routes.
+    pub operator: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,39 +144,32 @@ pub enum Command {
         email: Sealed,
         name: Sealed,
         password_hash: Sealed,
-        at: DateTime<Utc>,
     },
     /// The password was verified; `second_factor` is the verified code when TOTP is on.
     RecordLogin {
         session_id: SessionId,
         second_factor: Option<SecondFactor>,
-        at: DateTime<Utc>,
     },
     RecordLogout {
         session_id: SessionId,
-        at: DateTime<Utc>,
     },
     ChangePassword {
         password_hash: Sealed,
-        at: DateTime<Utc>,
     },
     StartTotpEnrolment {
         secret: Sealed,
-        at: DateTime<Utc>,
     },
     /// A code of the pending secret was verified at `step`.
     ConfirmTotp {
         step: u64,
         recovery_code_hashes: Vec<String>,
-        at: DateTime<Utc>,
     },
     DisableTotp {
         second_factor: SecondFactor,
-        at: DateTime<Utc>,
     },
-    Erase {
-        at: DateTime<Utc>,
-    },
+    Erase,
+    GrantOperator,
+    RevokeOperator,
 }
 
 fn active(state: &User) -> Result<&Registered, DomainError> {
@@ -123,141 +206,6 @@ fn check_unused(user: &Registered, factor: &SecondFactor) -> Result<(), DomainEr
     Ok(())
 }
 
-pub fn decide(state: &User, command: &Command) -> Result<Vec<Decided>, DomainError> {
-    let one = |event, at: &DateTime<Utc>| {
-        Ok(vec![Decided {
-            event,
-            occurred_at: *at,
-        }])
-    };
-    match command {
-        Command::Register {
-            user_id,
-            email,
-            name,
-            password_hash,
-            at,
-        } => {
-            if state.0.is_some() {
-                return Err(DomainError::AlreadyExists("user"));
-            }
-            one(
-                DomainEvent::UserRegistered(UserRegistered {
-                    user_id: *user_id,
-                    email: email.clone(),
-                    name: name.clone(),
-                    password_hash: password_hash.clone(),
-                }),
-                at,
-            )
-        }
-        Command::RecordLogin {
-            session_id,
-            second_factor,
-            at,
-        } => {
-            let user = active(state)?;
-            match (&user.totp, second_factor) {
-                (Totp::On { .. }, None) => {
-                    return Err(DomainError::invalid("code", "a second factor is required"))
-                }
-                (Totp::On { .. }, Some(factor)) => check_unused(user, factor)?,
-                (_, Some(_)) => {
-                    return Err(DomainError::invalid(
-                        "code",
-                        "two-factor authentication is not enabled",
-                    ))
-                }
-                (_, None) => {}
-            }
-            one(
-                DomainEvent::UserLoggedIn(UserLoggedIn {
-                    user_id: user.id,
-                    session_id: *session_id,
-                    second_factor: *second_factor,
-                }),
-                at,
-            )
-        }
-        Command::RecordLogout { session_id, at } => {
-            let user = active(state)?;
-            one(
-                DomainEvent::UserLoggedOut(UserLoggedOut {
-                    user_id: user.id,
-                    session_id: *session_id,
-                }),
-                at,
-            )
-        }
-        Command::ChangePassword { password_hash, at } => {
-            let user = active(state)?;
-            one(
-                DomainEvent::PasswordChanged(PasswordChanged {
-                    user_id: user.id,
-                    password_hash: password_hash.clone(),
-                }),
-                at,
-            )
-        }
-        Command::StartTotpEnrolment { secret, at } => {
-            let user = active(state)?;
-            if matches!(user.totp, Totp::On { .. }) {
-                return Err(DomainError::AlreadyExists("two-factor authentication"));
-            }
-            one(
-                DomainEvent::TotpEnrolmentStarted(TotpEnrolmentStarted {
-                    user_id: user.id,
-                    secret: secret.clone(),
-                }),
-                at,
-            )
-        }
-        Command::ConfirmTotp {
-            step,
-            recovery_code_hashes,
-            at,
-        } => {
-            let user = active(state)?;
-            if !matches!(user.totp, Totp::Pending { .. }) {
-                return Err(DomainError::invalid(
-                    "code",
-                    "no two-factor enrolment is waiting for confirmation",
-                ));
-            }
-            check_unused(user, &SecondFactor::Totp { step: *step })?;
-            one(
-                DomainEvent::TotpEnabled(TotpEnabled {
-                    user_id: user.id,
-                    step: *step,
-                    recovery_code_hashes: recovery_code_hashes.clone(),
-                }),
-                at,
-            )
-        }
-        Command::DisableTotp { second_factor, at } => {
-            let user = active(state)?;
-            if !matches!(user.totp, Totp::On { .. }) {
-                return Err(DomainError::invalid(
-                    "code",
-                    "two-factor authentication is not enabled",
-                ));
-            }
-            check_unused(user, second_factor)?;
-            one(
-                DomainEvent::TotpDisabled(TotpDisabled {
-                    user_id: user.id,
-                    second_factor: *second_factor,
-                }),
-                at,
-            )
-        }
-        Command::Erase { at } => {
-            let user = active(state)?;
-            one(DomainEvent::UserErased(UserErased { user_id: user.id }), at)
-        }
-    }
-}
-
 fn used(user: &mut Registered, factor: &SecondFactor) {
     match factor {
         SecondFactor::Totp { step } => user.last_totp_step = Some(*step),
@@ -273,175 +221,370 @@ fn used(user: &mut Registered, factor: &SecondFactor) {
     }
 }
 
-pub fn evolve(mut state: User, event: &DomainEvent) -> User {
-    if let DomainEvent::UserRegistered(e) = event {
-        state.0 = Some(Registered {
-            id: e.user_id,
-            email: e.email.clone(),
-            name: e.name.clone(),
-            password_hash: e.password_hash.clone(),
-            totp: Totp::Off,
-            last_totp_step: None,
-            erased: false,
-        });
-        return state;
-    }
-    let Some(user) = state.0.as_mut() else {
-        return state;
-    };
-    match event {
-        DomainEvent::UserLoggedIn(e) => {
-            if let Some(factor) = &e.second_factor {
-                used(user, factor);
+impl Aggregate for User {
+    const STREAM_TYPE: StreamType = StreamType::User;
+    const NAME: &'static str = "user";
+    type Command = Command;
+
+    fn decide(&self, command: &Command, _: DateTime<Utc>) -> Result<Vec<DomainEvent>, DomainError> {
+        if let Command::Register {
+            user_id,
+            email,
+            name,
+            password_hash,
+        } = command
+        {
+            if self.0.is_some() {
+                return Err(DomainError::AlreadyExists("user"));
             }
+            return Ok(vec![DomainEvent::UserRegistered(UserRegistered {
+                user_id: *user_id,
+                email: email.clone(),
+                name: name.clone(),
+                password_hash: password_hash.clone(),
+            })]);
         }
-        DomainEvent::PasswordChanged(e) => user.password_hash = e.password_hash.clone(),
-        DomainEvent::TotpEnrolmentStarted(e) => {
-            user.totp = Totp::Pending {
-                secret: e.secret.clone(),
+        let user = active(self)?;
+        let user_id = user.id;
+        let event = match command {
+            Command::Register { .. } => return Err(DomainError::AlreadyExists("user")),
+            Command::RecordLogin {
+                session_id,
+                second_factor,
+            } => {
+                match (&user.totp, second_factor) {
+                    (Totp::On { .. }, None) => {
+                        return Err(DomainError::invalid("code", "a second factor is required"))
+                    }
+                    (Totp::On { .. }, Some(factor)) => check_unused(user, factor)?,
+                    (_, Some(_)) => {
+                        return Err(DomainError::invalid(
+                            "code",
+                            "two-factor authentication is not enabled",
+                        ))
+                    }
+                    (_, None) => {}
+                }
+                DomainEvent::UserLoggedIn(UserLoggedIn {
+                    user_id,
+                    session_id: *session_id,
+                    second_factor: *second_factor,
+                })
             }
-        }
-        DomainEvent::TotpEnabled(e) => {
-            if let Totp::Pending { secret } = &user.totp {
-                user.totp = Totp::On {
+            Command::RecordLogout { session_id } => DomainEvent::UserLoggedOut(UserLoggedOut {
+                user_id,
+                session_id: *session_id,
+            }),
+            Command::ChangePassword { password_hash } => {
+                DomainEvent::PasswordChanged(PasswordChanged {
+                    user_id,
+                    password_hash: password_hash.clone(),
+                })
+            }
+            Command::StartTotpEnrolment { secret } => {
+                if matches!(user.totp, Totp::On { .. }) {
+                    return Err(DomainError::AlreadyExists("two-factor authentication"));
+                }
+                DomainEvent::TotpEnrolmentStarted(TotpEnrolmentStarted {
+                    user_id,
                     secret: secret.clone(),
-                    recovery_code_hashes: e.recovery_code_hashes.clone(),
-                    used_recovery_codes: BTreeSet::new(),
-                };
+                })
             }
-            user.last_totp_step = Some(e.step);
-        }
-        DomainEvent::TotpDisabled(e) => {
-            used(user, &e.second_factor);
-            user.totp = Totp::Off;
-        }
-        DomainEvent::UserErased(_) => user.erased = true,
-        _ => {}
+            Command::ConfirmTotp {
+                step,
+                recovery_code_hashes,
+            } => {
+                if !matches!(user.totp, Totp::Pending { .. }) {
+                    return Err(DomainError::invalid(
+                        "code",
+                        "no two-factor enrolment is waiting for confirmation",
+                    ));
+                }
+                check_unused(user, &SecondFactor::Totp { step: *step })?;
+                DomainEvent::TotpEnabled(TotpEnabled {
+                    user_id,
+                    step: *step,
+                    recovery_code_hashes: recovery_code_hashes.clone(),
+                })
+            }
+            Command::DisableTotp { second_factor } => {
+                if !matches!(user.totp, Totp::On { .. }) {
+                    return Err(DomainError::invalid(
+                        "code",
+                        "two-factor authentication is not enabled",
+                    ));
+                }
+                check_unused(user, second_factor)?;
+                DomainEvent::TotpDisabled(TotpDisabled {
+                    user_id,
+                    second_factor: *second_factor,
+                })
+            }
+            Command::Erase => DomainEvent::UserErased(UserErased { user_id }),
+            Command::GrantOperator if user.operator => return Ok(vec![]),
+            Command::GrantOperator => DomainEvent::OperatorGranted(OperatorGranted { user_id }),
+            Command::RevokeOperator if !user.operator => return Ok(vec![]),
+            Command::RevokeOperator => DomainEvent::OperatorRevoked(OperatorRevoked { user_id }),
+        };
+        Ok(vec![event])
     }
-    state
+
+    fn evolve(mut self, event: &DomainEvent, _: DateTime<Utc>) -> Self {
+        if let DomainEvent::UserRegistered(e) = event {
+            self.0 = Some(Registered {
+                id: e.user_id,
+                email: e.email.clone(),
+                name: e.name.clone(),
+                password_hash: e.password_hash.clone(),
+                totp: Totp::Off,
+                last_totp_step: None,
+                erased: false,
+                operator: false,
+            });
+            return self;
+        }
+        let Some(user) = self.0.as_mut() else {
+            return self;
+        };
+        match event {
+            DomainEvent::UserLoggedIn(e) => {
+                if let Some(factor) = &e.second_factor {
+                    used(user, factor);
+                }
+            }
+            DomainEvent::PasswordChanged(e) => user.password_hash = e.password_hash.clone(),
+            DomainEvent::TotpEnrolmentStarted(e) => {
+                user.totp = Totp::Pending {
+                    secret: e.secret.clone(),
+                }
+            }
+            DomainEvent::TotpEnabled(e) => {
+                if let Totp::Pending { secret } = &user.totp {
+                    user.totp = Totp::On {
+                        secret: secret.clone(),
+                        recovery_code_hashes: e.recovery_code_hashes.clone(),
+                        used_recovery_codes: BTreeSet::new(),
+                    };
+                }
+                user.last_totp_step = Some(e.step);
+            }
+            DomainEvent::TotpDisabled(e) => {
+                used(user, &e.second_factor);
+                user.totp = Totp::Off;
+            }
+            DomainEvent::UserErased(_) => {
+                user.erased = true;
+                user.operator = false;
+            }
+            DomainEvent::OperatorGranted(_) => user.operator = true,
+            DomainEvent::OperatorRevoked(_) => user.operator = false,
+            _ => {}
+        }
+        self
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{given, given_nothing};
     use uuid::Uuid;
 
-    const AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
+    const ALICE: UserId = UserId(Uuid::from_u128(1));
 
-    fn given(commands: &[Command]) -> User {
-        commands.iter().fold(User::default(), |state, command| {
-            let events = decide(&state, command).unwrap();
-            events
-                .iter()
-                .fold(state, |state, decided| evolve(state, &decided.event))
+    fn registered() -> DomainEvent {
+        DomainEvent::UserRegistered(UserRegistered {
+            user_id: ALICE,
+            email: Sealed("sealed-email".into()),
+            name: Sealed("sealed-name".into()),
+            password_hash: Sealed("sealed-hash".into()),
         })
     }
 
     fn register() -> Command {
         Command::Register {
-            user_id: UserId(Uuid::from_u128(1)),
+            user_id: ALICE,
             email: Sealed("sealed-email".into()),
             name: Sealed("sealed-name".into()),
             password_hash: Sealed("sealed-hash".into()),
-            at: AT,
         }
+    }
+
+    fn session() -> SessionId {
+        SessionId(Uuid::from_u128(77))
     }
 
     fn login(second_factor: Option<SecondFactor>) -> Command {
         Command::RecordLogin {
-            session_id: SessionId(Uuid::now_v7()),
+            session_id: session(),
             second_factor,
-            at: AT,
         }
     }
 
-    fn with_totp() -> User {
-        given(&[
-            register(),
-            Command::StartTotpEnrolment {
+    fn logged_in(second_factor: Option<SecondFactor>) -> DomainEvent {
+        DomainEvent::UserLoggedIn(UserLoggedIn {
+            user_id: ALICE,
+            session_id: session(),
+            second_factor,
+        })
+    }
+
+    fn totp(step: u64) -> Option<SecondFactor> {
+        Some(SecondFactor::Totp { step })
+    }
+
+    fn recovery(index: usize) -> Option<SecondFactor> {
+        Some(SecondFactor::RecoveryCode { index })
+    }
+
+    /// Registered, with TOTP confirmed at step 100 and two recovery codes.
+    fn with_totp() -> [DomainEvent; 3] {
+        [
+            registered(),
+            DomainEvent::TotpEnrolmentStarted(TotpEnrolmentStarted {
+                user_id: ALICE,
                 secret: Sealed("s".into()),
-                at: AT,
-            },
-            Command::ConfirmTotp {
+            }),
+            DomainEvent::TotpEnabled(TotpEnabled {
+                user_id: ALICE,
                 step: 100,
                 recovery_code_hashes: vec!["h0".into(), "h1".into()],
-                at: AT,
-            },
-        ])
+            }),
+        ]
     }
 
     #[test]
-    fn given_registered_when_register_again_then_refused() {
-        let state = given(&[register()]);
-        assert_eq!(
-            decide(&state, &register()),
-            Err(DomainError::AlreadyExists("user"))
-        );
+    fn a_person_registers_once() {
+        given_nothing::<User>()
+            .when(register())
+            .then([registered()]);
+        given::<User>([registered()])
+            .when(register())
+            .then_error(DomainError::AlreadyExists("user"));
     }
 
     #[test]
-    fn given_totp_on_when_login_without_code_then_refused() {
-        let state = with_totp();
-        assert!(decide(&state, &login(None)).is_err());
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 101 }))).is_ok());
+    fn with_totp_on_a_login_needs_a_second_factor() {
+        given::<User>(with_totp())
+            .when(login(None))
+            .then_invalid("code");
+        given::<User>(with_totp())
+            .when(login(totp(101)))
+            .then([logged_in(totp(101))]);
+    }
+
+    #[test]
+    fn without_totp_a_login_brings_no_second_factor() {
+        given::<User>([registered()])
+            .when(login(totp(5)))
+            .then_invalid("code");
+        given::<User>([registered()])
+            .when(login(None))
+            .then([logged_in(None)]);
     }
 
     #[test]
     fn a_totp_step_cannot_be_replayed() {
-        let state = with_totp();
         // The step that confirmed enrolment is spent already.
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 100 }))).is_err());
-        let state = given_more(state, login(Some(SecondFactor::Totp { step: 101 })));
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 101 }))).is_err());
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 99 }))).is_err());
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 102 }))).is_ok());
+        given::<User>(with_totp())
+            .when(login(totp(100)))
+            .then_invalid("code");
+        let after_101 = || given::<User>(with_totp()).and([logged_in(totp(101))]);
+        after_101().when(login(totp(101))).then_invalid("code");
+        after_101().when(login(totp(99))).then_invalid("code");
+        after_101()
+            .when(login(totp(102)))
+            .then([logged_in(totp(102))]);
     }
 
     #[test]
     fn a_recovery_code_works_once() {
-        let state = with_totp();
-        let code = Some(SecondFactor::RecoveryCode { index: 1 });
-        let state = given_more(state, login(code));
-        assert!(decide(&state, &login(code)).is_err());
-        assert!(decide(
-            &state,
-            &login(Some(SecondFactor::RecoveryCode { index: 0 }))
-        )
-        .is_ok());
-        assert!(decide(
-            &state,
-            &login(Some(SecondFactor::RecoveryCode { index: 2 }))
-        )
-        .is_err());
+        let after_1 = || given::<User>(with_totp()).and([logged_in(recovery(1))]);
+        after_1().when(login(recovery(1))).then_invalid("code");
+        after_1()
+            .when(login(recovery(0)))
+            .then([logged_in(recovery(0))]);
+        after_1().when(login(recovery(2))).then_invalid("code");
     }
 
     #[test]
     fn disabling_needs_a_fresh_code_and_then_logins_need_none() {
-        let state = with_totp();
         let disable = |step| Command::DisableTotp {
             second_factor: SecondFactor::Totp { step },
-            at: AT,
         };
-        assert!(decide(&state, &disable(100)).is_err(), "spent code");
-        let state = given_more(state, disable(101));
-        assert!(decide(&state, &login(None)).is_ok());
-        assert!(decide(&state, &login(Some(SecondFactor::Totp { step: 102 }))).is_err());
+        given::<User>(with_totp())
+            .when(disable(100))
+            .then_invalid("code");
+        let disabled = DomainEvent::TotpDisabled(TotpDisabled {
+            user_id: ALICE,
+            second_factor: SecondFactor::Totp { step: 101 },
+        });
+        given::<User>(with_totp())
+            .when(disable(101))
+            .then([disabled.clone()]);
+        let off = || given::<User>(with_totp()).and([disabled.clone()]);
+        off().when(login(None)).then([logged_in(None)]);
+        off().when(login(totp(102))).then_invalid("code");
     }
 
     #[test]
-    fn given_erased_then_nothing_more() {
-        let state = given(&[register(), Command::Erase { at: AT }]);
-        assert!(state.active().is_none());
-        assert_eq!(
-            decide(&state, &login(None)),
-            Err(DomainError::NotFound("user"))
-        );
+    fn an_erased_person_does_nothing_more() {
+        let erased = DomainEvent::UserErased(UserErased { user_id: ALICE });
+        given::<User>([registered()])
+            .when(Command::Erase)
+            .then([erased.clone()]);
+        let state = given::<User>([registered(), erased.clone()]);
+        assert!(state.state().active().is_none());
+        state
+            .when(login(None))
+            .then_error(DomainError::NotFound("user"));
     }
 
-    fn given_more(state: User, command: Command) -> User {
-        decide(&state, &command)
-            .unwrap()
-            .iter()
-            .fold(state, |s, d| evolve(s, &d.event))
+    #[test]
+    fn operators_are_granted_and_revoked_once() {
+        let granted = DomainEvent::OperatorGranted(OperatorGranted { user_id: ALICE });
+        let state = given::<User>([registered()])
+            .when(Command::GrantOperator)
+            .then([granted.clone()]);
+        assert!(state.active().is_some_and(|u| u.operator));
+        given::<User>([registered(), granted.clone()])
+            .when(Command::GrantOperator)
+            .then_nothing();
+        let state = given::<User>([registered(), granted.clone()])
+            .when(Command::RevokeOperator)
+            .then([DomainEvent::OperatorRevoked(OperatorRevoked {
+                user_id: ALICE,
+            })]);
+        assert!(state.active().is_some_and(|u| !u.operator));
+        given::<User>([registered()])
+            .when(Command::RevokeOperator)
+            .then_nothing();
+    }
+
+    #[test]
+    fn emails_names_and_passwords_are_checked() {
+        assert_eq!(
+            EmailAddress::parse("  ana@example.com ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in ["", "a@", "@b", "a b@c.d", "a@b@c", "a\u{0}b@c.d"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(EmailAddress::parse(&format!("{}@b.c", "a".repeat(251))).is_err());
+        assert_eq!(PersonName::parse(" Ana ").unwrap().as_str(), "Ana");
+        assert!(PersonName::parse(" ").is_err());
+        assert!(PersonName::parse(&"x".repeat(201)).is_err());
+        assert!(PasswordPolicy::check("twelve chars", "password").is_ok());
+        // Twelve characters, more bytes.
+        assert!(PasswordPolicy::check("ééééééééééé1", "password").is_ok());
+        assert!(PasswordPolicy::check(&"x".repeat(1024), "password").is_ok());
+        assert_eq!(
+            PasswordPolicy::check("short", "new_password"),
+            Err(DomainError::invalid(
+                "new_password",
+                "the password has 5 characters; it needs at least 12"
+            ))
+        );
+        assert!(PasswordPolicy::check(&"x".repeat(1025), "password").is_err());
     }
 }

@@ -1,13 +1,14 @@
 //! The workspace aggregate: a tenant, its members with their roles, pending invitations and API
 //! keys. Rules: invitations are single use and expire; a workspace always keeps an owner.
 
+use crate::aggregate::Aggregate;
 use crate::event::{
-    ApiKeyCreated, ApiKeyRevoked, Decided, InvitationAccepted, MemberAdded, MemberInvited,
-    MemberRemoved, MemberRoleChanged, WorkspaceCreated,
+    ApiKeyCreated, ApiKeyRevoked, InvitationAccepted, MemberAdded, MemberInvited, MemberRemoved,
+    MemberRoleChanged, WorkspaceCreated,
 };
 use crate::{
-    ApiKeyId, ApiKeyScope, DomainError, DomainEvent, InvitationId, Role, Sealed, UserId,
-    WorkspaceId,
+    ApiKeyId, ApiKeyScope, DomainError, DomainEvent, InvitationId, Role, Sealed, StreamType,
+    UserId, WorkspaceId,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,7 +106,6 @@ pub enum Command {
         name: WorkspaceName,
         /// The person creating it becomes its first owner.
         owner: Option<UserId>,
-        at: DateTime<Utc>,
     },
     Invite {
         invitation_id: InvitationId,
@@ -113,34 +113,28 @@ pub enum Command {
         role: Role,
         token_hash: String,
         expires_at: DateTime<Utc>,
-        at: DateTime<Utc>,
     },
     /// The invitee's email was checked against the invitation's by the caller.
     AcceptInvitation {
         invitation_id: InvitationId,
         token_hash: String,
         user_id: UserId,
-        at: DateTime<Utc>,
     },
     ChangeRole {
         user_id: UserId,
         role: Role,
-        at: DateTime<Utc>,
     },
     RemoveMember {
         user_id: UserId,
-        at: DateTime<Utc>,
     },
     CreateApiKey {
         api_key_id: ApiKeyId,
         name: String,
         scope: ApiKeyScope,
         key_hash: String,
-        at: DateTime<Utc>,
     },
     RevokeApiKey {
         api_key_id: ApiKeyId,
-        at: DateTime<Utc>,
     },
 }
 
@@ -155,311 +149,300 @@ fn last_owner() -> DomainError {
     )
 }
 
-pub fn decide(state: &Workspace, command: &Command) -> Result<Vec<Decided>, DomainError> {
-    let at_ = |event, at: &DateTime<Utc>| Decided {
-        event,
-        occurred_at: *at,
-    };
-    match command {
-        Command::Create {
-            workspace_id,
-            name,
-            owner,
-            at,
-        } => {
-            if state.id.is_some() {
-                return Err(DomainError::AlreadyExists("workspace"));
-            }
-            let mut events = vec![at_(
-                DomainEvent::WorkspaceCreated(WorkspaceCreated {
+impl Aggregate for Workspace {
+    const STREAM_TYPE: StreamType = StreamType::Workspace;
+    const NAME: &'static str = "workspace";
+    type Command = Command;
+
+    fn decide(
+        &self,
+        command: &Command,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DomainEvent>, DomainError> {
+        match command {
+            Command::Create {
+                workspace_id,
+                name,
+                owner,
+            } => {
+                if self.id.is_some() {
+                    return Err(DomainError::AlreadyExists("workspace"));
+                }
+                let created = DomainEvent::WorkspaceCreated(WorkspaceCreated {
                     workspace_id: *workspace_id,
                     name: name.as_str().to_owned(),
-                }),
-                at,
-            )];
-            if let Some(owner) = owner {
-                events.push(at_(
+                });
+                let owner = owner.map(|user_id| {
                     DomainEvent::MemberAdded(MemberAdded {
                         workspace_id: *workspace_id,
-                        user_id: *owner,
+                        user_id,
                         role: Role::Owner,
-                    }),
-                    at,
-                ));
+                    })
+                });
+                Ok([created].into_iter().chain(owner).collect())
             }
-            Ok(events)
-        }
-        Command::Invite {
-            invitation_id,
-            email,
-            role,
-            token_hash,
-            expires_at,
-            at,
-        } => {
-            let workspace_id = existing(state)?;
-            if state.invitations.contains_key(invitation_id) {
-                return Err(DomainError::AlreadyExists("invitation"));
-            }
-            if expires_at <= at {
-                return Err(DomainError::invalid(
-                    "expires_in_hours",
-                    "must be in the future",
-                ));
-            }
-            Ok(vec![at_(
-                DomainEvent::MemberInvited(MemberInvited {
+            Command::Invite {
+                invitation_id,
+                email,
+                role,
+                token_hash,
+                expires_at,
+            } => {
+                let workspace_id = existing(self)?;
+                if self.invitations.contains_key(invitation_id) {
+                    return Err(DomainError::AlreadyExists("invitation"));
+                }
+                if *expires_at <= now {
+                    return Err(DomainError::invalid(
+                        "expires_in_hours",
+                        "must be in the future",
+                    ));
+                }
+                Ok(vec![DomainEvent::MemberInvited(MemberInvited {
                     workspace_id,
                     invitation_id: *invitation_id,
                     email: email.clone(),
                     role: *role,
                     token_hash: token_hash.clone(),
                     expires_at: *expires_at,
-                }),
-                at,
-            )])
-        }
-        Command::AcceptInvitation {
-            invitation_id,
-            token_hash,
-            user_id,
-            at,
-        } => {
-            let workspace_id = existing(state)?;
-            let invitation = state
-                .invitations
-                .get(invitation_id)
-                .filter(|i| i.token_hash == *token_hash)
-                .ok_or(DomainError::NotFound("invitation"))?;
-            if invitation.accepted_by.is_some() {
-                return Err(DomainError::invalid(
-                    "token",
-                    "this invitation was already used",
-                ));
+                })])
             }
-            if invitation.expires_at <= *at {
-                return Err(DomainError::invalid("token", "this invitation has expired"));
-            }
-            if state.members.contains_key(user_id) {
-                return Err(DomainError::AlreadyExists("member"));
-            }
-            Ok(vec![at_(
-                DomainEvent::InvitationAccepted(InvitationAccepted {
+            Command::AcceptInvitation {
+                invitation_id,
+                token_hash,
+                user_id,
+            } => {
+                let workspace_id = existing(self)?;
+                let invitation = self
+                    .invitations
+                    .get(invitation_id)
+                    .filter(|i| i.token_hash == *token_hash)
+                    .ok_or(DomainError::NotFound("invitation"))?;
+                if invitation.accepted_by.is_some() {
+                    return Err(DomainError::invalid(
+                        "token",
+                        "this invitation was already used",
+                    ));
+                }
+                if invitation.expires_at <= now {
+                    return Err(DomainError::invalid("token", "this invitation has expired"));
+                }
+                if self.members.contains_key(user_id) {
+                    return Err(DomainError::AlreadyExists("member"));
+                }
+                Ok(vec![DomainEvent::InvitationAccepted(InvitationAccepted {
                     workspace_id,
                     invitation_id: *invitation_id,
                     user_id: *user_id,
                     role: invitation.role,
-                }),
-                at,
-            )])
-        }
-        Command::ChangeRole { user_id, role, at } => {
-            let workspace_id = existing(state)?;
-            let current = state
-                .role_of(*user_id)
-                .ok_or(DomainError::NotFound("member"))?;
-            if current == *role {
-                return Ok(vec![]);
+                })])
             }
-            if current == Role::Owner && state.owners() == 1 {
-                return Err(last_owner());
-            }
-            Ok(vec![at_(
-                DomainEvent::MemberRoleChanged(MemberRoleChanged {
+            Command::ChangeRole { user_id, role } => {
+                let workspace_id = existing(self)?;
+                let current = self
+                    .role_of(*user_id)
+                    .ok_or(DomainError::NotFound("member"))?;
+                if current == *role {
+                    return Ok(vec![]);
+                }
+                if current == Role::Owner && self.owners() == 1 {
+                    return Err(last_owner());
+                }
+                Ok(vec![DomainEvent::MemberRoleChanged(MemberRoleChanged {
                     workspace_id,
                     user_id: *user_id,
                     role: *role,
-                }),
-                at,
-            )])
-        }
-        Command::RemoveMember { user_id, at } => {
-            let workspace_id = existing(state)?;
-            let current = state
-                .role_of(*user_id)
-                .ok_or(DomainError::NotFound("member"))?;
-            if current == Role::Owner && state.owners() == 1 {
-                return Err(last_owner());
+                })])
             }
-            Ok(vec![at_(
-                DomainEvent::MemberRemoved(MemberRemoved {
+            Command::RemoveMember { user_id } => {
+                let workspace_id = existing(self)?;
+                let current = self
+                    .role_of(*user_id)
+                    .ok_or(DomainError::NotFound("member"))?;
+                if current == Role::Owner && self.owners() == 1 {
+                    return Err(last_owner());
+                }
+                Ok(vec![DomainEvent::MemberRemoved(MemberRemoved {
                     workspace_id,
                     user_id: *user_id,
-                }),
-                at,
-            )])
-        }
-        Command::CreateApiKey {
-            api_key_id,
-            name,
-            scope,
-            key_hash,
-            at,
-        } => {
-            let workspace_id = existing(state)?;
-            if state.api_keys.contains_key(api_key_id) {
-                return Err(DomainError::AlreadyExists("API key"));
+                })])
             }
-            Ok(vec![at_(
-                DomainEvent::ApiKeyCreated(ApiKeyCreated {
+            Command::CreateApiKey {
+                api_key_id,
+                name,
+                scope,
+                key_hash,
+            } => {
+                let workspace_id = existing(self)?;
+                if self.api_keys.contains_key(api_key_id) {
+                    return Err(DomainError::AlreadyExists("API key"));
+                }
+                Ok(vec![DomainEvent::ApiKeyCreated(ApiKeyCreated {
                     workspace_id,
                     api_key_id: *api_key_id,
                     name: key_name(name)?,
                     scope: *scope,
                     key_hash: key_hash.clone(),
-                }),
-                at,
-            )])
-        }
-        Command::RevokeApiKey { api_key_id, at } => {
-            let workspace_id = existing(state)?;
-            let key = state
-                .api_keys
-                .get(api_key_id)
-                .ok_or(DomainError::NotFound("API key"))?;
-            if key.revoked {
-                return Ok(vec![]);
+                })])
             }
-            Ok(vec![at_(
-                DomainEvent::ApiKeyRevoked(ApiKeyRevoked {
+            Command::RevokeApiKey { api_key_id } => {
+                let workspace_id = existing(self)?;
+                let key = self
+                    .api_keys
+                    .get(api_key_id)
+                    .ok_or(DomainError::NotFound("API key"))?;
+                if key.revoked {
+                    return Ok(vec![]);
+                }
+                Ok(vec![DomainEvent::ApiKeyRevoked(ApiKeyRevoked {
                     workspace_id,
                     api_key_id: *api_key_id,
-                }),
-                at,
-            )])
+                })])
+            }
         }
     }
-}
 
-pub fn evolve(mut state: Workspace, event: &DomainEvent, occurred_at: DateTime<Utc>) -> Workspace {
-    match event {
-        DomainEvent::WorkspaceCreated(e) => {
-            state.id = Some(e.workspace_id);
-            state.name = e.name.clone();
-        }
-        DomainEvent::MemberAdded(e) => {
-            state.members.insert(e.user_id, e.role);
-        }
-        DomainEvent::MemberInvited(e) => {
-            state.invitations.insert(
-                e.invitation_id,
-                Invitation {
-                    email: e.email.clone(),
-                    role: e.role,
-                    token_hash: e.token_hash.clone(),
-                    expires_at: e.expires_at,
-                    accepted_by: None,
-                },
-            );
-        }
-        DomainEvent::InvitationAccepted(e) => {
-            if let Some(invitation) = state.invitations.get_mut(&e.invitation_id) {
-                invitation.accepted_by = Some(e.user_id);
+    fn evolve(mut self, event: &DomainEvent, occurred_at: DateTime<Utc>) -> Self {
+        match event {
+            DomainEvent::WorkspaceCreated(e) => {
+                self.id = Some(e.workspace_id);
+                self.name = e.name.clone();
             }
-            state.members.insert(e.user_id, e.role);
-            state.former_members.remove(&e.user_id);
-        }
-        DomainEvent::MemberRoleChanged(e) => {
-            state.members.insert(e.user_id, e.role);
-        }
-        DomainEvent::MemberRemoved(e) => {
-            state.members.remove(&e.user_id);
-            state.former_members.insert(e.user_id);
-        }
-        DomainEvent::ApiKeyCreated(e) => {
-            state.api_keys.insert(
-                e.api_key_id,
-                ApiKey {
-                    name: e.name.clone(),
-                    scope: e.scope,
-                    key_hash: e.key_hash.clone(),
-                    created_at: occurred_at,
-                    revoked: false,
-                },
-            );
-        }
-        DomainEvent::ApiKeyRevoked(e) => {
-            if let Some(key) = state.api_keys.get_mut(&e.api_key_id) {
-                key.revoked = true;
+            DomainEvent::MemberAdded(e) => {
+                self.members.insert(e.user_id, e.role);
             }
+            DomainEvent::MemberInvited(e) => {
+                self.invitations.insert(
+                    e.invitation_id,
+                    Invitation {
+                        email: e.email.clone(),
+                        role: e.role,
+                        token_hash: e.token_hash.clone(),
+                        expires_at: e.expires_at,
+                        accepted_by: None,
+                    },
+                );
+            }
+            DomainEvent::InvitationAccepted(e) => {
+                if let Some(invitation) = self.invitations.get_mut(&e.invitation_id) {
+                    invitation.accepted_by = Some(e.user_id);
+                }
+                self.members.insert(e.user_id, e.role);
+                self.former_members.remove(&e.user_id);
+            }
+            DomainEvent::MemberRoleChanged(e) => {
+                self.members.insert(e.user_id, e.role);
+            }
+            DomainEvent::MemberRemoved(e) => {
+                self.members.remove(&e.user_id);
+                self.former_members.insert(e.user_id);
+            }
+            DomainEvent::ApiKeyCreated(e) => {
+                self.api_keys.insert(
+                    e.api_key_id,
+                    ApiKey {
+                        name: e.name.clone(),
+                        scope: e.scope,
+                        key_hash: e.key_hash.clone(),
+                        created_at: occurred_at,
+                        revoked: false,
+                    },
+                );
+            }
+            DomainEvent::ApiKeyRevoked(e) => {
+                if let Some(key) = self.api_keys.get_mut(&e.api_key_id) {
+                    key.revoked = true;
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        self
     }
-    state
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{given, given_nothing, EPOCH};
+    use chrono::Duration;
     use uuid::Uuid;
 
-    const AT: DateTime<Utc> = DateTime::UNIX_EPOCH;
-
-    fn create(name: &str) -> Command {
-        Command::Create {
-            workspace_id: WorkspaceId(Uuid::from_u128(1)),
-            name: WorkspaceName::parse(name).unwrap(),
-            owner: Some(user(1)),
-            at: AT,
-        }
-    }
+    const ACME: WorkspaceId = WorkspaceId(Uuid::from_u128(1));
 
     fn user(n: u128) -> UserId {
         UserId(Uuid::from_u128(100 + n))
     }
 
-    fn given(commands: &[Command]) -> Workspace {
-        commands
-            .iter()
-            .fold(Workspace::default(), |state, command| {
-                decide(&state, command)
-                    .unwrap()
-                    .iter()
-                    .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
-            })
+    fn invitation(n: u128) -> InvitationId {
+        InvitationId(Uuid::from_u128(n))
     }
 
-    fn invite(n: u128, role: Role) -> Command {
-        Command::Invite {
-            invitation_id: InvitationId(Uuid::from_u128(n)),
+    fn created() -> [DomainEvent; 2] {
+        [
+            DomainEvent::WorkspaceCreated(WorkspaceCreated {
+                workspace_id: ACME,
+                name: "Acme".into(),
+            }),
+            member_added(1, Role::Owner),
+        ]
+    }
+
+    fn member_added(n: u128, role: Role) -> DomainEvent {
+        DomainEvent::MemberAdded(MemberAdded {
+            workspace_id: ACME,
+            user_id: user(n),
+            role,
+        })
+    }
+
+    fn invited(n: u128, role: Role) -> DomainEvent {
+        DomainEvent::MemberInvited(MemberInvited {
+            workspace_id: ACME,
+            invitation_id: invitation(n),
             email: Sealed(format!("sealed-{n}")),
             role,
             token_hash: format!("hash-{n}"),
-            expires_at: AT + chrono::Duration::days(7),
-            at: AT,
-        }
+            expires_at: EPOCH + Duration::days(7),
+        })
     }
 
-    fn accept(n: u128, who: UserId, after: chrono::Duration) -> Command {
+    fn accepted(n: u128, who: UserId, role: Role) -> DomainEvent {
+        DomainEvent::InvitationAccepted(InvitationAccepted {
+            workspace_id: ACME,
+            invitation_id: invitation(n),
+            user_id: who,
+            role,
+        })
+    }
+
+    fn accept(n: u128, who: UserId) -> Command {
         Command::AcceptInvitation {
-            invitation_id: InvitationId(Uuid::from_u128(n)),
+            invitation_id: invitation(n),
             token_hash: format!("hash-{n}"),
             user_id: who,
-            at: AT + after,
+        }
+    }
+
+    fn create(name: &str) -> Command {
+        Command::Create {
+            workspace_id: ACME,
+            name: WorkspaceName::parse(name).unwrap(),
+            owner: Some(user(1)),
         }
     }
 
     #[test]
-    fn given_nothing_when_create_then_workspace_created() {
-        let events = decide(&Workspace::default(), &create("  Acme  ")).unwrap();
-        assert_eq!(events.len(), 2, "created, and its creator added as owner");
-        assert_eq!(
-            events[0].event,
-            DomainEvent::WorkspaceCreated(WorkspaceCreated {
-                workspace_id: WorkspaceId(Uuid::from_u128(1)),
-                name: "Acme".into()
-            })
-        );
+    fn a_new_workspace_has_its_creator_as_owner() {
+        given_nothing::<Workspace>()
+            .when(create("  Acme  "))
+            .then(created());
     }
 
     #[test]
-    fn given_created_when_create_again_then_refused() {
-        let first = decide(&Workspace::default(), &create("Acme")).unwrap();
-        let state = evolve(Workspace::default(), &first[0].event, AT);
-        assert_eq!(
-            decide(&state, &create("Acme")),
-            Err(DomainError::AlreadyExists("workspace"))
-        );
+    fn a_workspace_is_created_once() {
+        given::<Workspace>(created())
+            .when(create("Acme"))
+            .then_error(DomainError::AlreadyExists("workspace"));
     }
 
     #[test]
@@ -471,97 +454,168 @@ mod tests {
     }
 
     #[test]
-    fn an_invitation_is_single_use_and_expires() {
-        let state = given(&[create("Acme"), invite(1, Role::Analyst)]);
-        let hour = chrono::Duration::hours(1);
-        let accepted = given_more(state.clone(), accept(1, user(2), hour));
-        assert_eq!(accepted.role_of(user(2)), Some(Role::Analyst));
-        assert!(
-            decide(&accepted, &accept(1, user(3), hour)).is_err(),
-            "used"
-        );
-        let late = accept(1, user(2), chrono::Duration::days(8));
-        assert!(decide(&state, &late).is_err(), "expired");
-        let forged = Command::AcceptInvitation {
-            invitation_id: InvitationId(Uuid::from_u128(1)),
-            token_hash: "other".into(),
-            user_id: user(2),
-            at: AT,
-        };
-        assert_eq!(
-            decide(&state, &forged),
-            Err(DomainError::NotFound("invitation"))
-        );
+    fn an_invitation_must_expire_in_the_future() {
+        given::<Workspace>(created())
+            .at(EPOCH + Duration::days(8))
+            .when(Command::Invite {
+                invitation_id: invitation(1),
+                email: Sealed("sealed".into()),
+                role: Role::Analyst,
+                token_hash: "hash".into(),
+                expires_at: EPOCH + Duration::days(7),
+            })
+            .then_invalid("expires_in_hours");
     }
 
     #[test]
-    fn the_last_owner_stays() {
-        let state = given(&[create("Acme")]);
-        let demote = Command::ChangeRole {
-            user_id: user(1),
-            role: Role::Admin,
-            at: AT,
+    fn an_invitation_makes_its_invitee_a_member_with_its_role() {
+        let state = given::<Workspace>(created())
+            .and([invited(1, Role::Analyst)])
+            .at(EPOCH + Duration::hours(1))
+            .when(accept(1, user(2)))
+            .then([accepted(1, user(2), Role::Analyst)]);
+        assert_eq!(state.role_of(user(2)), Some(Role::Analyst));
+    }
+
+    #[test]
+    fn an_invitation_is_used_once() {
+        given::<Workspace>(created())
+            .and([
+                invited(1, Role::Analyst),
+                accepted(1, user(2), Role::Analyst),
+            ])
+            .when(accept(1, user(3)))
+            .then_invalid("token");
+    }
+
+    #[test]
+    fn an_invitation_expires() {
+        given::<Workspace>(created())
+            .and([invited(1, Role::Analyst)])
+            .at(EPOCH + Duration::days(8))
+            .when(accept(1, user(2)))
+            .then_invalid("token");
+    }
+
+    #[test]
+    fn an_invitation_needs_its_own_token() {
+        given::<Workspace>(created())
+            .and([invited(1, Role::Analyst)])
+            .when(Command::AcceptInvitation {
+                invitation_id: invitation(1),
+                token_hash: "other".into(),
+                user_id: user(2),
+            })
+            .then_error(DomainError::NotFound("invitation"));
+    }
+
+    #[test]
+    fn the_last_owner_can_be_neither_demoted_nor_removed() {
+        given::<Workspace>(created())
+            .when(Command::ChangeRole {
+                user_id: user(1),
+                role: Role::Admin,
+            })
+            .then_invalid("role");
+        given::<Workspace>(created())
+            .when(Command::RemoveMember { user_id: user(1) })
+            .then_invalid("role");
+    }
+
+    #[test]
+    fn an_owner_may_step_down_once_someone_else_is_owner() {
+        let two_owners = || {
+            given::<Workspace>(created())
+                .and([invited(1, Role::Owner), accepted(1, user(2), Role::Owner)])
         };
-        let remove = Command::RemoveMember {
-            user_id: user(1),
-            at: AT,
-        };
-        assert!(decide(&state, &demote).is_err());
-        assert!(decide(&state, &remove).is_err());
-        let state = given_more(state, invite(1, Role::Owner));
-        let state = given_more(state, accept(1, user(2), chrono::Duration::zero()));
-        let state = given_more(state, demote.clone());
-        assert_eq!(state.role_of(user(1)), Some(Role::Admin));
-        let remove_two = Command::RemoveMember {
-            user_id: user(2),
-            at: AT,
-        };
-        assert!(
-            decide(&state, &remove_two).is_err(),
-            "user 2 is the last owner now"
-        );
-        let state = given_more(state, remove);
+        two_owners()
+            .when(Command::ChangeRole {
+                user_id: user(1),
+                role: Role::Admin,
+            })
+            .then([DomainEvent::MemberRoleChanged(MemberRoleChanged {
+                workspace_id: ACME,
+                user_id: user(1),
+                role: Role::Admin,
+            })]);
+        let state = two_owners()
+            .when(Command::RemoveMember { user_id: user(1) })
+            .then([DomainEvent::MemberRemoved(MemberRemoved {
+                workspace_id: ACME,
+                user_id: user(1),
+            })]);
         assert!(state.former_members.contains(&user(1)));
+        given::<Workspace>(created())
+            .and([invited(1, Role::Owner), accepted(1, user(2), Role::Owner)])
+            .and([DomainEvent::MemberRemoved(MemberRemoved {
+                workspace_id: ACME,
+                user_id: user(1),
+            })])
+            .when(Command::RemoveMember { user_id: user(2) })
+            .then_invalid("role");
     }
 
     #[test]
-    fn api_keys_are_created_and_revoked() {
+    fn changing_a_role_to_the_same_role_records_nothing() {
+        given::<Workspace>(created())
+            .and([member_added(2, Role::Analyst)])
+            .when(Command::ChangeRole {
+                user_id: user(2),
+                role: Role::Analyst,
+            })
+            .then_nothing();
+    }
+
+    #[test]
+    fn api_keys_are_named_and_revoked_once() {
         let key = ApiKeyId(Uuid::from_u128(9));
-        let state = given(&[
-            create("Acme"),
-            Command::CreateApiKey {
+        let key_created = DomainEvent::ApiKeyCreated(ApiKeyCreated {
+            workspace_id: ACME,
+            api_key_id: key,
+            name: "ci".into(),
+            scope: ApiKeyScope::ReadOnly,
+            key_hash: "h".into(),
+        });
+        let state = given::<Workspace>(created())
+            .when(Command::CreateApiKey {
                 api_key_id: key,
                 name: " ci ".into(),
                 scope: ApiKeyScope::ReadOnly,
                 key_hash: "h".into(),
-                at: AT,
-            },
-        ]);
+            })
+            .then([key_created.clone()]);
         assert_eq!(state.live_key(key).map(|k| k.name.as_str()), Some("ci"));
-        let state = given_more(
-            state,
-            Command::RevokeApiKey {
-                api_key_id: key,
-                at: AT,
-            },
-        );
+        let revoked = DomainEvent::ApiKeyRevoked(ApiKeyRevoked {
+            workspace_id: ACME,
+            api_key_id: key,
+        });
+        let state = given::<Workspace>(created())
+            .and([key_created.clone()])
+            .when(Command::RevokeApiKey { api_key_id: key })
+            .then([revoked.clone()]);
         assert!(state.live_key(key).is_none());
-        assert_eq!(
-            decide(
-                &state,
-                &Command::RevokeApiKey {
-                    api_key_id: key,
-                    at: AT
-                }
-            ),
-            Ok(vec![])
-        );
+        given::<Workspace>(created())
+            .and([key_created, revoked])
+            .when(Command::RevokeApiKey { api_key_id: key })
+            .then_nothing();
     }
 
-    fn given_more(state: Workspace, command: Command) -> Workspace {
-        decide(&state, &command)
-            .unwrap()
-            .iter()
-            .fold(state, |s, d| evolve(s, &d.event, d.occurred_at))
+    #[test]
+    fn an_api_key_needs_a_printable_name() {
+        given::<Workspace>(created())
+            .when(Command::CreateApiKey {
+                api_key_id: ApiKeyId(Uuid::from_u128(9)),
+                name: "  ".into(),
+                scope: ApiKeyScope::ReadWrite,
+                key_hash: "h".into(),
+            })
+            .then_invalid("name");
+    }
+
+    #[test]
+    fn nothing_happens_to_a_workspace_that_does_not_exist() {
+        given_nothing::<Workspace>()
+            .when(Command::RemoveMember { user_id: user(1) })
+            .then_error(DomainError::NotFound("workspace"));
     }
 }

@@ -13,6 +13,7 @@ pub mod leader;
 pub mod migrate;
 pub mod secret;
 pub mod shutdown;
+pub mod sync_jobs;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

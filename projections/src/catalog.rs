@@ -206,11 +206,12 @@ async fn apply_one(
             sync_finished(conn, recorded, &finish).await?;
         }
         DomainEvent::SyncFailed(e) => {
+            let error = e.failure.to_string();
             let finish = Finish {
                 sync: e.sync_id,
                 status: "failed",
                 counts: e.counts,
-                error: Some(&e.reason),
+                error: Some(&error),
                 at,
             };
             sync_finished(conn, recorded, &finish).await?;
@@ -248,7 +249,12 @@ async fn apply_one(
         | DomainEvent::UserErased(_)
         | DomainEvent::MemberInvited(_)
         | DomainEvent::ApiKeyCreated(_)
-        | DomainEvent::ApiKeyRevoked(_) => {}
+        | DomainEvent::ApiKeyRevoked(_)
+        | DomainEvent::OperatorGranted(_)
+        | DomainEvent::OperatorRevoked(_)
+        | DomainEvent::SyncClaimed(_)
+        | DomainEvent::SyncHandedBack(_)
+        | DomainEvent::SyncProgressed(_) => {}
     }
     Ok(())
 }

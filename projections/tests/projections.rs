@@ -800,7 +800,10 @@ async fn seed_catalog(log: &mut Log) -> CatalogIds {
             DomainEvent::SyncFailed(SyncFailed {
                 sync_id: one_sync,
                 connection_id: connection,
-                reason: "rate limited".into(),
+                failure: adledger_domain::SyncFailure::new(
+                    adledger_domain::FailureKind::Throttled,
+                    "rate limited",
+                ),
                 counts: SyncCounts {
                     days_recorded: 3,
                     days_restated: 0,
@@ -948,7 +951,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         .unwrap()
         .unwrap();
     assert_eq!(one.status, "failed");
-    assert_eq!(one.error.as_deref(), Some("rate limited"));
+    assert_eq!(one.error.as_deref(), Some("throttled: rate limited"));
     assert_eq!(one.days_recorded, 3);
     assert_eq!(one.campaign_ids, vec![ids.campaigns[1].as_uuid()]);
     let runs = queries::list_sync_runs(pool, ws, ids.connection)

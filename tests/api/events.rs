@@ -9,9 +9,9 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
     app.sync(&ws, &conn, "2024-01-01", "2024-01-05").await;
 
     let events = app.events(&ws, "").await;
-    // Workspace and its owner, connection, account, 2 campaigns, sync started, 2 × 5 days,
-    // the account's cursor, sync completed.
-    assert_eq!(events.len(), 19, "{events:?}");
+    // Workspace and its owner, connection, account, 2 campaigns, sync started, claimed by a
+    // worker, 2 × 5 days, the chunk's progress and the account's cursor, sync completed.
+    assert_eq!(events.len(), 21, "{events:?}");
     let positions: Vec<i64> = events
         .iter()
         .map(|e| e["position"].as_i64().unwrap())

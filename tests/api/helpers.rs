@@ -67,7 +67,11 @@ pub async fn spawn_app_with_options(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let keys = test_keys();
-    adledger::startup::spawn_api(
+    let commands = adledger::startup::commands(&store, &keys, platforms.clone());
+    let worker = adledger_commands::syncs::SyncWorker::new(commands.clone(), Default::default());
+    tokio::spawn(worker.run(stopped.clone()));
+    adledger::startup::spawn_api_with_commands(
+        commands,
         store,
         listener,
         keys.clone(),

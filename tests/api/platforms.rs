@@ -110,7 +110,18 @@ async fn connect(app: &TestApp, fake: &AnyFake, ws: &str) -> String {
         .request(reqwest::Method::GET, None, &callback, None)
         .await;
     assert_problem(again, 404, "not-found").await;
-    connected["connection_id"].as_str().unwrap().to_owned()
+    let connection = connected["connection_id"].as_str().unwrap().to_owned();
+    // Discovery runs right after the connect: the person sees the accounts before any sync.
+    eventually("the new connection's ad accounts", || async {
+        let accounts: Value = app
+            .get_json(&format!(
+                "/v1/workspaces/{ws}/ad-accounts?connection_id={connection}"
+            ))
+            .await;
+        (!accounts.as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    connection
 }
 
 /// Per (campaign external id, day): the numbers the insights API answers.

@@ -11,10 +11,7 @@ pub mod tokens;
 pub mod totp;
 
 pub use keyring::{KeyListError, MasterKeys, MASTER_KEYS_ENV};
-pub use password::{
-    check_password_policy, hash_password, needs_rehash, verify_dummy, verify_password,
-    PasswordPolicyError,
-};
+pub use password::{hash_password, needs_rehash, verify_dummy, verify_password};
 pub use subject_keys::{is_sealed, sealed_subject, Opened, Sealer, ERASED_MARKER};
 pub use tokens::{
     hash_token, verify_token_hash, Claims, JwtKeys, OpaqueToken, TokenError, TokenKind,

@@ -6,9 +6,6 @@ use super::{random_bytes, CryptoError};
 use argon2::password_hash::{self, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
 
-pub const MIN_PASSWORD_CHARS: usize = 12;
-pub const MAX_PASSWORD_CHARS: usize = 1024;
-
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
@@ -17,33 +14,6 @@ const PARALLELISM: u32 = 1;
 /// costs what a real verification costs.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$+j0YCYfz966+ms1AG9xblQ$RxW8eSDgkj1YAYkkK/PdKdJlIEVD3O17Fm9z214d42E";
-
-/// Why a new password was refused (lengths in Unicode characters).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PasswordPolicyError {
-    #[error("the password has {actual} characters; it needs at least {min}")]
-    TooShort { actual: usize, min: usize },
-    #[error("the password has {actual} characters; it may have at most {max}")]
-    TooLong { actual: usize, max: usize },
-}
-
-/// Checks a new password against the policy: 12 to 1024 characters, anything allowed.
-pub fn check_password_policy(password: &str) -> Result<(), PasswordPolicyError> {
-    let actual = password.chars().count();
-    if actual < MIN_PASSWORD_CHARS {
-        Err(PasswordPolicyError::TooShort {
-            actual,
-            min: MIN_PASSWORD_CHARS,
-        })
-    } else if actual > MAX_PASSWORD_CHARS {
-        Err(PasswordPolicyError::TooLong {
-            actual,
-            max: MAX_PASSWORD_CHARS,
-        })
-    } else {
-        Ok(())
-    }
-}
 
 fn hasher() -> Result<Argon2<'static>, CryptoError> {
     let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, None)
@@ -167,30 +137,6 @@ mod tests {
         );
         assert_eq!(parsed.algorithm, Algorithm::Argon2id.ident());
         assert!(!verify_dummy("any password at all").await);
-    }
-
-    #[test]
-    fn the_policy_counts_characters_and_says_why() {
-        assert_eq!(
-            check_password_policy("short"),
-            Err(PasswordPolicyError::TooShort { actual: 5, min: 12 })
-        );
-        assert!(check_password_policy("twelve chars").is_ok());
-        // Twelve characters, more bytes.
-        assert!(check_password_policy("ééééééééééé1").is_ok());
-        assert!(check_password_policy(&"x".repeat(1024)).is_ok());
-        assert_eq!(
-            check_password_policy(&"x".repeat(1025)),
-            Err(PasswordPolicyError::TooLong {
-                actual: 1025,
-                max: 1024
-            })
-        );
-        let reason = check_password_policy("short").unwrap_err().to_string();
-        assert_eq!(
-            reason,
-            "the password has 5 characters; it needs at least 12"
-        );
     }
 
     #[tokio::test]

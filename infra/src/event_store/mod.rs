@@ -114,6 +114,31 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the same call may succeed once the database is back (a restart, a dropped
+    /// connection, a pool out of connections): worth retrying for work that must not be lost.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// A database error that says "not now" rather than "no": the connection broke, the server is
+/// shutting down or starting up, or no connection was free in time.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exceptions; 57P01-03: admin shutdown, crash shutdown, cannot
+            // connect now; 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 /// Cheap to clone: one pool and the in-process wake-ups shared by all clones.
 #[derive(Clone)]
 pub struct EventStore {

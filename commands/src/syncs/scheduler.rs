@@ -1,11 +1,11 @@
 //! The sync scheduler: a connection is synced again once an interval has passed since its last
 //! sync started, over the days its ad accounts' cursors say are missing plus the platform's
 //! re-read window, through yesterday. One instance schedules at a time (leader election in
-//! Postgres). It only starts and runs syncs through the same commands as the API; it never
-//! stores insights or decides a business rule itself.
+//! Postgres). It only starts syncs, through the same command as the API; the sync workers carry
+//! them out. It never stores insights or decides a business rule itself.
 
 use crate::{CommandContext, CommandError, Commands};
-use adledger_domain::connection::{Connected, Connection, SYNC_ABANDONED_AFTER};
+use adledger_domain::connection::{Connected, Connection};
 use adledger_domain::date_range::MAX_DAYS;
 use adledger_domain::{
     ConnectionId, DateRange, DomainError, EventMetadata, Platform, StreamId, StreamType, SyncId,
@@ -16,7 +16,6 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// The actor name of the syncs the scheduler starts (`System { name: "scheduler" }`).
@@ -29,8 +28,6 @@ const LOCK_NAME: &str = "sync-scheduler";
 /// The longest wait between two rounds, whatever the interval.
 const MAX_TICK: Duration = Duration::from_secs(60);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
-/// How long a stopping scheduler waits for the syncs it started before abandoning them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Days re-read behind each ad account's cursor, because the platform restates them
 /// (attribution and conversion windows; see docs/connectors.md). The one place they are set.
@@ -92,7 +89,7 @@ impl SchedulerConfig {
 pub enum Plan {
     /// Start a sync over this range.
     Due(DateRange),
-    /// A sync runs: look again next round.
+    /// A sync runs (or waits for a worker): look again next round.
     Running,
     /// Nothing to do before this time.
     NotDue { until: DateTime<Utc> },
@@ -106,11 +103,9 @@ pub fn plan(conn: &Connected, now: DateTime<Utc>, config: &SchedulerConfig) -> P
             until: now.checked_add_signed(interval).unwrap_or(now),
         };
     }
-    // A run older than this was abandoned; starting a new sync fails it.
-    if let Some(running) = &conn.running_sync {
-        if now - running.started_at < SYNC_ABANDONED_AFTER {
-            return Plan::Running;
-        }
+    // However long it has been running: a run whose worker died is taken over and finished.
+    if conn.running_sync.is_some() {
+        return Plan::Running;
     }
     if let Some(last) = conn.last_sync_started_at {
         let next = last
@@ -186,7 +181,6 @@ pub struct Scheduler {
     /// Connections known not to be due before a time, so each aggregate is loaded about once
     /// per interval rather than every round.
     not_before: HashMap<ConnectionId, DateTime<Utc>>,
-    runs: JoinSet<()>,
     status: watch::Sender<SchedulerStatus>,
 }
 
@@ -202,7 +196,6 @@ impl Scheduler {
             commands,
             config,
             not_before: HashMap::new(),
-            runs: JoinSet::new(),
             status: watch::Sender::new(SchedulerStatus::default()),
         }
     }
@@ -211,11 +204,11 @@ impl Scheduler {
         self.status.subscribe()
     }
 
-    /// One round at `now`: starts a sync for every due connection while a sync slot is free
-    /// (the others wait for a later round) and runs it in the background. Returns the syncs
-    /// it started. Does not check leadership: [`Self::run`] does.
-    pub async fn tick(&mut self, now: DateTime<Utc>) -> Result<Vec<SyncId>, CommandError> {
-        while self.runs.try_join_next().is_some() {}
+    /// One round, at the commands' clock: starts a sync for every due connection (the sync
+    /// workers carry them out). Returns the syncs it started. Does not check leadership:
+    /// [`Self::run`] does.
+    pub async fn tick(&mut self) -> Result<Vec<SyncId>, CommandError> {
+        let now = self.commands.now();
         let streams = self
             .commands
             .store
@@ -230,12 +223,7 @@ impl Scheduler {
             if self.not_before.get(&connection).is_some_and(|t| now < *t) {
                 continue;
             }
-            // Taken before the sync starts, so a scheduled sync never waits as `running`.
-            let Ok(slot) = self.commands.sync_slots.clone().try_acquire_owned() else {
-                tracing::debug!("every sync slot is busy; due connections wait for a later round");
-                break;
-            };
-            let conn = match self.commands.load::<Connection>(&stream, workspace).await {
+            let conn = match self.commands.load::<Connection>(workspace, &stream).await {
                 Ok(loaded) => loaded.state.0,
                 Err(error) => {
                     tracing::warn!(connection_id = %connection, %error, "cannot load a connection");
@@ -254,7 +242,6 @@ impl Scheduler {
             let ctx = CommandContext {
                 metadata: EventMetadata::system(ACTOR, Uuid::now_v7()),
                 idempotency_key: None,
-                now,
             };
             let sync = match self
                 .commands
@@ -277,27 +264,11 @@ impl Scheduler {
                 .insert(connection, now + self.config.interval());
             self.status.send_modify(|s| s.syncs_started += 1);
             started.push(sync);
-            let commands = self.commands.clone();
-            self.runs.spawn(async move {
-                if let Err(error) = commands
-                    .run_sync_in_slot(&ctx, workspace, connection, sync, slot)
-                    .await
-                {
-                    tracing::warn!(%error, sync_id = %sync, connection_id = %connection,
-                                   "scheduled sync did not complete");
-                }
-            });
         }
         Ok(started)
     }
 
-    /// Waits until every sync this scheduler started has ended.
-    pub async fn wait_for_runs(&mut self) {
-        while self.runs.join_next().await.is_some() {}
-    }
-
-    /// Schedules while this instance leads, stands by while another does, until shutdown;
-    /// then waits a little for the syncs it started.
+    /// Schedules while this instance leads, stands by while another does, until shutdown.
     pub async fn run(mut self, mut shutdown: Shutdown) {
         tracing::info!(
             interval_secs = self.config.interval.as_secs(),
@@ -327,7 +298,6 @@ impl Scheduler {
                 }
             }
         }
-        self.finish_runs().await;
         tracing::info!("sync scheduler stopped");
     }
 
@@ -339,7 +309,7 @@ impl Scheduler {
         while !shutdown.is_triggered() {
             // The lock lives on that connection; if it broke, so did the leadership.
             leadership.confirm().await?;
-            if let Err(error) = self.tick(Utc::now()).await {
+            if let Err(error) = self.tick().await {
                 tracing::warn!(%error, "sync scheduler round failed");
             }
             tokio::select! {
@@ -348,20 +318,6 @@ impl Scheduler {
             }
         }
         Ok(())
-    }
-
-    async fn finish_runs(&mut self) {
-        if self.runs.is_empty() {
-            return;
-        }
-        let waited = tokio::time::timeout(SHUTDOWN_GRACE, self.wait_for_runs()).await;
-        if waited.is_err() {
-            tracing::warn!(
-                runs = self.runs.len(),
-                "scheduled syncs still running at shutdown were stopped; they fail as abandoned"
-            );
-            self.runs.abort_all();
-        }
     }
 }
 
@@ -411,6 +367,7 @@ mod tests {
             ad_accounts: BTreeMap::new(),
             campaigns: BTreeMap::new(),
             running_sync: None,
+            last_ended_sync: None,
             last_sync_started_at: None,
             cursors: BTreeMap::new(),
             completed_syncs: 0,
@@ -508,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn a_running_sync_is_left_alone_until_it_is_abandoned() {
+    fn a_running_sync_is_left_alone_however_long_it_runs() {
         let mut conn = connection(&[]);
         let started = at("2024-06-15T08:00:00Z");
         conn.last_sync_started_at = Some(started);
@@ -517,16 +474,23 @@ mod tests {
             started_at: started,
             range: range("2024-06-01", "2024-06-14"),
             campaign_ids: vec![],
+            worker: None,
+            last_worker: None,
+            attempts: 0,
+            lapses: 0,
+            progress: BTreeMap::new(),
+            counts: Default::default(),
         });
         let config = SchedulerConfig::new(Duration::from_secs(60), 30);
         assert_eq!(
             plan(&conn, at("2024-06-15T08:10:00Z"), &config),
             Plan::Running
         );
-        assert!(matches!(
-            plan(&conn, at("2024-06-15T08:31:00Z"), &config),
-            Plan::Due(_)
-        ));
+        assert_eq!(
+            plan(&conn, at("2024-06-18T08:31:00Z"), &config),
+            Plan::Running,
+            "whether it still makes progress is its lease's business"
+        );
     }
 
     #[test]
