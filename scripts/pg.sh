@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A private PostgreSQL for adledger: data in .local/pg, listening on a free loopback port.
+# A private PostgreSQL for adledger: data in .local/pg (or $ADLEDGER_PG_DIR), listening on a free
+# loopback port (the same one again after a stop, when it is still free).
 #   scripts/pg.sh env    start it if needed and print `export DATABASE_URL=...` (for eval)
 #   scripts/pg.sh start  start it if needed
 #   scripts/pg.sh stop   stop it
@@ -8,7 +9,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-base=$root/.local/pg
+base=${ADLEDGER_PG_DIR:-$root/.local/pg}
 data=$base/data
 log=$base/postgres.log
 port_file=$base/port
@@ -71,7 +72,9 @@ start() {
         return
     fi
     # Below the kernel's ephemeral range (32768-60999), so no client socket can hold the port.
+    # A restarted cluster keeps its port, so that its clients' URL stays right.
     local port=15432 attempt
+    if [ -s "$port_file" ]; then port=$(cat "$port_file"); fi
     touch "$log"
     if [ "$(id -u)" -eq 0 ]; then chown postgres "$log"; fi
     for attempt in 1 2 3 4 5; do

@@ -15,9 +15,12 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::Process;
 use uuid::Uuid;
+
+mod support;
 
 /// One message as the topic holds it.
 #[derive(Debug, Clone)]
@@ -187,53 +190,19 @@ async fn seed(store: &EventStore, seeds: std::ops::Range<u64>, campaigns: u32, d
     }
 }
 
-/// A child `adledger` process, killed when dropped (also when a test fails half-way). Its log
-/// goes to a file named in failure messages.
-struct Process {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Process {
-    fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL: no clean-up runs, as in a crash.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The `adledger` binary with the test database and broker in its environment.
 fn adledger(db: &TestDatabase, config: &KafkaConfig, args: &[&str]) -> Process {
-    let log = std::env::temp_dir().join(format!("adledger-{}-{}.log", args[0], Uuid::new_v4()));
-    let file = std::fs::File::create(&log).expect("process log");
-    let child = Command::new(env!("CARGO_BIN_EXE_adledger"))
-        .args(args)
-        .env("DATABASE_URL", db.url.expose())
-        .env("ADLEDGER_KAFKA_BROKERS", &config.brokers)
-        .env("ADLEDGER_KAFKA_TOPIC", &config.topic)
-        .env("ADLEDGER_KAFKA_LEASE_MS", "3000")
-        // Workers also run the sync scheduler; its syncs would append events the tests count.
-        .env("ADLEDGER_SYNC_INTERVAL_SECS", "0")
-        .env(
-            "RUST_LOG",
-            std::env::var("TEST_CHILD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("start adledger");
-    Process { child, log }
+    Process::start(
+        args,
+        &[
+            ("DATABASE_URL", db.url.expose()),
+            ("ADLEDGER_KAFKA_BROKERS", &config.brokers),
+            ("ADLEDGER_KAFKA_TOPIC", &config.topic),
+            ("ADLEDGER_KAFKA_LEASE_MS", "3000"),
+            // Workers also run the sync scheduler; its syncs would append events the tests count.
+            ("ADLEDGER_SYNC_INTERVAL_SECS", "0"),
+        ],
+    )
 }
 
 /// Every projection, by name.

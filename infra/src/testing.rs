@@ -22,11 +22,16 @@ fn server_url() -> String {
 
 impl TestDatabase {
     pub async fn new() -> Self {
-        let server = server_url();
+        Self::on(&server_url()).await
+    }
+
+    /// A fresh, migrated database on the server at `server` (a private cluster of a test).
+    pub async fn on(server: &str) -> Self {
+        let server = server.to_owned();
         let name = format!("adledger_test_{}", uuid::Uuid::new_v4().simple());
         let url = create_database(&Secret::new(server), &name)
             .await
-            .expect("create a test database on the DATABASE_URL server");
+            .expect("create a test database on the test's server");
         // Roles are cluster-wide: parallel tests migrating at once can collide on them; retry.
         let mut attempt = 0;
         loop {

@@ -11,6 +11,8 @@ pub struct TestApp {
     pub token: String,
     /// The keys the app seals and signs with (for running the CLI on its database).
     pub keys: adledger_commands::identity::Keys,
+    /// The app's command handlers (to run a sync worker of the test's own).
+    pub commands: adledger_commands::Commands,
     pub _db: TestDatabase,
     _stop: ShutdownTrigger,
 }
@@ -60,6 +62,26 @@ pub async fn spawn_app_with_options(
     auth: adledger_commands::identity::AuthPolicy,
     platforms: adledger_connectors::Platforms,
 ) -> TestApp {
+    spawn(http, auth, platforms, true).await
+}
+
+/// An app whose process runs no sync worker (an API replica): syncs it starts wait for one.
+pub async fn spawn_api_only() -> TestApp {
+    spawn(
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        false,
+    )
+    .await
+}
+
+async fn spawn(
+    http: adledger_api::HttpPolicy,
+    auth: adledger_commands::identity::AuthPolicy,
+    platforms: adledger_connectors::Platforms,
+    sync_worker: bool,
+) -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
@@ -68,10 +90,13 @@ pub async fn spawn_app_with_options(
     let address = format!("http://{}", listener.local_addr().unwrap());
     let keys = test_keys();
     let commands = adledger::startup::commands(&store, &keys, platforms.clone());
-    let worker = adledger_commands::syncs::SyncWorker::new(commands.clone(), Default::default());
-    tokio::spawn(worker.run(stopped.clone()));
+    if sync_worker {
+        let worker =
+            adledger_commands::syncs::SyncWorker::new(commands.clone(), Default::default());
+        tokio::spawn(worker.run(stopped.clone()));
+    }
     adledger::startup::spawn_api_with_commands(
-        commands,
+        commands.clone(),
         store,
         listener,
         keys.clone(),
@@ -90,6 +115,7 @@ pub async fn spawn_app_with_options(
         client: reqwest::Client::new(),
         token: String::new(),
         keys,
+        commands,
         _db: db,
         _stop: stop,
     };

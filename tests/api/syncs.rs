@@ -1,4 +1,4 @@
-use crate::helpers::{assert_problem, eventually, spawn_app};
+use crate::helpers::{assert_problem, eventually, spawn_api_only, spawn_app};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -137,4 +137,49 @@ async fn bad_sync_requests_are_problems() {
         runs.as_array().unwrap().is_empty().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_api_process_only_records_the_start_and_a_worker_carries_the_sync_out() {
+    let app = spawn_api_only().await;
+    let ws = app.workspace("Acme").await;
+    let conn = app.sandbox(&ws, 3, 2).await;
+    let r = app
+        .post(
+            &format!("/v1/workspaces/{ws}/connections/{conn}/syncs"),
+            &json!({ "from": "2024-01-01", "to": "2024-01-05" }),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let sync = r.json::<Value>().await.unwrap()["sync_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Nobody runs it in the API process: it waits, queued, for a worker.
+    let path = format!("/v1/workspaces/{ws}/syncs/{sync}");
+    let waiting = eventually("the run's start to be readable", || async {
+        let r = app.get(&path).await;
+        (r.status() == 200).then_some(())?;
+        r.json::<Value>().await.ok()
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let waiting_later: Value = app.get_json(&path).await;
+    assert_eq!(waiting["status"], "running");
+    assert_eq!(waiting_later["status"], "running", "{waiting_later}");
+    assert_eq!(waiting_later["days_recorded"], 0);
+    let events = app.events(&ws, "").await;
+    assert!(
+        events.iter().all(|e| e["event_type"] != "SyncClaimed"),
+        "no worker claimed it"
+    );
+
+    // A worker process comes up: it takes the run and carries it out.
+    let (_stop, stopped) = adledger_infra::shutdown::channel();
+    let worker =
+        adledger_commands::syncs::SyncWorker::new(app.commands.clone(), Default::default());
+    tokio::spawn(worker.run(stopped));
+    let run = app.finished(&ws, &sync).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["days_recorded"], 10);
 }
