@@ -75,6 +75,27 @@ pub struct RunningSync {
 }
 
 impl RunningSync {
+    /// A run just started, nobody has claimed it yet.
+    pub fn new(
+        sync_id: SyncId,
+        started_at: DateTime<Utc>,
+        range: DateRange,
+        campaign_ids: Vec<CampaignId>,
+    ) -> Self {
+        Self {
+            sync_id,
+            started_at,
+            range,
+            campaign_ids,
+            worker: None,
+            last_worker: None,
+            attempts: 0,
+            lapses: 0,
+            progress: BTreeMap::new(),
+            counts: SyncCounts::default(),
+        }
+    }
+
     /// Whether this run reads whole ad accounts (and so may move their cursors).
     pub fn whole_accounts(&self) -> bool {
         self.campaign_ids.is_empty()
@@ -607,18 +628,12 @@ impl Aggregate for Connection {
             DomainEvent::SyncStarted(e) => {
                 c.last_sync_started_at = Some(occurred_at);
                 if let Ok(range) = DateRange::new(e.from, e.to) {
-                    c.running_sync = Some(RunningSync {
-                        sync_id: e.sync_id,
-                        started_at: occurred_at,
+                    c.running_sync = Some(RunningSync::new(
+                        e.sync_id,
+                        occurred_at,
                         range,
-                        campaign_ids: e.campaign_ids.clone(),
-                        worker: None,
-                        last_worker: None,
-                        attempts: 0,
-                        lapses: 0,
-                        progress: BTreeMap::new(),
-                        counts: SyncCounts::default(),
-                    });
+                        e.campaign_ids.clone(),
+                    ));
                 }
             }
             DomainEvent::SyncClaimed(e) => {

@@ -86,23 +86,7 @@ impl SyncJobs {
         worker: &WorkerId,
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
-        let sql = format!(
-            "WITH next AS (
-                SELECT id, owner FROM sync_jobs WHERE {CLAIMABLE}
-                ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-             UPDATE sync_jobs j
-             SET owner = $1, lease_until = now() + make_interval(secs => $2::float8 / 1000),
-                 claims = j.claims + 1
-             FROM next WHERE j.id = next.id
-             RETURNING j.id, j.kind, j.workspace_id, j.connection_id, j.claims,
-                       next.owner AS previous_owner"
-        );
-        let row: Option<LeaseRow> = sqlx::query_as(&sql)
-            .bind(&worker.0)
-            .bind(millis(ttl))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(Lease::from))
+        self.lease(None, worker, ttl).await
     }
 
     /// Leases job `id` when nobody holds it; `None` when someone does or it is done.
@@ -112,9 +96,21 @@ impl SyncJobs {
         worker: &WorkerId,
         ttl: Duration,
     ) -> Result<Option<Lease>, StoreError> {
+        self.lease(Some(id), worker, ttl).await
+    }
+
+    /// Leases `id` (or the oldest job, for `None`) if it is claimable, naming its last holder.
+    async fn lease(
+        &self,
+        id: Option<Uuid>,
+        worker: &WorkerId,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
         let sql = format!(
             "WITH next AS (
-                SELECT id, owner FROM sync_jobs WHERE id = $3 AND {CLAIMABLE} FOR UPDATE)
+                SELECT id, owner FROM sync_jobs
+                WHERE ($3::uuid IS NULL OR id = $3) AND {CLAIMABLE}
+                ORDER BY requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
              UPDATE sync_jobs j
              SET owner = $1, lease_until = now() + make_interval(secs => $2::float8 / 1000),
                  claims = j.claims + 1

@@ -469,18 +469,12 @@ mod tests {
         let mut conn = connection(&[]);
         let started = at("2024-06-15T08:00:00Z");
         conn.last_sync_started_at = Some(started);
-        conn.running_sync = Some(RunningSync {
-            sync_id: SyncId(Uuid::from_u128(5)),
-            started_at: started,
-            range: range("2024-06-01", "2024-06-14"),
-            campaign_ids: vec![],
-            worker: None,
-            last_worker: None,
-            attempts: 0,
-            lapses: 0,
-            progress: BTreeMap::new(),
-            counts: Default::default(),
-        });
+        conn.running_sync = Some(RunningSync::new(
+            SyncId(Uuid::from_u128(5)),
+            started,
+            range("2024-06-01", "2024-06-14"),
+            vec![],
+        ));
         let config = SchedulerConfig::new(Duration::from_secs(60), 30);
         assert_eq!(
             plan(&conn, at("2024-06-15T08:10:00Z"), &config),
