@@ -99,7 +99,7 @@ pub async fn seed(identity: &Identity, args: &DemoArgs) -> anyhow::Result<Worksp
             },
         )
         .await?;
-    let today = Utc::now().date_naive();
+    let today = commands.now().date_naive();
     let range = DateRange::new(today - Duration::days(args.days), today - Duration::days(1))?;
     let ctx = context(&format!("{tag}-sync-{today}"));
     let sync = commands

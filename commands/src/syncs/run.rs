@@ -464,12 +464,12 @@ type AccountScope = (AdAccountId, Vec<(CampaignId, String)>);
 fn by_account(conn: &Connected, scope: Vec<CampaignId>) -> Result<Vec<AccountScope>, Stop> {
     let mut grouped: Vec<AccountScope> = Vec::new();
     for campaign_id in scope {
-        let campaign =
-            conn.campaigns
-                .get(&campaign_id)
-                .ok_or(Stop::Error(CommandError::Rejected(
-                    DomainError::UnknownCampaign(campaign_id),
-                )))?;
+        let campaign = conn.campaigns.get(&campaign_id).ok_or_else(|| {
+            Stop::Failed(failure::refused(
+                "campaigns",
+                &DomainError::UnknownCampaign(campaign_id),
+            ))
+        })?;
         let entry = (campaign_id, campaign.external_id.clone());
         match grouped
             .iter_mut()
