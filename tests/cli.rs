@@ -219,3 +219,30 @@ async fn keys_are_generated_and_rotated_without_losing_sealed_data() {
         Some("{\"access_token\":\"t\"}")
     );
 }
+
+#[tokio::test]
+async fn logs_carry_colours_only_on_a_terminal_and_json_never() {
+    for format in ["text", "json"] {
+        // A fresh database, so that migrating logs something.
+        let (_, url) = TestDatabase::unmigrated().await;
+        let out = Command::new(env!("CARGO_BIN_EXE_adledger"))
+            .args(["--log-format", format, "migrate"])
+            .env("DATABASE_URL", url.expose())
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run adledger");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("migration applied"), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "colour codes in a pipe: {stderr}"
+        );
+        if format == "json" {
+            for line in stderr.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("one JSON object a line");
+            }
+        }
+    }
+}
