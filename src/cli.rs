@@ -1,9 +1,14 @@
 //! The command line. Every flag also reads an environment variable.
 
 use crate::{bench, demo, ops, startup};
+use adledger_connectors::config::{ConfigError, Given};
+use adledger_connectors::google::{GoogleConfig, GoogleSettings};
+use adledger_connectors::meta::{MetaConfig, MetaSettings};
+use adledger_connectors::tiktok::{TiktokConfig, TiktokSettings};
+use adledger_connectors::Platforms;
 use adledger_infra::telemetry::LogFormat;
 use adledger_infra::Secret;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -240,6 +245,168 @@ pub struct WorkerArgs {
     pub kafka: KafkaArgs,
 }
 
+/// The real ad platforms this process connects and syncs. Each is optional: a platform without
+/// credentials is not configured (only the sandbox is then offered); one with only some of them
+/// is refused at start-up, naming what is missing.
+#[derive(Debug, Clone, Args)]
+pub struct PlatformArgs {
+    #[command(flatten)]
+    pub meta: MetaArgs,
+    #[command(flatten)]
+    pub google: GoogleArgs,
+    #[command(flatten)]
+    pub tiktok: TiktokArgs,
+}
+
+/// Meta (Facebook / Instagram) Marketing API.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Meta")]
+pub struct MetaArgs {
+    /// Meta app id (the app id, secret and redirect URL come together or not at all).
+    #[arg(long, env = "ADLEDGER_META_CLIENT_ID", hide_env_values = true)]
+    pub meta_client_id: Option<String>,
+    /// Meta app secret.
+    #[arg(long, env = "ADLEDGER_META_CLIENT_SECRET", hide_env_values = true)]
+    pub meta_client_secret: Option<adledger_connectors::Secret>,
+    /// This server's `/v1/oauth/meta/callback`, as registered with the app.
+    #[arg(long, env = "ADLEDGER_META_REDIRECT_URL")]
+    pub meta_redirect_url: Option<String>,
+    /// Graph API version.
+    #[arg(long, env = "ADLEDGER_META_API_VERSION", default_value = MetaConfig::DEFAULT_API_VERSION)]
+    pub meta_api_version: String,
+    /// Base URL of the OAuth dialog.
+    #[arg(long, env = "ADLEDGER_META_AUTH_URL", default_value = MetaConfig::DEFAULT_AUTH_URL)]
+    pub meta_auth_url: String,
+    /// Base URL of the Graph API.
+    #[arg(long, env = "ADLEDGER_META_GRAPH_URL", default_value = MetaConfig::DEFAULT_GRAPH_URL)]
+    pub meta_graph_url: String,
+}
+
+/// Google Ads API.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Google Ads")]
+pub struct GoogleArgs {
+    /// OAuth client id (the client id and secret, redirect URL and developer token come together
+    /// or not at all).
+    #[arg(long, env = "ADLEDGER_GOOGLE_CLIENT_ID", hide_env_values = true)]
+    pub google_client_id: Option<String>,
+    /// OAuth client secret.
+    #[arg(long, env = "ADLEDGER_GOOGLE_CLIENT_SECRET", hide_env_values = true)]
+    pub google_client_secret: Option<adledger_connectors::Secret>,
+    /// This server's `/v1/oauth/google/callback`, as registered with the OAuth client.
+    #[arg(long, env = "ADLEDGER_GOOGLE_REDIRECT_URL")]
+    pub google_redirect_url: Option<String>,
+    /// Google Ads developer token.
+    #[arg(long, env = "ADLEDGER_GOOGLE_DEVELOPER_TOKEN", hide_env_values = true)]
+    pub google_developer_token: Option<adledger_connectors::Secret>,
+    /// Manager account to act through (123-456-7890 or digits), sent as `login-customer-id`.
+    #[arg(long, env = "ADLEDGER_GOOGLE_LOGIN_CUSTOMER_ID")]
+    pub google_login_customer_id: Option<String>,
+    /// The OAuth consent page.
+    #[arg(long, env = "ADLEDGER_GOOGLE_AUTH_URL", default_value = GoogleConfig::DEFAULT_AUTH_URL)]
+    pub google_auth_url: String,
+    /// Base URL of `/token` and `/revoke`.
+    #[arg(long, env = "ADLEDGER_GOOGLE_OAUTH_URL", default_value = GoogleConfig::DEFAULT_OAUTH_URL)]
+    pub google_oauth_url: String,
+    /// Base URL of the Google Ads REST API (without the version).
+    #[arg(long, env = "ADLEDGER_GOOGLE_API_URL", default_value = GoogleConfig::DEFAULT_API_URL)]
+    pub google_api_url: String,
+    /// Google Ads API version.
+    #[arg(long, env = "ADLEDGER_GOOGLE_API_VERSION",
+          default_value = GoogleConfig::DEFAULT_API_VERSION)]
+    pub google_api_version: String,
+    /// Days of restated conversions every sync reads again.
+    #[arg(long, env = "ADLEDGER_GOOGLE_CONVERSION_WINDOW_DAYS",
+          default_value_t = GoogleConfig::DEFAULT_CONVERSION_WINDOW_DAYS)]
+    pub google_conversion_window_days: u32,
+}
+
+/// TikTok API for Business.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "TikTok")]
+pub struct TiktokArgs {
+    /// TikTok app id (the app id, secret and redirect URL come together or not at all).
+    #[arg(long, env = "ADLEDGER_TIKTOK_APP_ID", hide_env_values = true)]
+    pub tiktok_app_id: Option<String>,
+    /// TikTok app secret.
+    #[arg(long, env = "ADLEDGER_TIKTOK_SECRET", hide_env_values = true)]
+    pub tiktok_secret: Option<adledger_connectors::Secret>,
+    /// This server's `/v1/oauth/tiktok/callback`, as registered with the app.
+    #[arg(long, env = "ADLEDGER_TIKTOK_REDIRECT_URL")]
+    pub tiktok_redirect_url: Option<String>,
+    /// The advertiser authorization page.
+    #[arg(long, env = "ADLEDGER_TIKTOK_AUTH_URL", default_value = TiktokConfig::DEFAULT_AUTH_URL)]
+    pub tiktok_auth_url: String,
+    /// Base URL of every API path, version included.
+    #[arg(long, env = "ADLEDGER_TIKTOK_API_URL", default_value = TiktokConfig::DEFAULT_API_URL)]
+    pub tiktok_api_url: String,
+    /// Days after a click that conversions are attributed: every sync reads them again.
+    #[arg(long, env = "ADLEDGER_TIKTOK_ATTRIBUTION_WINDOW_DAYS",
+          default_value_t = TiktokConfig::DEFAULT_ATTRIBUTION_WINDOW_DAYS)]
+    pub tiktok_attribution_window_days: u32,
+}
+
+impl PlatformArgs {
+    /// Every platform's configuration; an error names the first partly configured platform and
+    /// what it lacks.
+    pub fn platforms(&self) -> Result<Platforms, ConfigError> {
+        let (meta, google, tiktok) = (&self.meta, &self.google, &self.tiktok);
+        Ok(Platforms {
+            meta: MetaConfig::new(MetaSettings {
+                client_id: given("meta_client_id", &meta.meta_client_id),
+                client_secret: given("meta_client_secret", &meta.meta_client_secret),
+                redirect_url: given("meta_redirect_url", &meta.meta_redirect_url),
+                api_version: Some(meta.meta_api_version.clone()),
+                auth_url: Some(meta.meta_auth_url.clone()),
+                graph_url: Some(meta.meta_graph_url.clone()),
+            })?,
+            google: GoogleConfig::new(GoogleSettings {
+                client_id: given("google_client_id", &google.google_client_id),
+                client_secret: given("google_client_secret", &google.google_client_secret),
+                redirect_url: given("google_redirect_url", &google.google_redirect_url),
+                developer_token: given("google_developer_token", &google.google_developer_token),
+                login_customer_id: given(
+                    "google_login_customer_id",
+                    &google.google_login_customer_id,
+                ),
+                auth_url: Some(google.google_auth_url.clone()),
+                oauth_url: Some(google.google_oauth_url.clone()),
+                api_url: Some(google.google_api_url.clone()),
+                api_version: Some(google.google_api_version.clone()),
+                conversion_window_days: Some(google.google_conversion_window_days),
+            })?,
+            tiktok: TiktokConfig::new(TiktokSettings {
+                app_id: given("tiktok_app_id", &tiktok.tiktok_app_id),
+                secret: given("tiktok_secret", &tiktok.tiktok_secret),
+                redirect_url: given("tiktok_redirect_url", &tiktok.tiktok_redirect_url),
+                auth_url: Some(tiktok.tiktok_auth_url.clone()),
+                api_url: Some(tiktok.tiktok_api_url.clone()),
+                attribution_window_days: Some(tiktok.tiktok_attribution_window_days),
+            })?,
+        })
+    }
+}
+
+/// A platform argument's value under the names a person sets it by, taken from clap's own
+/// definition of the argument `id`: `--meta-client-id (ADLEDGER_META_CLIENT_ID)`.
+fn given<T: Clone>(id: &str, value: &Option<T>) -> Given<T> {
+    let command = PlatformArgs::augment_args(clap::Command::new("adledger"));
+    let name = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == id)
+        .map_or_else(
+            || id.to_owned(),
+            |arg| {
+                let long = arg.get_long().unwrap_or(id);
+                match arg.get_env() {
+                    Some(env) => format!("--{long} ({})", env.to_string_lossy()),
+                    None => format!("--{long}"),
+                }
+            },
+        );
+    Given::new(name, value.clone())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (and, by default, run the sequencer and projection workers). Applies pending
@@ -261,6 +428,8 @@ pub enum Command {
         http: HttpArgs,
         #[command(flatten)]
         syncs: SyncArgs,
+        #[command(flatten)]
+        platforms: PlatformArgs,
     },
     /// Run only the sequencer, the projection workers, the sync worker and the sync scheduler
     /// (same as `serve --role worker`).
@@ -269,6 +438,8 @@ pub enum Command {
         workers: WorkerArgs,
         #[command(flatten)]
         syncs: SyncArgs,
+        #[command(flatten)]
+        platforms: PlatformArgs,
     },
     /// Run only the relay: publish the log to the Kafka topic (one active relay per topic; others
     /// stand by and take over).
@@ -372,6 +543,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             http,
             syncs,
+            platforms,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
@@ -382,10 +554,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 workers,
                 http: http.policy(),
                 syncs,
+                platforms: platforms.platforms()?,
             })
             .await?
         }
-        Command::Worker { workers, syncs } => {
+        Command::Worker {
+            workers,
+            syncs,
+            platforms,
+        } => {
             startup::serve(startup::ServeConfig {
                 url,
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -395,6 +572,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 workers,
                 http: Default::default(),
                 syncs,
+                platforms: platforms.platforms()?,
             })
             .await?
         }

@@ -23,6 +23,8 @@ pub struct ServeConfig {
     pub workers: WorkerArgs,
     pub http: adledger_api::HttpPolicy,
     pub syncs: SyncArgs,
+    /// The real ad platforms, from the command line (`cli::PlatformArgs`).
+    pub platforms: Platforms,
 }
 
 /// How the API answers, besides its routes.
@@ -197,7 +199,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Role::Worker => None,
         _ => Some(keys_from_env()?),
     };
-    let platforms = Platforms::from_env()?;
+    let platforms = config.platforms.clone();
     for platform in adledger_domain::Platform::ALL {
         let configured = platforms.is_configured(platform);
         tracing::info!(%platform, configured, "ad platform");

@@ -219,3 +219,97 @@ async fn keys_are_generated_and_rotated_without_losing_sealed_data() {
         Some("{\"access_token\":\"t\"}")
     );
 }
+
+#[test]
+fn every_platform_setting_is_listed_in_the_help_and_secrets_are_never_shown() {
+    for subcommand in ["serve", "worker"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_adledger"))
+            .args([subcommand, "--help"])
+            .env("ADLEDGER_META_CLIENT_SECRET", "m3ta-s3cret")
+            .env("ADLEDGER_GOOGLE_DEVELOPER_TOKEN", "g00gle-t0ken")
+            .env("ADLEDGER_TIKTOK_SECRET", "t1kt0k-s3cret")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let help = stdout(&out);
+        for name in [
+            "--meta-client-id",
+            "ADLEDGER_META_CLIENT_SECRET",
+            "ADLEDGER_META_REDIRECT_URL",
+            "ADLEDGER_META_API_VERSION",
+            "ADLEDGER_META_AUTH_URL",
+            "ADLEDGER_META_GRAPH_URL",
+            "--google-developer-token",
+            "ADLEDGER_GOOGLE_CLIENT_ID",
+            "ADLEDGER_GOOGLE_CLIENT_SECRET",
+            "ADLEDGER_GOOGLE_REDIRECT_URL",
+            "ADLEDGER_GOOGLE_DEVELOPER_TOKEN",
+            "ADLEDGER_GOOGLE_LOGIN_CUSTOMER_ID",
+            "ADLEDGER_GOOGLE_AUTH_URL",
+            "ADLEDGER_GOOGLE_OAUTH_URL",
+            "ADLEDGER_GOOGLE_API_URL",
+            "ADLEDGER_GOOGLE_API_VERSION",
+            "ADLEDGER_GOOGLE_CONVERSION_WINDOW_DAYS",
+            "--tiktok-app-id",
+            "ADLEDGER_TIKTOK_SECRET",
+            "ADLEDGER_TIKTOK_REDIRECT_URL",
+            "ADLEDGER_TIKTOK_AUTH_URL",
+            "ADLEDGER_TIKTOK_API_URL",
+            "ADLEDGER_TIKTOK_ATTRIBUTION_WINDOW_DAYS",
+        ] {
+            assert!(
+                help.contains(name),
+                "{subcommand} --help lacks {name}:\n{help}"
+            );
+        }
+        for secret in ["m3ta-s3cret", "g00gle-t0ken", "t1kt0k-s3cret"] {
+            assert!(!help.contains(secret), "{subcommand} --help shows a secret");
+        }
+    }
+}
+
+#[test]
+fn a_partly_configured_platform_is_refused_before_anything_starts_naming_what_is_missing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_adledger"))
+        .args(["serve", "--meta-client-id", "123"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("ADLEDGER_META_REDIRECT_URL", "http://127.0.0.1/cb")
+        .env_remove("ADLEDGER_META_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Meta: partially configured: --meta-client-secret (ADLEDGER_META_CLIENT_SECRET) missing"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn logs_carry_colours_only_on_a_terminal_and_json_never() {
+    for format in ["text", "json"] {
+        // A fresh database, so that migrating logs something.
+        let (_, url) = TestDatabase::unmigrated().await;
+        let out = Command::new(env!("CARGO_BIN_EXE_adledger"))
+            .args(["--log-format", format, "migrate"])
+            .env("DATABASE_URL", url.expose())
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .output()
+            .expect("run adledger");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("migration applied"), "{stderr}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "colour codes in a pipe: {stderr}"
+        );
+        if format == "json" {
+            for line in stderr.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("one JSON object a line");
+            }
+        }
+    }
+}

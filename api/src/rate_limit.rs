@@ -3,35 +3,42 @@
 //! signed-in user or API key (applied by the `Caller` extractor). `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` go out on every IP-limited response; past a limit
 //! the answer is 429 `rate-limited` with `Retry-After`. Health, readiness and metrics are not
-//! limited, so probes never lock themselves out.
+//! limited, so probes never lock themselves out. The buckets are governor's keyed limiters; idle
+//! clients' buckets are forgotten, so memory stays bounded.
 
 use crate::error::ApiError;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::Quota;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 /// Routes that guess at credentials when abused: they get the stricter per-IP limit too.
 pub const CREDENTIAL_ROUTES: &[&str] = &["/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh"];
-/// Buckets idle this long are full again and can be forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(120);
+/// Every this many checks, the buckets that are full again are forgotten, so memory follows the
+/// clients of the last minute or so, not every client ever seen.
+const SWEEP_EVERY: u64 = 1024;
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
-}
+/// One GCRA bucket per key (governor's "generic cell rate algorithm", a token bucket without a
+/// timer), reporting what is left of the burst on every allowed request.
+type Buckets<C> =
+    governor::RateLimiter<String, HashMapStateStore<String>, C, StateInformationMiddleware>;
 
 /// Requests a client may make per minute, with bursts up to the same number.
 #[derive(Debug, Clone)]
-pub struct RateLimiter {
+pub struct RateLimiter<C: Clock = DefaultClock> {
     per_minute: u32,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    buckets: Arc<Buckets<C>>,
+    checks: Arc<AtomicU64>,
 }
 
 /// What one request was allowed.
@@ -47,19 +54,28 @@ struct Decision {
 
 impl RateLimiter {
     pub fn per_minute(per_minute: u32) -> Self {
-        Self {
-            per_minute: per_minute.max(1),
-            buckets: Arc::default(),
-        }
+        Self::with_clock(per_minute, DefaultClock::default())
     }
+}
 
-    fn rate(&self) -> f64 {
-        f64::from(self.per_minute) / 60.0
+impl<C: Clock> RateLimiter<C> {
+    fn with_clock(per_minute: u32, clock: C) -> Self {
+        let burst = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let buckets: Buckets<C> = governor::RateLimiter::new(
+            Quota::per_minute(burst),
+            HashMapStateStore::default(),
+            clock,
+        );
+        Self {
+            per_minute: burst.get(),
+            buckets: Arc::new(buckets),
+            checks: Arc::default(),
+        }
     }
 
     /// Takes one request from `key`'s bucket, or says how many seconds until it may.
     pub fn take(&self, key: String) -> Result<(), u64> {
-        let decision = self.check(key, Instant::now());
+        let decision = self.check(key);
         if decision.allowed {
             Ok(())
         } else {
@@ -67,36 +83,40 @@ impl RateLimiter {
         }
     }
 
-    fn check(&self, client: String, now: Instant) -> Decision {
-        let capacity = f64::from(self.per_minute);
-        let rate = self.rate();
-        // A poisoned lock only means another request panicked mid-update; the map is still usable.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() > 10_000 {
-            buckets.retain(|_, b| now.duration_since(b.updated) < FORGET_AFTER);
+    fn check(&self, key: String) -> Decision {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.buckets.retain_recent();
+            self.buckets.shrink_to_fit();
         }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
-        bucket.updated = now;
-        let allowed = bucket.tokens >= 1.0;
-        if allowed {
-            bucket.tokens -= 1.0;
-        }
-        Decision {
-            allowed,
-            remaining: bucket.tokens.floor() as u32,
-            reset: ((capacity - bucket.tokens) / rate).ceil() as u64,
-            retry_after: if allowed {
-                0
-            } else {
-                ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64
-            },
+        // One token comes back every interval; the bucket holds `per_minute` of them.
+        let interval = Duration::from_secs(60) / self.per_minute;
+        match self.buckets.check_key(&key) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                Decision {
+                    allowed: true,
+                    remaining,
+                    // governor reports whole tokens, so this rounds up to whole intervals.
+                    reset: seconds(interval * (self.per_minute - remaining)),
+                    retry_after: 0,
+                }
+            }
+            Err(refused) => {
+                let wait = refused.wait_time_from(self.buckets.clock().now());
+                Decision {
+                    allowed: false,
+                    remaining: 0,
+                    reset: seconds(wait + interval * (self.per_minute - 1)),
+                    retry_after: seconds(wait).max(1),
+                }
+            }
         }
     }
+}
+
+/// Whole seconds, rounded up.
+fn seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 fn set(headers: &mut HeaderMap, name: &'static str, value: u64) {
@@ -117,10 +137,10 @@ pub async fn limit(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let mut limiter = limiter;
-    let mut decision = limiter.check(client.to_string(), Instant::now());
+    let mut decision = limiter.check(client.to_string());
     if let Some(strict) = credentials.filter(|_| CREDENTIAL_ROUTES.contains(&req.uri().path())) {
         if decision.allowed {
-            decision = strict.check(client.to_string(), Instant::now());
+            decision = strict.check(client.to_string());
             limiter = strict;
         }
     }
@@ -146,24 +166,46 @@ pub async fn limit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use governor::clock::FakeRelativeClock;
 
     #[test]
     fn a_client_gets_its_burst_then_waits_for_tokens_and_others_are_unaffected() {
-        let limiter = RateLimiter::per_minute(3);
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(3, clock.clone());
         let a = || "10.0.0.1".to_owned();
         let b = "10.0.0.2".to_owned();
-        let t0 = Instant::now();
-        let remaining: Vec<u32> = (0..3).map(|_| limiter.check(a(), t0).remaining).collect();
+        let first: Vec<Decision> = (0..3).map(|_| limiter.check(a())).collect();
+        let remaining: Vec<u32> = first.iter().map(|d| d.remaining).collect();
         assert_eq!(remaining, [2, 1, 0]);
-        let refused = limiter.check(a(), t0);
+        assert_eq!(first[2].reset, 60, "empty: a minute until full again");
+        let refused = limiter.check(a());
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, 20, "one token per 20 s at 3/min");
+        assert_eq!(refused.reset, 60);
         assert!(
-            limiter.check(b, t0).allowed,
+            limiter.check(b).allowed,
             "another client has its own bucket"
         );
-        let later = limiter.check(a(), t0 + Duration::from_secs(21));
+        clock.advance(Duration::from_secs(21));
+        let later = limiter.check(a());
         assert!(later.allowed, "a token came back after 20 s");
         assert_eq!(later.remaining, 0);
+    }
+
+    #[test]
+    fn buckets_of_idle_clients_are_forgotten() {
+        let clock = FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(60, clock.clone());
+        for n in 0..3_000 {
+            limiter.check(format!("10.0.{}.{}", n / 256, n % 256));
+        }
+        assert!(limiter.buckets.len() >= 2_000, "all busy within the minute");
+        // Two minutes later, a hundred new clients: the next sweep (the 3072nd check) forgets
+        // the first three thousand, whose buckets are full again.
+        clock.advance(Duration::from_secs(120));
+        for n in 0..100 {
+            limiter.check(format!("10.1.0.{n}"));
+        }
+        assert_eq!(limiter.buckets.len(), 100);
     }
 }

@@ -6,7 +6,7 @@
 //! `http://` (the fakes) until one of reqwest's `rustls-tls*` features is enabled.
 
 pub mod auth;
-pub mod env;
+pub mod config;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod google;
@@ -131,7 +131,8 @@ pub fn sandbox_for(
     }
 }
 
-/// The real platforms' settings; `None` for a platform without credentials.
+/// The real platforms' settings; `None` for a platform without credentials. The binary builds it
+/// from its flags and environment (`adledger serve --help` lists them).
 #[derive(Debug, Clone, Default)]
 pub struct Platforms {
     pub meta: Option<meta::MetaConfig>,
@@ -140,16 +141,6 @@ pub struct Platforms {
 }
 
 impl Platforms {
-    /// Every platform from its `ADLEDGER_<PLATFORM>_*` variables; an error names the first
-    /// partially configured platform.
-    pub fn from_env() -> Result<Self, env::ConfigError> {
-        Ok(Self {
-            meta: meta::MetaConfig::from_env()?,
-            google: google::GoogleConfig::from_env()?,
-            tiktok: tiktok::TiktokConfig::from_env()?,
-        })
-    }
-
     /// Whether any real platform is configured (the sandbox always is).
     pub fn any_configured(&self) -> bool {
         self.meta.is_some() || self.google.is_some() || self.tiktok.is_some()
@@ -221,18 +212,23 @@ mod tests {
 
     #[test]
     fn reread_windows_come_from_the_configured_platforms() {
-        let env: std::collections::HashMap<String, String> = [
-            ("ADLEDGER_GOOGLE_CLIENT_ID", "id"),
-            ("ADLEDGER_GOOGLE_CLIENT_SECRET", "secret"),
-            ("ADLEDGER_GOOGLE_REDIRECT_URL", "http://localhost/cb"),
-            ("ADLEDGER_GOOGLE_DEVELOPER_TOKEN", "dev"),
-            ("ADLEDGER_GOOGLE_CONVERSION_WINDOW_DAYS", "14"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let given = |name: &str, value: &str| config::Given::new(name, Some(value.to_owned()));
+        let secret = |name: &str, value: &str| config::Given::new(name, Some(Secret::new(value)));
+        let google = google::GoogleConfig::new(google::GoogleSettings {
+            client_id: given("id", "id"),
+            client_secret: secret("secret", "secret"),
+            redirect_url: given("url", "http://localhost/cb"),
+            developer_token: secret("token", "dev"),
+            login_customer_id: config::Given::new("login", None),
+            auth_url: None,
+            oauth_url: None,
+            api_url: None,
+            api_version: None,
+            conversion_window_days: Some(14),
+        })
+        .unwrap();
         let platforms = Platforms {
-            google: google::GoogleConfig::from_vars(&env::Env::from_map(&env)).unwrap(),
+            google,
             ..Default::default()
         };
         assert_eq!(platforms.reread_window_days(Platform::Google), Some(14));

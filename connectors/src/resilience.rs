@@ -5,6 +5,7 @@
 use crate::{CampaignDay, Connector, ConnectorError, Discovery};
 use adledger_domain::connection::AdAccount;
 use adledger_domain::DateRange;
+use backon::{Backoff, BackoffBuilder, ExponentialBuilder, Retryable};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
-    /// The first backoff; each retry doubles it (with jitter), up to `max_delay`.
+    /// The bound of the first wait; each retry doubles it, up to `max_delay` (see [`Self::backoff`]).
     pub base_delay: Duration,
     /// No wait is longer, not even one the platform asks for.
     pub max_delay: Duration,
@@ -36,19 +37,28 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before retry number `retry` (1 for the first retry). The platform's hint wins
-    /// when it gave one; otherwise "full jitter": a uniform draw below the exponential bound, so
-    /// that many clients throttled together do not come back together. `unit` is in [0, 1).
-    pub fn delay(&self, retry: u32, hint: Option<Duration>, unit: f64) -> Duration {
-        if let Some(hint) = hint {
-            return hint.min(self.max_delay);
-        }
-        let exponent = retry.saturating_sub(1).min(20);
-        let bound = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
-        bound.mul_f64(unit.clamp(0.0, 1.0))
+    /// The waits between tries when the platform gives no hint, one fewer than `max_attempts`:
+    /// "full jitter", a uniform draw below a bound that starts at `base_delay` and doubles up to
+    /// `max_delay`, so that many clients throttled together do not come back together.
+    pub fn backoff(&self) -> impl Backoff {
+        self.bounds()
+            .map(|bound| bound.mul_f64(rand::random::<f64>()))
+    }
+
+    /// The exponential bounds of [`Self::backoff`].
+    fn bounds(&self) -> impl Backoff {
+        ExponentialBuilder::new()
+            .with_min_delay(self.base_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_max_times(self.max_attempts.saturating_sub(1) as usize)
+            .build()
+    }
+
+    /// The wait before the next try: the platform's hint wins when it gave one, else the planned
+    /// wait; never longer than `max_delay`.
+    pub fn wait(&self, hint: Option<Duration>, planned: Duration) -> Duration {
+        hint.unwrap_or(planned).min(self.max_delay)
     }
 }
 
@@ -152,56 +162,90 @@ impl<C: Connector + ?Sized> Resilient<C> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, ConnectorError>>,
     {
-        let mut attempt = 1;
-        loop {
-            self.breaker.admit(Instant::now())?;
-            let outcome = match tokio::time::timeout(self.policy.call_timeout, op()).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(ConnectorError::Transient(format!(
-                    "no answer within {} s",
-                    self.policy.call_timeout.as_secs_f64()
-                ))),
-            };
-            match outcome {
-                Ok(value) => {
-                    self.breaker.success();
-                    return Ok(value);
-                }
-                Err(error) if error.is_retryable() => {
-                    self.breaker.failure(Instant::now());
-                    if attempt >= self.policy.max_attempts {
-                        return Err(error);
-                    }
-                    let hint = match &error {
-                        ConnectorError::Throttled { retry_after } => *retry_after,
-                        _ => None,
-                    };
-                    let wait = self.policy.delay(attempt, hint, jitter());
-                    tracing::info!(attempt, wait_ms = wait.as_millis() as u64, %error,
-                        "platform call failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                // The platform answered, just not with data: it is up, and retrying cannot help.
-                Err(error) => {
-                    self.breaker.success();
-                    return Err(error);
-                }
+        let mut retry = 0_u32;
+        let attempt = || {
+            let call = op();
+            async move { self.try_once(call).await }
+        };
+        attempt
+            .retry(self.policy.backoff())
+            .when(Failure::may_retry)
+            .adjust(|failure, planned| planned.map(|p| self.policy.wait(failure.hint(), p)))
+            .notify(|failure, wait| {
+                retry += 1;
+                tracing::info!(retry, wait_ms = wait.as_millis() as u64, error = %failure.error(),
+                    "platform call failed; retrying");
+            })
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    /// One try: refused at once while the breaker is open; otherwise the call within its time
+    /// limit, its outcome told to the breaker.
+    async fn try_once<T>(
+        &self,
+        call: impl Future<Output = Result<T, ConnectorError>>,
+    ) -> Result<T, Failure> {
+        self.breaker
+            .admit(Instant::now())
+            .map_err(Failure::Refused)?;
+        let outcome = match tokio::time::timeout(self.policy.call_timeout, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ConnectorError::Transient(format!(
+                "no answer within {} s",
+                self.policy.call_timeout.as_secs_f64()
+            ))),
+        };
+        match outcome {
+            Ok(value) => {
+                self.breaker.success();
+                Ok(value)
+            }
+            Err(error) if error.is_retryable() => {
+                self.breaker.failure(Instant::now());
+                Err(Failure::Failed(error))
+            }
+            // The platform answered, just not with data: it is up, and retrying cannot help.
+            Err(error) => {
+                self.breaker.success();
+                Err(Failure::Failed(error))
             }
         }
     }
 }
 
-/// A number in [0, 1) for jitter; it need not be unpredictable, only spread out.
-fn jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mut x = u64::from(nanos) ^ 0x9E37_79B9_7F4A_7C15;
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+/// Why one try failed: the breaker refused it (never retried: the breaker says when calls
+/// resume), or the call itself failed.
+#[derive(Debug)]
+enum Failure {
+    Refused(ConnectorError),
+    Failed(ConnectorError),
+}
+
+impl Failure {
+    fn may_retry(&self) -> bool {
+        matches!(self, Failure::Failed(error) if error.is_retryable())
+    }
+
+    /// How long the platform asked us to wait, if it did.
+    fn hint(&self) -> Option<Duration> {
+        match self {
+            Failure::Failed(ConnectorError::Throttled { retry_after }) => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> &ConnectorError {
+        match self {
+            Failure::Refused(error) | Failure::Failed(error) => error,
+        }
+    }
+
+    fn into_error(self) -> ConnectorError {
+        match self {
+            Failure::Refused(error) | Failure::Failed(error) => error,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -366,28 +410,63 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_throttle_hint_sets_the_wait() {
+        let throttled = ConnectorError::Throttled {
+            retry_after: Some(Duration::from_millis(300)),
+        };
+        let c = Resilient::new(
+            Box::new(Scripted::new(vec![throttled])),
+            RetryPolicy {
+                max_delay: Duration::from_secs(5),
+                ..fast()
+            },
+            Arc::default(),
+        );
+        let started = Instant::now();
+        assert_eq!(c.discover().await, Ok(Discovery::default()));
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "waited {:?}, not the platform's 300 ms",
+            started.elapsed()
+        );
+    }
+
     #[test]
-    fn delays_honour_hints_and_grow_exponentially_within_bounds() {
+    fn waits_honour_hints_and_grow_exponentially_within_bounds() {
         let policy = RetryPolicy {
+            max_attempts: 9,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
             ..RetryPolicy::default()
         };
-        let hint = Some(Duration::from_secs(2));
-        assert_eq!(policy.delay(1, hint, 0.5), Duration::from_secs(2));
+        let ms = |d: Duration| (d.as_secs_f64() * 1000.0).round() as u64;
+        let bounds: Vec<u64> = policy.bounds().map(ms).collect();
         assert_eq!(
-            policy.delay(1, Some(Duration::from_secs(3600)), 0.5),
+            bounds,
+            [100, 200, 400, 800, 1600, 3200, 5000, 5000],
+            "doubling up to max_delay, one wait fewer than attempts"
+        );
+        for _ in 0..20 {
+            let waits: Vec<Duration> = policy.backoff().collect();
+            assert_eq!(waits.len(), bounds.len());
+            for (wait, bound) in waits.iter().zip(&bounds) {
+                assert!(ms(*wait) <= *bound, "{wait:?} over its bound {bound} ms");
+            }
+        }
+        let hint = Some(Duration::from_secs(2));
+        let planned = Duration::from_millis(40);
+        assert_eq!(policy.wait(hint, planned), Duration::from_secs(2));
+        assert_eq!(
+            policy.wait(Some(Duration::from_secs(3600)), planned),
             Duration::from_secs(5),
             "a hint longer than max_delay is capped"
         );
-        assert!(policy.delay(1, None, 0.999) < Duration::from_millis(100));
-        assert!(
-            policy.delay(4, None, 0.999) > Duration::from_millis(700),
-            "8× base"
-        );
-        assert!(policy.delay(30, None, 0.999) <= Duration::from_secs(5));
-        assert_eq!(policy.delay(3, None, 0.0), Duration::ZERO);
-        let j = jitter();
-        assert!((0.0..1.0).contains(&j));
+        assert_eq!(policy.wait(None, planned), planned);
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..policy
+        };
+        assert_eq!(once.backoff().count(), 0, "one attempt, no retry");
     }
 }

@@ -51,6 +51,16 @@ impl TestDatabase {
         Self { name, url, db }
     }
 
+    /// A fresh database on the `DATABASE_URL` server that no migration has touched (for tests of
+    /// the migrations themselves): its name and URL.
+    pub async fn unmigrated() -> (String, Secret<String>) {
+        let name = format!("adledger_test_{}", uuid::Uuid::new_v4().simple());
+        let url = create_database(&Secret::new(server_url()), &name)
+            .await
+            .expect("create a test database on the DATABASE_URL server");
+        (name, url)
+    }
+
     /// Sequences until every committed event has a position. One `sequence_all` may stop early
     /// while a transaction anywhere on the cluster (another test's database) holds the settle
     /// horizon back; that is correct behaviour, so tests wait it out.

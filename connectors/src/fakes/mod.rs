@@ -13,7 +13,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::{Datelike, NaiveDate};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -226,31 +229,29 @@ pub(crate) struct Numbers {
     pub value_cents: u64,
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The generator of one campaign-day: ChaCha8 keyed with a SHA-256 of the campaign id and the
+/// day, so its numbers depend on nothing else (stable as the sandbox's are: see `draws` there).
+fn draws(campaign: &str, date: NaiveDate) -> ChaCha8Rng {
+    let key = Sha256::new()
+        .chain_update(campaign.as_bytes())
+        .chain_update([0])
+        .chain_update(date.num_days_from_ce().to_le_bytes())
+        .finalize();
+    ChaCha8Rng::from_seed(key.into())
 }
 
 /// The numbers of (campaign, date), or `None` on the days the campaign did not run (about one
 /// in twenty, so "no row" is exercised). A restated day gains one conversion and its value.
 pub(crate) fn numbers(campaign: &str, date: NaiveDate, restated: bool) -> Option<Numbers> {
-    let h = mix(fnv(campaign) ^ mix(u64::from(date.num_days_from_ce().unsigned_abs())));
-    if matches!(h % 20, 0) {
+    let mut rng = draws(campaign, date);
+    if rng.random_ratio(1, 20) {
         return None;
     }
-    let impressions = 200 + (h >> 8) % 20_000;
-    let clicks = impressions * (1 + (h >> 24) % 40) / 1_000;
-    let spend_cents = clicks * (15 + (h >> 32) % 200) + (h >> 40) % 100;
-    let mut conversions = clicks / (10 + (h >> 44) % 50);
-    let order_cents = 1_000 + (h >> 50) % 9_000;
+    let impressions: u64 = rng.random_range(200..20_200);
+    let clicks = impressions * rng.random_range(1..=40) / 1_000;
+    let spend_cents = clicks * rng.random_range(15..215) + rng.random_range(0..100);
+    let mut conversions = clicks / rng.random_range(10..60);
+    let order_cents: u64 = rng.random_range(1_000..10_000);
     let mut value_cents = conversions * order_cents;
     if restated {
         conversions += 1;

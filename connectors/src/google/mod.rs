@@ -8,6 +8,6 @@ pub(crate) mod errors;
 mod oauth;
 
 pub use client::GoogleClient;
-pub use config::GoogleConfig;
+pub use config::{GoogleConfig, GoogleSettings};
 pub use errors::classify;
 pub use oauth::GoogleOAuth;

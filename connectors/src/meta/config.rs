@@ -1,7 +1,7 @@
 //! Meta settings: app id and secret, redirect URL, Graph API version and base URLs, the scopes
 //! asked for, the re-read window, and how insights are fetched (sync range limit, async polling).
 
-use crate::env::{base, ConfigError, Env};
+use crate::config::{self, base, or_default, ConfigError, Given};
 use crate::Secret;
 use std::time::Duration;
 
@@ -33,29 +33,32 @@ impl MetaConfig {
     pub const DEFAULT_GRAPH_URL: &'static str = "https://graph.facebook.com";
     pub const DEFAULT_API_VERSION: &'static str = "v23.0";
 
-    /// From `ADLEDGER_META_*`; `Ok(None)` when no credential is set.
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_vars(&Env::process())
-    }
-
-    pub fn from_vars(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
-        let Some([client_id, client_secret, redirect_url]) = env
-            .required([
-                "ADLEDGER_META_CLIENT_ID",
-                "ADLEDGER_META_CLIENT_SECRET",
-                "ADLEDGER_META_REDIRECT_URL",
-            ])
-            .map_err(|e| ConfigError(format!("Meta: {}", e.0)))?
-        else {
+    /// Meta's configuration from what a deployment gives: `Ok(None)` when no credential is
+    /// given (Meta is not configured), an error naming the missing ones when only some are.
+    pub fn new(settings: MetaSettings) -> Result<Option<Self>, ConfigError> {
+        let MetaSettings {
+            client_id,
+            client_secret,
+            redirect_url,
+            api_version,
+            auth_url,
+            graph_url,
+        } = settings;
+        config::all_or_none("Meta", &[&client_id, &client_secret, &redirect_url])?;
+        let (Some(client_id), Some(client_secret), Some(redirect_url)) = (
+            client_id.value(),
+            client_secret.value(),
+            redirect_url.value(),
+        ) else {
             return Ok(None);
         };
         Ok(Some(Self {
             client_id,
-            client_secret: Secret::new(client_secret),
+            client_secret,
             redirect_url,
-            api_version: env.get_or("ADLEDGER_META_API_VERSION", Self::DEFAULT_API_VERSION),
-            auth_url: base(env.get_or("ADLEDGER_META_AUTH_URL", Self::DEFAULT_AUTH_URL)),
-            graph_url: base(env.get_or("ADLEDGER_META_GRAPH_URL", Self::DEFAULT_GRAPH_URL)),
+            api_version: or_default(api_version, Self::DEFAULT_API_VERSION),
+            auth_url: base(or_default(auth_url, Self::DEFAULT_AUTH_URL)),
+            graph_url: base(or_default(graph_url, Self::DEFAULT_GRAPH_URL)),
             scopes: vec!["ads_read".into(), "business_management".into()],
             reread_window_days: 28,
             sync_max_days: 90,
@@ -66,28 +69,53 @@ impl MetaConfig {
     }
 }
 
+/// What a deployment gives for Meta: the app's credentials (all or none), and endpoints that
+/// default to the real ones when unset or blank.
+#[derive(Debug, Clone)]
+pub struct MetaSettings {
+    pub client_id: Given<String>,
+    pub client_secret: Given<Secret>,
+    pub redirect_url: Given<String>,
+    pub api_version: Option<String>,
+    pub auth_url: Option<String>,
+    pub graph_url: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+
+    fn settings(id: Option<&str>, secret: Option<&str>, url: Option<&str>) -> MetaSettings {
+        MetaSettings {
+            client_id: Given::new("ADLEDGER_META_CLIENT_ID", id.map(String::from)),
+            client_secret: Given::new("ADLEDGER_META_CLIENT_SECRET", secret.map(Secret::new)),
+            redirect_url: Given::new("ADLEDGER_META_REDIRECT_URL", url.map(String::from)),
+            api_version: None,
+            auth_url: None,
+            graph_url: None,
+        }
+    }
 
     #[test]
     fn unset_is_not_configured_partial_is_an_error_and_defaults_apply() {
-        let mut vars = HashMap::new();
-        assert!(MetaConfig::from_vars(&Env::from_map(&vars))
+        assert!(MetaConfig::new(settings(None, None, None))
             .unwrap()
             .is_none());
-        vars.insert("ADLEDGER_META_CLIENT_ID".to_string(), "123".to_string());
-        let e = MetaConfig::from_vars(&Env::from_map(&vars)).unwrap_err();
+        let e = MetaConfig::new(settings(Some("123"), None, None)).unwrap_err();
         assert!(e.0.contains("ADLEDGER_META_CLIENT_SECRET"), "{e}");
-        vars.insert("ADLEDGER_META_CLIENT_SECRET".into(), "s".into());
-        vars.insert("ADLEDGER_META_REDIRECT_URL".into(), "https://a/cb".into());
-        vars.insert("ADLEDGER_META_API_VERSION".into(), "v24.0".into());
-        let c = MetaConfig::from_vars(&Env::from_map(&vars))
-            .unwrap()
-            .unwrap();
+        let c = MetaConfig::new(MetaSettings {
+            api_version: Some("v24.0".into()),
+            graph_url: Some(" ".into()),
+            ..settings(Some("123"), Some("s"), Some("https://a/cb"))
+        })
+        .unwrap()
+        .unwrap();
         assert_eq!(c.api_version, "v24.0");
-        assert_eq!(c.graph_url, MetaConfig::DEFAULT_GRAPH_URL);
+        assert_eq!(
+            c.graph_url,
+            MetaConfig::DEFAULT_GRAPH_URL,
+            "blank is the default"
+        );
         assert_eq!(c.reread_window_days, 28);
     }
 }

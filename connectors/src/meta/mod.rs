@@ -8,6 +8,6 @@ pub(crate) mod errors;
 mod oauth;
 
 pub use client::MetaClient;
-pub use config::MetaConfig;
+pub use config::{MetaConfig, MetaSettings};
 pub use errors::classify;
 pub use oauth::MetaOAuth;

@@ -1,7 +1,7 @@
 //! TikTok settings: app id and secret, redirect URL, base URLs (the API URL includes the
 //! version, e.g. `…/open_api/v1.3`), attribution window and report chunking.
 
-use crate::env::{base, ConfigError, Env};
+use crate::config::{self, base, or_default, ConfigError, Given};
 use crate::Secret;
 
 #[derive(Debug, Clone)]
@@ -24,56 +24,74 @@ pub struct TiktokConfig {
 impl TiktokConfig {
     pub const DEFAULT_AUTH_URL: &'static str = "https://business-api.tiktok.com/portal/auth";
     pub const DEFAULT_API_URL: &'static str = "https://business-api.tiktok.com/open_api/v1.3";
+    pub const DEFAULT_ATTRIBUTION_WINDOW_DAYS: u32 = 7;
 
-    /// From `ADLEDGER_TIKTOK_*`; `Ok(None)` when no credential is set.
-    pub fn from_env() -> Result<Option<Self>, ConfigError> {
-        Self::from_vars(&Env::process())
-    }
-
-    pub fn from_vars(env: &Env<'_>) -> Result<Option<Self>, ConfigError> {
-        let Some([app_id, secret, redirect_url]) = env
-            .required([
-                "ADLEDGER_TIKTOK_APP_ID",
-                "ADLEDGER_TIKTOK_SECRET",
-                "ADLEDGER_TIKTOK_REDIRECT_URL",
-            ])
-            .map_err(|e| ConfigError(format!("TikTok: {}", e.0)))?
+    /// TikTok's configuration from what a deployment gives: `Ok(None)` when no credential is
+    /// given (TikTok is not configured), an error naming the missing ones when only some are.
+    pub fn new(settings: TiktokSettings) -> Result<Option<Self>, ConfigError> {
+        let TiktokSettings {
+            app_id,
+            secret,
+            redirect_url,
+            auth_url,
+            api_url,
+            attribution_window_days,
+        } = settings;
+        config::all_or_none("TikTok", &[&app_id, &secret, &redirect_url])?;
+        let (Some(app_id), Some(secret), Some(redirect_url)) =
+            (app_id.value(), secret.value(), redirect_url.value())
         else {
             return Ok(None);
         };
         Ok(Some(Self {
             app_id,
-            secret: Secret::new(secret),
+            secret,
             redirect_url,
-            auth_url: env.get_or("ADLEDGER_TIKTOK_AUTH_URL", Self::DEFAULT_AUTH_URL),
-            api_url: base(env.get_or("ADLEDGER_TIKTOK_API_URL", Self::DEFAULT_API_URL)),
-            attribution_window_days: env.number("ADLEDGER_TIKTOK_ATTRIBUTION_WINDOW_DAYS", 7)?,
+            auth_url: or_default(auth_url, Self::DEFAULT_AUTH_URL),
+            api_url: base(or_default(api_url, Self::DEFAULT_API_URL)),
+            attribution_window_days: attribution_window_days
+                .unwrap_or(Self::DEFAULT_ATTRIBUTION_WINDOW_DAYS),
             chunk_days: 30,
             page_size: 1000,
         }))
     }
 }
 
+/// What a deployment gives for TikTok: the app's credentials (all or none), and endpoints and
+/// the attribution window, which default when unset (or blank).
+#[derive(Debug, Clone)]
+pub struct TiktokSettings {
+    pub app_id: Given<String>,
+    pub secret: Given<Secret>,
+    pub redirect_url: Given<String>,
+    pub auth_url: Option<String>,
+    pub api_url: Option<String>,
+    pub attribution_window_days: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+
+    fn settings(app_id: Option<&str>, secret: Option<&str>, url: Option<&str>) -> TiktokSettings {
+        TiktokSettings {
+            app_id: Given::new("ADLEDGER_TIKTOK_APP_ID", app_id.map(String::from)),
+            secret: Given::new("ADLEDGER_TIKTOK_SECRET", secret.map(Secret::new)),
+            redirect_url: Given::new("ADLEDGER_TIKTOK_REDIRECT_URL", url.map(String::from)),
+            auth_url: None,
+            api_url: None,
+            attribution_window_days: None,
+        }
+    }
 
     #[test]
     fn unset_is_not_configured_partial_is_an_error_and_defaults_apply() {
-        let empty = HashMap::new();
-        assert!(TiktokConfig::from_vars(&Env::from_map(&empty))
+        assert!(TiktokConfig::new(settings(None, None, None))
             .unwrap()
             .is_none());
-        let mut vars: HashMap<String, String> = [("ADLEDGER_TIKTOK_SECRET", "s")]
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        let e = TiktokConfig::from_vars(&Env::from_map(&vars)).unwrap_err();
+        let e = TiktokConfig::new(settings(None, Some("s"), None)).unwrap_err();
         assert!(e.0.contains("ADLEDGER_TIKTOK_APP_ID"), "{e}");
-        vars.insert("ADLEDGER_TIKTOK_APP_ID".into(), "app".into());
-        vars.insert("ADLEDGER_TIKTOK_REDIRECT_URL".into(), "https://a/cb".into());
-        let c = TiktokConfig::from_vars(&Env::from_map(&vars))
+        let c = TiktokConfig::new(settings(Some("app"), Some("s"), Some("https://a/cb")))
             .unwrap()
             .unwrap();
         assert_eq!(c.api_url, TiktokConfig::DEFAULT_API_URL);

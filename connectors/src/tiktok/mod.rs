@@ -8,6 +8,6 @@ pub(crate) mod errors;
 mod oauth;
 
 pub use client::TiktokClient;
-pub use config::TiktokConfig;
+pub use config::{TiktokConfig, TiktokSettings};
 pub use errors::classify;
 pub use oauth::TiktokOAuth;
