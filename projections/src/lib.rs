@@ -1,12 +1,14 @@
-//! Read models built from the event log: each projection folds sequenced events into its own
-//! tables, checkpointed in the same transaction as its rows. Projections never write events and
-//! never read the wall clock into a row, so replaying the log gives byte-identical tables.
+//! Read models built from the event log. Each read model's module holds its projection (how
+//! events become its rows) beside its queries (typed views of those rows): [`catalog`],
+//! [`daily_insights`], [`audit`]. Projections are checkpointed in the same transaction as their
+//! rows. Projections never write events and never read the wall clock into a row, so replaying
+//! the log gives byte-identical tables.
 
-mod audit;
-mod catalog;
-mod daily_insights;
+pub mod audit;
+pub mod catalog;
+mod columns;
+pub mod daily_insights;
 pub mod kafka;
-pub mod queries;
 mod runner;
 mod status;
 
@@ -44,6 +46,13 @@ pub trait Projection: Send + Sync {
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError>;
+}
+
+/// A read of a read model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 #[derive(Debug, thiserror::Error)]

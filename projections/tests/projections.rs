@@ -12,8 +12,9 @@ use adledger_domain::{
 };
 use adledger_infra::testing::TestDatabase;
 use adledger_infra::{AppendRequest, EventStore, NewEvent};
-use adledger_projections::queries::{
-    self, CampaignFilter, Granularity, GroupBy, InsightsQuery, InsightsRow,
+use adledger_projections::catalog::{self, CampaignFilter};
+use adledger_projections::daily_insights::{
+    self, Granularity, GroupBy, InsightsQuery, InsightsRow,
 };
 use adledger_projections::{by_name, catch_up, checksum, rebuild, status, Projection};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
@@ -377,7 +378,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
         0
     );
 
-    let rows = queries::insights(
+    let rows = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,
@@ -397,7 +398,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
     assert_eq!(rows.len(), by_campaign.len());
     for row in &rows {
         assert_eq!(row.period, None);
-        let campaign = row.campaign_id.unwrap();
+        let campaign = row.campaign_id.unwrap().as_uuid();
         assert_eq!(Sums::of(row), by_campaign[&campaign]);
         let spec = campaigns
             .iter()
@@ -405,14 +406,14 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             .unwrap();
         assert_eq!(row.currency, spec.currency.as_str());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.campaign_id.unwrap()).collect();
+    let ids: Vec<CampaignId> = rows.iter().map(|r| r.campaign_id.unwrap()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "rows are ordered by campaign");
 
     // A filter on one connection and two campaigns keeps only theirs.
     let picked = [campaigns[0].id, campaigns[2].id];
-    let filtered = queries::insights(
+    let filtered = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,
@@ -428,10 +429,10 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
     assert_eq!(filtered.len(), 2);
     assert!(filtered
         .iter()
-        .all(|r| picked.iter().any(|c| Some(c.as_uuid()) == r.campaign_id)));
+        .all(|r| picked.iter().any(|c| Some(*c) == r.campaign_id)));
 
     // Another workspace sees nothing.
-    let other = queries::insights(
+    let other = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: WorkspaceId(Uuid::now_v7()),
@@ -481,12 +482,17 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
         let monday = *date - Duration::days(date.weekday().num_days_from_monday() as i64);
         weekly.entry((monday, *campaign)).or_default().add(row);
     }
-    let rows = queries::insights(pool, &query(Granularity::Week, vec![GroupBy::Campaign]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Week, vec![GroupBy::Campaign]))
         .await
         .unwrap();
     let got: BTreeMap<(NaiveDate, Uuid), Sums> = rows
         .iter()
-        .map(|r| ((r.period.unwrap(), r.campaign_id.unwrap()), Sums::of(r)))
+        .map(|r| {
+            (
+                (r.period.unwrap(), r.campaign_id.unwrap().as_uuid()),
+                Sums::of(r),
+            )
+        })
         .collect();
     assert_eq!(got.len(), rows.len());
     assert_eq!(got, weekly);
@@ -505,7 +511,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
             .or_default()
             .add(row);
     }
-    let rows = queries::insights(pool, &query(Granularity::Month, vec![]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Month, vec![]))
         .await
         .unwrap();
     let got: BTreeMap<(NaiveDate, String), Sums> = rows
@@ -517,7 +523,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
     assert_eq!(rows.len(), 3 * 2, "three months, two currencies");
 
     // Total by platform: still one row per currency, never one summed across them.
-    let rows = queries::insights(pool, &query(Granularity::Total, vec![GroupBy::Platform]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Total, vec![GroupBy::Platform]))
         .await
         .unwrap();
     let currencies: Vec<&str> = rows.iter().map(|r| r.currency.as_str()).collect();
@@ -542,7 +548,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
     }
 
     // Daily by ad account: connection and account are filled in, campaign is not.
-    let rows = queries::insights(pool, &query(Granularity::Day, vec![GroupBy::AdAccount]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Day, vec![GroupBy::AdAccount]))
         .await
         .unwrap();
     assert!(rows.iter().all(|r| r.connection_id.is_some()
@@ -835,50 +841,50 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     );
     let ws = ids.ws;
 
-    let workspace = queries::get_workspace(pool, ws).await.unwrap().unwrap();
+    let workspace = catalog::get_workspace(pool, ws).await.unwrap().unwrap();
     assert_eq!(workspace.name, "Acme");
     assert_eq!(
         workspace.created_at,
         Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 1).unwrap()
     );
-    assert!(queries::get_workspace(pool, WorkspaceId(Uuid::now_v7()))
+    assert!(catalog::get_workspace(pool, WorkspaceId(Uuid::now_v7()))
         .await
         .unwrap()
         .is_none());
 
-    let connection = queries::get_connection(pool, ws, ids.connection)
+    let connection = catalog::get_connection(pool, ws, ids.connection)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(connection.platform, "sandbox");
     assert_eq!(connection.label, "Main sandbox");
     assert_eq!(connection.status, "active");
-    assert_eq!(connection.last_sync_id, Some(ids.one_sync.as_uuid()));
+    assert_eq!(connection.last_sync_id, Some(ids.one_sync));
     assert_eq!(connection.last_sync_status.as_deref(), Some("failed"));
     assert!(connection.last_synced_at.is_some());
     assert_eq!(
-        queries::list_connections(pool, ws).await.unwrap(),
+        catalog::list_connections(pool, ws).await.unwrap(),
         vec![connection]
     );
     assert!(
-        queries::get_connection(pool, WorkspaceId(Uuid::now_v7()), ids.connection)
+        catalog::get_connection(pool, WorkspaceId(Uuid::now_v7()), ids.connection)
             .await
             .unwrap()
             .is_none()
     );
 
-    let accounts = queries::list_ad_accounts(pool, ws, Some(ids.connection))
+    let accounts = catalog::list_ad_accounts(pool, ws, Some(ids.connection))
         .await
         .unwrap();
     assert_eq!(
         accounts
             .iter()
-            .map(|a| (a.id.as_str(), a.currency.as_str()))
+            .map(|a| (a.id.0.as_str(), a.currency.as_str()))
             .collect::<Vec<_>>(),
         [("act_0", "EUR"), ("act_1", "USD")]
     );
     assert_eq!(
-        queries::list_ad_accounts(pool, ws, None).await.unwrap(),
+        catalog::list_ad_accounts(pool, ws, None).await.unwrap(),
         accounts
     );
 
@@ -886,7 +892,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = queries::list_campaigns(
+        let page = catalog::list_campaigns(
             pool,
             ws,
             &CampaignFilter {
@@ -904,21 +910,17 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         after = page.last().map(|c| c.id);
         seen.extend(page);
     }
-    let mut want: Vec<Uuid> = ids.campaigns.iter().map(|c| c.as_uuid()).collect();
+    let mut want = ids.campaigns.clone();
     want.sort();
     assert_eq!(seen.iter().map(|c| c.id).collect::<Vec<_>>(), want);
     for c in &seen {
-        let i = ids
-            .campaigns
-            .iter()
-            .position(|id| id.as_uuid() == c.id)
-            .unwrap();
+        let i = ids.campaigns.iter().position(|id| *id == c.id).unwrap();
         if i == 1 {
             // Last touched by the failed one-campaign sync: status failed, still synced through January.
-            assert_eq!(c.last_sync_id, Some(ids.one_sync.as_uuid()));
+            assert_eq!(c.last_sync_id, Some(ids.one_sync));
             assert_eq!(c.last_sync_status.as_deref(), Some("failed"));
         } else {
-            assert_eq!(c.last_sync_id, Some(ids.full_sync.as_uuid()));
+            assert_eq!(c.last_sync_id, Some(ids.full_sync));
             assert_eq!(c.last_sync_status.as_deref(), Some("completed"));
         }
         assert_eq!(c.synced_through, Some(day("2024-01-31")));
@@ -930,7 +932,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         }
     }
 
-    let full = queries::get_sync_run(pool, ws, ids.full_sync)
+    let full = catalog::get_sync_run(pool, ws, ids.full_sync)
         .await
         .unwrap()
         .unwrap();
@@ -943,15 +945,15 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert!(full.campaign_ids.is_empty());
     assert!(full.finished_at.unwrap() > full.started_at);
     assert_eq!(full.error, None);
-    let one = queries::get_sync_run(pool, ws, ids.one_sync)
+    let one = catalog::get_sync_run(pool, ws, ids.one_sync)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(one.status, "failed");
     assert_eq!(one.error.as_deref(), Some("rate limited"));
     assert_eq!(one.days_recorded, 3);
-    assert_eq!(one.campaign_ids, vec![ids.campaigns[1].as_uuid()]);
-    let runs = queries::list_sync_runs(pool, ws, ids.connection)
+    assert_eq!(one.campaign_ids, vec![ids.campaigns[1]]);
+    let runs = catalog::list_sync_runs(pool, ws, ids.connection)
         .await
         .unwrap();
     assert_eq!(runs, vec![one, full], "newest first");
@@ -979,7 +981,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     catch_up(&store, pool, &*projection("daily_insights"), 100)
         .await
         .unwrap();
-    let rows = queries::insights(
+    let rows = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,

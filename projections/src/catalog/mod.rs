@@ -1,5 +1,10 @@
-//! The `catalog` projection: workspaces, connections, ad accounts, campaigns and sync runs.
-//! Every value comes from an event (times are `occurred_at`), never from the projection's clock.
+//! The `catalog` read model: workspaces and their members, connections, ad accounts, campaigns
+//! and sync runs. This module builds it from events (times are `occurred_at`, never the
+//! projection's clock); [`queries`] reads it for the API.
+
+mod queries;
+
+pub use queries::*;
 
 use crate::{Projection, ProjectionError};
 use adledger_domain::event::{SyncCounts, SyncStarted};
@@ -308,7 +313,7 @@ async fn sync_finished(
 ) -> Result<(), ProjectionError> {
     // The connection and scope come from the run as it started, so a finish without a start
     // (which the connection aggregate never decides) changes nothing.
-    let run: Option<(uuid::Uuid,)> = sqlx::query_as(
+    let run: Option<uuid::Uuid> = sqlx::query_scalar(
         "UPDATE sync_runs SET status = $2, days_recorded = $3, days_restated = $4,
                 days_unchanged = $5, error = $6, finished_at = $7
          WHERE id = $1 RETURNING connection_id",
@@ -322,7 +327,7 @@ async fn sync_finished(
     .bind(f.at)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((connection,)) = run else {
+    let Some(connection) = run else {
         return Ok(());
     };
     sqlx::query(
