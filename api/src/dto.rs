@@ -56,7 +56,7 @@ impl From<q::ConnectionView> for Connection {
             last_sync_id: v.last_sync_id.map(|s| s.as_uuid()),
             last_sync_status: v.last_sync_status,
             last_synced_at: v.last_synced_at,
-            token_expires_at: v.token_expires_at,
+            token_expires_at: v.authorization_expires_at,
         }
     }
 }

@@ -186,6 +186,7 @@ pub fn decide(state: &Connection, command: &Command) -> Result<Vec<Decided>, Dom
                     connection_id: *connection_id,
                     label: label.to_owned(),
                     settings: settings.clone(),
+                    authorization_expires_at: None,
                 }),
                 at,
             )])
@@ -403,6 +404,7 @@ fn lifecycle(conn: &Connected, command: &Command) -> Result<Vec<Decided>, Domain
             }
             let event = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
                 connection_id: conn.id,
+                authorization_expires_at: None,
             });
             (event, at)
         }

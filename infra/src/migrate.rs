@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync_progress",
         sql: include_str!("../../migrations/0010_sync_progress.sql"),
     },
+    Migration {
+        version: 11,
+        name: "connections_from_events",
+        sql: include_str!("../../migrations/0011_connections_from_events.sql"),
+    },
 ];
 
 const MIGRATE_LOCK: i64 = 0x6164_6c65_6467_0001; // "adledg" + 1

@@ -2,9 +2,10 @@
 //! the batch size, rebuilds or crashes between batches.
 
 use adledger_domain::event::{
-    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionSettings,
-    DailyInsightsRecorded, DailyInsightsRestated, InsightsSource, PlatformConnected, SyncCompleted,
-    SyncCounts, SyncFailed, SyncStarted, WorkspaceCreated,
+    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
+    ConnectionReauthorized, ConnectionSettings, DailyInsightsRecorded, DailyInsightsRestated,
+    InsightsSource, PlatformConnected, PlatformDisconnected, SyncCompleted, SyncCounts, SyncFailed,
+    SyncStarted, WorkspaceCreated,
 };
 use adledger_domain::{
     AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent, EventId,
@@ -737,6 +738,7 @@ async fn seed_catalog(log: &mut Log) -> CatalogIds {
             ad_accounts: 2,
             campaigns: 5,
         },
+        authorization_expires_at: None,
     })];
     for (account, currency) in [("act_0", "EUR"), ("act_1", "USD")] {
         events.push(DomainEvent::AdAccountDiscovered(AdAccountDiscovered {
@@ -1002,6 +1004,74 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert_eq!(row.cpc, Some(Decimal::from(2)));
     assert_eq!(row.cpm, Some(Decimal::from(20)));
     assert_eq!(row.roas, Some(Decimal::new(25, 1)));
+}
+
+#[tokio::test]
+async fn a_connections_authorization_expiry_comes_from_its_events_alone() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = &db.db.app;
+    let mut log = Log::new(store.clone(), WorkspaceId(Uuid::now_v7()));
+    let ids = seed_catalog(&mut log).await;
+    log.sequence().await;
+    let catalog = projection("catalog");
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let connection = || async {
+        catalog::get_connection(pool, ids.ws, ids.connection)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(connection().await.authorization_expires_at, None);
+
+    // The tokens' side table is not the read model's business: a row there changes nothing.
+    sqlx::query(
+        "INSERT INTO connection_credentials (connection_id, workspace_id, platform, sealed_tokens,
+                                             expires_at)
+         VALUES ($1, $2, 'meta', 'sealed', now())",
+    )
+    .bind(ids.connection.as_uuid())
+    .bind(ids.ws.as_uuid())
+    .execute(pool)
+    .await
+    .unwrap();
+    let expires = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
+    log.append(
+        ids.connection.stream(),
+        vec![
+            DomainEvent::ConnectionNeedsReauth(ConnectionNeedsReauth {
+                connection_id: ids.connection,
+                reason: "token expired".into(),
+            }),
+            DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+                connection_id: ids.connection,
+                authorization_expires_at: Some(expires),
+            }),
+        ],
+    )
+    .await;
+    log.sequence().await;
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let reauthorized = connection().await;
+    assert_eq!(reauthorized.status, "active");
+    assert_eq!(reauthorized.authorization_expires_at, Some(expires));
+    let before = checksum(pool, "catalog").await.unwrap();
+    rebuild(&store, pool, "catalog", 2).await.unwrap();
+    assert_eq!(connection().await, reauthorized, "a rebuild gives it back");
+    assert_eq!(checksum(pool, "catalog").await.unwrap(), before);
+
+    log.append(
+        ids.connection.stream(),
+        vec![DomainEvent::PlatformDisconnected(PlatformDisconnected {
+            connection_id: ids.connection,
+        })],
+    )
+    .await;
+    log.sequence().await;
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let disconnected = connection().await;
+    assert_eq!(disconnected.status, "disconnected");
+    assert_eq!(disconnected.authorization_expires_at, None);
 }
 
 /// Replay speed of `daily_insights` (run with `--release -- --ignored --nocapture`).

@@ -28,9 +28,9 @@ pub struct ConnectionView {
     pub last_sync_id: Option<SyncId>,
     pub last_sync_status: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
-    /// When the stored access token expires, for platforms that say (Meta's 60-day token must
-    /// be renewed by a person before then).
-    pub token_expires_at: Option<DateTime<Utc>>,
+    /// When a person must renew the platform's authorization, as the connection's events say
+    /// (Meta's 60-day token cannot be refreshed; a reconnection before then keeps syncs going).
+    pub authorization_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -133,9 +133,7 @@ pub async fn memberships_of(
 }
 
 const CONNECTION_COLUMNS: &str = "id, platform, label, status, connected_at, last_sync_id, \
-     last_sync_status, last_synced_at, \
-     (SELECT expires_at FROM connection_credentials cc WHERE cc.connection_id = id) \
-     AS token_expires_at";
+     last_sync_status, last_synced_at, authorization_expires_at";
 
 pub async fn list_connections(
     pool: &PgPool,
