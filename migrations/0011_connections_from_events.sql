@@ -3,3 +3,9 @@
 -- side table (connection_credentials), so a rebuild gives it back. Connections whose events
 -- predate the field show none until they are reauthorized.
 ALTER TABLE connections ADD COLUMN authorization_expires_at timestamptz;
+
+-- Kafka-mode progress keeps what Postgres-log checkpoints keep, so that one status (and one
+-- runner) covers both sources: the last batch's throughput and the last error.
+ALTER TABLE projection_offsets
+    ADD COLUMN events_per_sec double precision NOT NULL DEFAULT 0,
+    ADD COLUMN last_error text;

@@ -1,8 +1,9 @@
 //! Read models built from the event log. Each read model's module holds its projection (how
 //! events become its rows) beside its queries (typed views of those rows): [`catalog`],
-//! [`daily_insights`], [`audit`]. Projections are checkpointed in the same transaction as their
-//! rows. Projections never write events and never read the wall clock into a row, so replaying
-//! the log gives byte-identical tables.
+//! [`daily_insights`], [`audit`]. One runner feeds every projection pages from the Postgres log
+//! or from a Kafka partition ([`kafka`]), checkpointed in the same transaction as the rows.
+//! Projections never write events and never read the wall clock into a row, so replaying the log
+//! gives byte-identical tables.
 
 pub mod audit;
 pub mod catalog;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
-pub use runner::{catch_up, rebuild, run, DEFAULT_BATCH};
+pub use runner::log::{catch_up, rebuild, run, DEFAULT_BATCH};
 pub use status::{checksum, status, ProjectionStatus};
 
 /// One read model: its tables and how a batch of events changes them.

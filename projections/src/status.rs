@@ -1,8 +1,7 @@
 //! What an operator sees of the projections: checkpoint, lag and last error, and a checksum of
 //! each read model to prove two builds from the same log are identical.
 
-use crate::runner::names;
-use crate::{by_name, ProjectionError};
+use crate::{all, by_name, ProjectionError};
 use adledger_infra::EventStore;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,7 +38,7 @@ pub async fn status(
     pool: &PgPool,
 ) -> Result<Vec<ProjectionStatus>, ProjectionError> {
     let head = store.head_position().await?;
-    let names: Vec<String> = names().into_iter().map(str::to_owned).collect();
+    let names: Vec<&str> = all().iter().map(|p| p.name()).collect();
     // Before the first event is applied, lag counts from the first event of the log.
     let rows: Vec<StatusRow> = sqlx::query_as(
         "SELECT n.name, COALESCE(c.position, 0), COALESCE(c.events_applied, 0), c.last_error,
