@@ -1,9 +1,9 @@
 //! Read models built from the event log. Each read model's module holds its projection (how
 //! events become its rows) beside its queries (typed views of those rows): [`catalog`],
 //! [`daily_insights`], [`audit`]. One runner feeds every projection pages from the Postgres log
-//! or from a Kafka partition ([`kafka`]), checkpointed in the same transaction as the rows.
-//! Projections never write events and never read the wall clock into a row, so replaying the log
-//! gives byte-identical tables.
+//! or from a Kafka partition ([`kafka`]), checkpointed in the same transaction as the rows;
+//! [`status`] reports how far each got. Projections never write events and never read the wall
+//! clock into a row, so replaying the log gives byte-identical tables.
 
 pub mod audit;
 pub mod catalog;
@@ -11,7 +11,7 @@ mod columns;
 pub mod daily_insights;
 pub mod kafka;
 mod runner;
-mod status;
+pub mod status;
 
 use adledger_domain::{DecodeError, DomainEvent};
 use adledger_infra::{LogEntry, StoreError};
@@ -23,7 +23,7 @@ pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
 pub use runner::log::{catch_up, rebuild, run, DEFAULT_BATCH};
-pub use status::{checksum, status, ProjectionStatus};
+pub use status::{checksum, deployment_status, Deployment, DeploymentStatus, ProjectionStatus};
 
 /// One read model: its tables and how a batch of events changes them.
 #[async_trait]

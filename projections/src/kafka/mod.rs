@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,6 +34,8 @@ const GATHER: Duration = Duration::from_millis(20);
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an operator's status waits for the broker to tell one partition's end.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A rebuild gives up when the broker sends nothing for this long.
 const REBUILD_STALL: Duration = Duration::from_secs(60);
 
@@ -59,7 +61,7 @@ impl Default for WorkerOptions {
 }
 
 /// A consumer that is only ever assigned partitions: no group membership, no committed offsets.
-fn consumer(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+pub(crate) fn consumer(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     config
         .client_config()
         // librdkafka wants a group id even for assign(); nothing is ever committed under it.
@@ -317,65 +319,31 @@ pub async fn rebuild(
     Ok(applied)
 }
 
-/// One partition's progress for one projection, against the topic's end when the broker answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PartitionProgress {
-    pub projection: String,
-    pub partition: i32,
-    pub next_offset: i64,
-    pub last_position: i64,
-    pub events_applied: i64,
-    /// The worker holding the partition's lease.
-    pub owner: Option<String>,
-    /// The partition's high watermark; `None` when the broker did not answer.
-    pub end_offset: Option<i64>,
-}
-
-/// Progress of every Kafka-mode projection on `config.topic`. The broker is asked for each
-/// partition's end once, off the async runtime (librdkafka's calls block), with a 2 s limit each.
-pub async fn offsets(
-    pool: &PgPool,
+/// The end (high watermark) of each of `partitions` of `config.topic`, for operators' status: the
+/// broker is asked off the async runtime (librdkafka's calls block), [`PROBE_TIMEOUT`] each, and
+/// not asked again after it failed to answer once. Partitions it did not tell are left out.
+pub(crate) async fn partition_ends(
     config: &KafkaConfig,
-) -> Result<Vec<PartitionProgress>, ProjectionError> {
-    let rows: Vec<(String, i32, i64, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT projection, partition, next_offset, last_position, events_applied, owner
-         FROM projection_offsets WHERE topic = $1 ORDER BY projection, partition",
-    )
-    .bind(&config.topic)
-    .fetch_all(pool)
-    .await?;
-    let partitions: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.1).collect();
-    let probe_config = config.clone();
-    let ends: HashMap<i32, i64> = tokio::task::spawn_blocking(move || {
-        let Ok(probe) = consumer(&probe_config) else {
+    partitions: BTreeSet<i32>,
+) -> HashMap<i32, i64> {
+    if partitions.is_empty() {
+        return HashMap::new();
+    }
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(probe) = consumer(&config) else {
             return HashMap::new();
         };
         partitions
             .into_iter()
-            .filter_map(|partition| {
+            .map_while(|partition| {
                 probe
-                    .fetch_watermarks(&probe_config.topic, partition, Duration::from_secs(2))
+                    .fetch_watermarks(&config.topic, partition, PROBE_TIMEOUT)
                     .ok()
                     .map(|(_, high)| (partition, high))
             })
             .collect()
     })
     .await
-    .unwrap_or_default();
-    Ok(rows
-        .into_iter()
-        .map(
-            |(projection, partition, next_offset, last_position, events_applied, owner)| {
-                PartitionProgress {
-                    projection,
-                    partition,
-                    next_offset,
-                    last_position,
-                    events_applied,
-                    owner,
-                    end_offset: ends.get(&partition).copied(),
-                }
-            },
-        )
-        .collect())
+    .unwrap_or_default()
 }
