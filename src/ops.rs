@@ -2,8 +2,9 @@
 
 use crate::cli::{ProjectionsCommand, Source};
 use adledger_domain::{StreamId, WorkspaceId};
-use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::{Database, EventStore, LogFilter, Secret};
+use adledger_projections::status::ProjectionSource;
+use adledger_projections::{DeploymentStatus, ProjectionStatus};
 use std::io::Write;
 use std::process::ExitCode;
 use uuid::Uuid;
@@ -20,27 +21,12 @@ pub async fn projections(
     let store = store(url).await?;
     match command {
         ProjectionsCommand::Status { kafka } => {
-            let status = adledger_projections::status(&store, store.pool()).await?;
-            println!(
-                "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
-                "projection", "position", "head", "lag", "lag_s", "events_applied", "events/s"
-            );
-            for s in status {
-                println!(
-                    "{:<16} {:>10} {:>10} {:>10} {:>10.1} {:>14} {:>12.0}  {}",
-                    s.name,
-                    s.position,
-                    s.head,
-                    s.lag_events,
-                    s.lag_seconds,
-                    s.events_applied,
-                    s.events_per_sec,
-                    s.last_error.unwrap_or_else(|| "-".into())
-                );
-            }
-            if let Some(kafka) = kafka.config() {
-                print_kafka_status(&store, &kafka).await?;
-            }
+            let kafka = kafka.config();
+            let deployment = adledger_projections::Deployment {
+                relay_topic: kafka.as_ref().map(|k| k.topic.as_str()),
+                projections_from_kafka: kafka.as_ref(),
+            };
+            print_status(&adledger_projections::deployment_status(&store, deployment).await?);
         }
         ProjectionsCommand::Rebuild {
             name,
@@ -83,38 +69,75 @@ pub async fn projections(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The relay's lag and, per projection and partition, what Kafka-mode workers have applied
-/// against what the topic holds.
-async fn print_kafka_status(store: &EventStore, kafka: &KafkaConfig) -> anyhow::Result<()> {
-    match adledger_infra::kafka::relay::status(store.pool(), &kafka.topic).await? {
-        Some(r) => println!(
+/// The projections fed from the Postgres log; then, with a topic, the relay's lag and, per
+/// projection and partition, what Kafka-mode workers have applied against what the topic holds.
+fn print_status(status: &DeploymentStatus) {
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
+        "projection", "position", "head", "lag", "lag_s", "events_applied", "events/s"
+    );
+    for s in status.projections.iter() {
+        if s.source != ProjectionSource::PostgresLog {
+            continue;
+        }
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>10.1} {:>14} {:>12.0}  {}",
+            s.name,
+            s.position,
+            s.head,
+            s.lag_events,
+            s.lag_seconds,
+            s.events_applied,
+            s.events_per_sec,
+            s.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    match &status.relay {
+        Some(r) if r.updated_at.is_some() => println!(
             "\nrelay to {}: position {} of {}, lag {} events / {:.1} s, {} published",
             r.topic, r.position, r.head, r.lag_events, r.lag_seconds, r.events_published
         ),
-        None => println!("\nrelay to {}: has not published yet", kafka.topic),
+        Some(r) => println!("\nrelay to {}: has not published yet", r.topic),
+        None => {}
     }
-    let rows = adledger_projections::kafka::offsets(store.pool(), kafka).await?;
-    if rows.is_empty() {
-        return Ok(());
+    let kafka: Vec<(&ProjectionStatus, &str)> = status
+        .projections
+        .iter()
+        .filter_map(|s| match &s.source {
+            ProjectionSource::Kafka { topic } => Some((s, topic.as_str())),
+            ProjectionSource::PostgresLog => None,
+        })
+        .collect();
+    if kafka.is_empty() {
+        return;
     }
     println!(
-        "{:<16} {:>9} {:>12} {:>12} {:>10} {:>14}  owner",
-        "kafka projection", "partition", "next_offset", "end_offset", "lag", "events_applied"
+        "{:<16} {:<20} {:>9} {:>12} {:>12} {:>10} {:>14}  owner / last_error",
+        "kafka projection",
+        "topic",
+        "partition",
+        "next_offset",
+        "end_offset",
+        "lag",
+        "events_applied"
     );
-    for r in rows {
-        println!(
-            "{:<16} {:>9} {:>12} {:>12} {:>10} {:>14}  {}",
-            r.projection,
-            r.partition,
-            r.next_offset,
-            r.end_offset.map_or("?".into(), |e| e.to_string()),
-            r.end_offset
-                .map_or("?".into(), |e| (e - r.next_offset).max(0).to_string()),
-            r.events_applied,
-            r.owner.as_deref().unwrap_or("-")
-        );
+    for (s, topic) in kafka {
+        for p in &s.partitions {
+            let unknown = || "?".to_owned();
+            println!(
+                "{:<16} {:<20} {:>9} {:>12} {:>12} {:>10} {:>14}  {} {}",
+                s.name,
+                topic,
+                p.partition,
+                p.next_offset,
+                p.end_offset.map_or_else(unknown, |e| e.to_string()),
+                p.lag_events().map_or_else(unknown, |l| l.to_string()),
+                p.events_applied,
+                p.owner.as_deref().unwrap_or("-"),
+                p.last_error.as_deref().unwrap_or("")
+            );
+        }
     }
-    Ok(())
 }
 
 fn known() -> String {

@@ -647,10 +647,15 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
         "{problem}"
     );
     // Caught up with every partition's end: ready, with its lag reported.
-    for p in adledger_projections::kafka::offsets(store.pool(), &config)
+    let deployment = adledger_projections::Deployment {
+        relay_topic: Some(&config.topic),
+        projections_from_kafka: Some(&config),
+    };
+    let status = adledger_projections::deployment_status(&store, deployment)
         .await
-        .unwrap()
-    {
+        .unwrap();
+    let catalog = status.served().next().expect("catalog from kafka");
+    for p in &catalog.partitions {
         sqlx::query(
             "UPDATE projection_offsets SET next_offset = $3 WHERE topic = $1 AND partition = $2",
         )

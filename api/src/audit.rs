@@ -6,7 +6,7 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::AppState;
 use adledger_domain::Permission;
 use adledger_domain::WorkspaceId;
-use adledger_projections::queries::{self, AuditFilter};
+use adledger_projections::audit::{self as audit_log, AuditFilter};
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -56,12 +56,12 @@ pub struct AuditEntry {
     pub recorded_at: DateTime<Utc>,
 }
 
-impl From<queries::AuditEntry> for AuditEntry {
-    fn from(e: queries::AuditEntry) -> Self {
+impl From<audit_log::AuditEntry> for AuditEntry {
+    fn from(e: audit_log::AuditEntry) -> Self {
         Self {
             position: e.position,
             action: e.action,
-            stream_id: e.stream_id,
+            stream_id: e.stream_id.to_string(),
             actor_kind: e.actor_kind,
             actor: e.actor,
             ip: e.ip,
@@ -104,7 +104,7 @@ async fn list_audit(
     caller
         .authorize(&state, workspace_id, Permission::ReadHistory)
         .await?;
-    let rows = queries::list_audit(
+    let rows = audit_log::list_audit(
         state.store.pool(),
         WorkspaceId(workspace_id),
         &AuditFilter {

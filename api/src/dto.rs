@@ -1,6 +1,7 @@
-//! The API's own view of resources: the contract clients see, converted from read-model rows.
+//! The API's own view of resources: the contract clients see, converted from read-model views.
 
-use adledger_projections::queries as q;
+use adledger_projections::catalog as q;
+use adledger_projections::daily_insights::InsightsRow as InsightsView;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,7 @@ pub struct Workspace {
 impl From<q::WorkspaceView> for Workspace {
     fn from(v: q::WorkspaceView) -> Self {
         Self {
-            id: v.id,
+            id: v.id.as_uuid(),
             name: v.name,
             created_at: v.created_at,
         }
@@ -47,15 +48,15 @@ pub struct Connection {
 impl From<q::ConnectionView> for Connection {
     fn from(v: q::ConnectionView) -> Self {
         Self {
-            id: v.id,
+            id: v.id.as_uuid(),
             platform: v.platform,
             label: v.label,
             status: v.status,
             connected_at: v.connected_at,
-            last_sync_id: v.last_sync_id,
+            last_sync_id: v.last_sync_id.map(|s| s.as_uuid()),
             last_sync_status: v.last_sync_status,
             last_synced_at: v.last_synced_at,
-            token_expires_at: v.token_expires_at,
+            token_expires_at: v.authorization_expires_at,
         }
     }
 }
@@ -76,8 +77,8 @@ pub struct AdAccount {
 impl From<q::AdAccountView> for AdAccount {
     fn from(v: q::AdAccountView) -> Self {
         Self {
-            connection_id: v.connection_id,
-            id: v.id,
+            connection_id: v.connection_id.as_uuid(),
+            id: v.id.0,
             name: v.name,
             currency: v.currency,
             time_zone: v.time_zone,
@@ -104,13 +105,13 @@ pub struct Campaign {
 impl From<q::CampaignView> for Campaign {
     fn from(v: q::CampaignView) -> Self {
         Self {
-            id: v.id,
-            connection_id: v.connection_id,
-            ad_account_id: v.ad_account_id,
+            id: v.id.as_uuid(),
+            connection_id: v.connection_id.as_uuid(),
+            ad_account_id: v.ad_account_id.0,
             external_id: v.external_id,
             name: v.name,
             status: v.status,
-            last_sync_id: v.last_sync_id,
+            last_sync_id: v.last_sync_id.map(|s| s.as_uuid()),
             last_sync_status: v.last_sync_status,
             last_synced_at: v.last_synced_at,
             synced_through: v.synced_through,
@@ -149,12 +150,12 @@ pub struct SyncRun {
 impl From<q::SyncRunView> for SyncRun {
     fn from(v: q::SyncRunView) -> Self {
         Self {
-            id: v.id,
-            connection_id: v.connection_id,
+            id: v.id.as_uuid(),
+            connection_id: v.connection_id.as_uuid(),
             status: v.status,
             from: v.from,
             to: v.to,
-            campaign_ids: v.campaign_ids,
+            campaign_ids: v.campaign_ids.iter().map(|c| c.as_uuid()).collect(),
             started_at: v.started_at,
             finished_at: v.finished_at,
             days_recorded: v.days_recorded,
@@ -190,14 +191,14 @@ pub struct InsightsRow {
     pub roas: Option<Decimal>,
 }
 
-impl From<q::InsightsRow> for InsightsRow {
-    fn from(v: q::InsightsRow) -> Self {
+impl From<InsightsView> for InsightsRow {
+    fn from(v: InsightsView) -> Self {
         Self {
             period: v.period,
             platform: v.platform,
-            connection_id: v.connection_id,
-            ad_account_id: v.ad_account_id,
-            campaign_id: v.campaign_id,
+            connection_id: v.connection_id.map(|c| c.as_uuid()),
+            ad_account_id: v.ad_account_id.map(|a| a.0),
+            campaign_id: v.campaign_id.map(|c| c.as_uuid()),
             campaign_name: v.campaign_name,
             currency: v.currency,
             impressions: v.impressions,

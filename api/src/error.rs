@@ -275,8 +275,8 @@ impl From<adledger_projections::ProjectionError> for ApiError {
     }
 }
 
-impl From<adledger_projections::queries::QueryError> for ApiError {
-    fn from(e: adledger_projections::queries::QueryError) -> Self {
+impl From<adledger_projections::QueryError> for ApiError {
+    fn from(e: adledger_projections::QueryError) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

@@ -7,7 +7,7 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::AppState;
 use adledger_domain::Permission;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, WorkspaceId};
-use adledger_projections::queries::{self, Granularity, GroupBy, InsightsQuery};
+use adledger_projections::daily_insights::{self, Granularity, GroupBy, InsightsQuery};
 use axum::extract::State;
 use axum::Json;
 use chrono::NaiveDate;
@@ -159,7 +159,7 @@ async fn get_insights(
     caller
         .authorize(&state, workspace_id, Permission::ReadInsights)
         .await?;
-    let rows = queries::insights(state.store.pool(), &query).await?;
+    let rows = daily_insights::insights(state.store.pool(), &query).await?;
     Ok(Json(InsightsResponse {
         from: query.range.from(),
         to: query.range.to(),

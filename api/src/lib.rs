@@ -60,6 +60,16 @@ pub struct Readiness {
     pub projections_from_kafka: Option<adledger_infra::kafka::KafkaConfig>,
 }
 
+impl Readiness {
+    /// What `/readyz`, `/metrics` and `/v1/projections` compute the read side's status over.
+    pub fn deployment(&self) -> adledger_projections::Deployment<'_> {
+        adledger_projections::Deployment {
+            relay_topic: self.relay_topic.as_deref(),
+            projections_from_kafka: self.projections_from_kafka.as_ref(),
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(

@@ -3,6 +3,7 @@
 use crate::caller::Caller;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
+use adledger_projections::status::ProjectionSource;
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -47,8 +48,15 @@ async fn verify(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectionStatus {
     pub name: String,
+    /// `postgres_log` or `kafka`.
+    pub source: String,
+    /// The Kafka topic, for a Kafka-mode projection.
+    pub topic: Option<String>,
+    /// From the Postgres log: the checkpoint. From Kafka: the furthest log position any
+    /// partition has applied.
     pub position: i64,
     pub head: i64,
+    /// From Kafka: messages not applied yet, over the partitions whose end the broker told.
     pub lag_events: i64,
     pub lag_seconds: f64,
     pub events_applied: i64,
@@ -56,9 +64,28 @@ pub struct ProjectionStatus {
     pub events_per_sec: f64,
     pub last_error: Option<String>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Kafka-mode projections only: each partition's progress.
+    pub partitions: Vec<PartitionStatus>,
 }
 
-/// Position, lag and last error of every projection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionStatus {
+    pub partition: i32,
+    pub next_offset: i64,
+    /// The partition's end, when the broker told it.
+    pub end_offset: Option<i64>,
+    pub lag_events: Option<i64>,
+    pub last_position: i64,
+    pub events_applied: i64,
+    pub events_per_sec: f64,
+    /// The worker holding the partition's lease.
+    pub owner: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Position, lag, throughput and last error of every projection: fed from the Postgres log,
+/// and per topic from Kafka where Kafka-mode workers have run.
 #[utoipa::path(get, path = "/v1/projections", tag = "operations",
     responses((status = 200, body = Vec<ProjectionStatus>),
               (status = 500, body = Problem, content_type = "application/problem+json")))]
@@ -67,20 +94,46 @@ async fn projections(
     caller: Caller,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
     let _ = &caller;
-    let status = adledger_projections::status(&state.store, state.store.pool()).await?;
+    let status =
+        adledger_projections::deployment_status(&state.store, state.readiness.deployment()).await?;
     Ok(Json(
         status
+            .projections
             .into_iter()
-            .map(|s| ProjectionStatus {
-                name: s.name.to_string(),
-                position: s.position,
-                head: s.head,
-                lag_events: s.lag_events,
-                lag_seconds: s.lag_seconds,
-                events_applied: s.events_applied,
-                events_per_sec: s.events_per_sec,
-                last_error: s.last_error,
-                updated_at: s.updated_at,
+            .map(|s| {
+                let (source, topic) = match s.source {
+                    ProjectionSource::PostgresLog => ("postgres_log", None),
+                    ProjectionSource::Kafka { topic } => ("kafka", Some(topic)),
+                };
+                ProjectionStatus {
+                    name: s.name,
+                    source: source.to_owned(),
+                    topic,
+                    position: s.position,
+                    head: s.head,
+                    lag_events: s.lag_events,
+                    lag_seconds: s.lag_seconds,
+                    events_applied: s.events_applied,
+                    events_per_sec: s.events_per_sec,
+                    last_error: s.last_error,
+                    updated_at: s.updated_at,
+                    partitions: s
+                        .partitions
+                        .into_iter()
+                        .map(|p| PartitionStatus {
+                            partition: p.partition,
+                            next_offset: p.next_offset,
+                            end_offset: p.end_offset,
+                            lag_events: p.lag_events(),
+                            last_position: p.last_position,
+                            events_applied: p.events_applied,
+                            events_per_sec: p.events_per_sec,
+                            owner: p.owner,
+                            last_error: p.last_error,
+                            updated_at: p.updated_at,
+                        })
+                        .collect(),
+                }
             })
             .collect(),
     ))

@@ -1,10 +1,13 @@
-//! `GET /metrics`: the Prometheus text format (0.0.4). It exposes the log head, each
-//! projection's position and lag, the Kafka relay's lag when a topic is configured, and every
-//! Kafka-mode partition's progress. Read from Postgres on each scrape, so any process that
-//! serves the API reports the whole deployment.
+//! `GET /metrics`: the Prometheus text format (0.0.4), rendering the read side's one status
+//! ([`adledger_projections::deployment_status`]): the log head, each projection's position and
+//! lag, the Kafka relay's lag when a topic is configured, and every Kafka-mode partition's
+//! progress. Read from Postgres on each scrape, so any process that serves the API reports the
+//! whole deployment.
 
 use crate::error::{ApiError, Problem};
 use crate::AppState;
+use adledger_projections::status::{PartitionProgress, ProjectionSource};
+use adledger_projections::{DeploymentStatus, ProjectionStatus};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -47,24 +50,34 @@ fn labels(pairs: &[(&str, &str)]) -> String {
          content_type = "text/plain; version=0.0.4"),
         (status = 503, body = Problem, content_type = "application/problem+json")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let pool = state.store.pool();
-    let unavailable = |e: &dyn std::fmt::Display| ApiError::NotReady(format!("metrics: {e}"));
-    let status = adledger_projections::status(&state.store, pool)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let head = status.first().map_or(0, |s| s.head);
+    let status =
+        adledger_projections::deployment_status(&state.store, state.readiness.deployment())
+            .await
+            .map_err(|e| ApiError::NotReady(format!("metrics: {e}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&status),
+    ))
+}
+
+fn render(status: &DeploymentStatus) -> String {
     let mut out = String::new();
     family(
         &mut out,
         "adledger_log_head_position",
         "gauge",
         "Highest sequenced position of the event log.",
-        &[(String::new(), head as f64)],
+        &[(String::new(), status.head as f64)],
     );
-    let per_projection = |value: fn(&adledger_projections::ProjectionStatus) -> f64| {
-        status
+    let from_log: Vec<&ProjectionStatus> = status
+        .projections
+        .iter()
+        .filter(|p| p.source == ProjectionSource::PostgresLog)
+        .collect();
+    let per_projection = |value: fn(&ProjectionStatus) -> f64| {
+        from_log
             .iter()
-            .map(|s| (labels(&[("projection", &s.name)]), value(s)))
+            .map(|p| (labels(&[("projection", &p.name)]), value(p)))
             .collect::<Vec<_>>()
     };
     family(
@@ -72,101 +85,112 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         "adledger_projection_position",
         "gauge",
         "Last log position a projection applied (Postgres-log workers).",
-        &per_projection(|s| s.position as f64),
+        &per_projection(|p| p.position as f64),
     );
     family(
         &mut out,
         "adledger_projection_lag_events",
         "gauge",
         "Events a projection still has to apply (Postgres-log workers).",
-        &per_projection(|s| s.lag_events as f64),
+        &per_projection(|p| p.lag_events as f64),
     );
     family(
         &mut out,
         "adledger_projection_lag_seconds",
         "gauge",
         "Recording time between a projection's position and the head.",
-        &per_projection(|s| s.lag_seconds),
+        &per_projection(|p| p.lag_seconds),
     );
     family(
         &mut out,
         "adledger_projection_events_applied_total",
         "counter",
         "Events a projection applied since its last rebuild.",
-        &per_projection(|s| s.events_applied as f64),
+        &per_projection(|p| p.events_applied as f64),
     );
 
-    if let Some(topic) = &state.readiness.relay_topic {
-        let relay = adledger_infra::kafka::relay::status(pool, topic)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        let (position, lag, lag_seconds, published) = relay.map_or((0, head, 0.0, 0), |r| {
-            (r.position, r.lag_events, r.lag_seconds, r.events_published)
-        });
-        let label = labels(&[("topic", topic)]);
+    if let Some(relay) = &status.relay {
+        let label = labels(&[("topic", &relay.topic)]);
         for (name, kind, help, value) in [
             (
                 "adledger_relay_position",
                 "gauge",
                 "Every event up to this position is in the topic.",
-                position as f64,
+                relay.position as f64,
             ),
             (
                 "adledger_relay_lag_events",
                 "gauge",
                 "Events not yet published to the topic.",
-                lag as f64,
+                relay.lag_events as f64,
             ),
             (
                 "adledger_relay_lag_seconds",
                 "gauge",
                 "Age of the oldest event not yet published.",
-                lag_seconds,
+                relay.lag_seconds,
             ),
             (
                 "adledger_relay_events_published_total",
                 "counter",
                 "Events the relay published.",
-                published as f64,
+                relay.events_published as f64,
             ),
         ] {
             family(&mut out, name, kind, help, &[(label.clone(), value)]);
         }
     }
 
-    let partitions: Vec<(String, String, i32, i64, i64)> = sqlx::query_as(
-        "SELECT projection, topic, partition, next_offset, events_applied
-         FROM projection_offsets ORDER BY projection, topic, partition",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(|e| unavailable(&e))?;
+    // One sample per (projection, topic, partition) of the Kafka-mode projections.
+    let partitions: Vec<(String, &PartitionProgress)> = status
+        .projections
+        .iter()
+        .filter_map(|p| match &p.source {
+            ProjectionSource::Kafka { topic } => Some((p, topic)),
+            ProjectionSource::PostgresLog => None,
+        })
+        .flat_map(|(p, topic)| {
+            p.partitions.iter().map(move |partition| {
+                let label = labels(&[
+                    ("projection", &p.name),
+                    ("topic", topic),
+                    ("partition", &partition.partition.to_string()),
+                ]);
+                (label, partition)
+            })
+        })
+        .collect();
     if !partitions.is_empty() {
-        let label = |(projection, topic, partition, ..): &(String, String, i32, i64, i64)| {
-            labels(&[
-                ("projection", projection),
-                ("topic", topic),
-                ("partition", &partition.to_string()),
-            ])
+        let sample = |value: fn(&PartitionProgress) -> Option<f64>| {
+            partitions
+                .iter()
+                .filter_map(|(label, p)| Some((label.clone(), value(p)?)))
+                .collect::<Vec<_>>()
         };
-        let offsets: Vec<_> = partitions.iter().map(|p| (label(p), p.3 as f64)).collect();
-        let applied: Vec<_> = partitions.iter().map(|p| (label(p), p.4 as f64)).collect();
         family(
             &mut out,
             "adledger_kafka_projection_next_offset",
             "gauge",
             "Next offset a Kafka-mode projection reads in a partition.",
-            &offsets,
+            &sample(|p| Some(p.next_offset as f64)),
         );
         family(
             &mut out,
             "adledger_kafka_projection_events_applied_total",
             "counter",
             "Events a Kafka-mode projection applied from a partition.",
-            &applied,
+            &sample(|p| Some(p.events_applied as f64)),
+        );
+        family(
+            &mut out,
+            "adledger_kafka_projection_lag_events",
+            "gauge",
+            "Messages of a partition a Kafka-mode projection has not applied yet (partitions of \
+             the topic this deployment's workers read, whose end the broker told).",
+            &sample(|p| p.lag_events().map(|lag| lag as f64)),
         );
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
+    out
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub async fn export(state: &AppState, user: UserId) -> Result<Value, ApiError> {
     let identity = &state.identity;
     let profile = identity.profile(user).await?;
     let pool = state.store.pool();
-    let memberships = adledger_projections::queries::memberships_of(pool, user).await?;
+    let memberships = adledger_projections::catalog::memberships_of(pool, user).await?;
     let sessions = identity.store().sessions_of(user).await?;
     let filter = LogFilter {
         after: 0,
@@ -61,8 +61,7 @@ pub async fn export(state: &AppState, user: UserId) -> Result<Value, ApiError> {
         .map(|e| serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string())))
         .collect::<Result<_, _>>()?;
     reveal(identity.sealer(), &mut events).await?;
-    let mut audit =
-        adledger_projections::queries::audit_of_actor(pool, "user", &user.to_string()).await?;
+    let mut audit = adledger_projections::audit::audit_of_user(pool, user).await?;
     let fields = audit
         .iter_mut()
         .flat_map(|e| [&mut e.ip, &mut e.user_agent]);

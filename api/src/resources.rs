@@ -7,8 +7,8 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
 use adledger_domain::event::ConnectionSettings;
 use adledger_domain::Permission;
-use adledger_domain::{ConnectionId, Platform, WorkspaceId};
-use adledger_projections::queries;
+use adledger_domain::{CampaignId, ConnectionId, Platform, WorkspaceId};
+use adledger_projections::catalog;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -125,7 +125,7 @@ async fn list_connections(
     caller
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
-    let rows = queries::list_connections(state.store.pool(), WorkspaceId(workspace_id)).await?;
+    let rows = catalog::list_connections(state.store.pool(), WorkspaceId(workspace_id)).await?;
     Ok(Json(rows.into_iter().map(Connection::from).collect()))
 }
 
@@ -142,7 +142,7 @@ async fn get_connection(
     caller
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
-    queries::get_connection(
+    catalog::get_connection(
         state.store.pool(),
         WorkspaceId(workspace_id),
         ConnectionId(connection_id),
@@ -174,7 +174,7 @@ async fn list_ad_accounts(
     caller
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
-    let rows = queries::list_ad_accounts(
+    let rows = catalog::list_ad_accounts(
         state.store.pool(),
         WorkspaceId(workspace_id),
         params.connection_id.map(ConnectionId),
@@ -212,12 +212,12 @@ async fn list_campaigns(
     caller
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
-    let rows = queries::list_campaigns(
+    let rows = catalog::list_campaigns(
         state.store.pool(),
         WorkspaceId(workspace_id),
-        &queries::CampaignFilter {
+        &catalog::CampaignFilter {
             connection_id: params.connection_id.map(ConnectionId),
-            after: params.after,
+            after: params.after.map(CampaignId),
             limit: limit + 1,
         },
     )

@@ -7,7 +7,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
 use adledger_domain::Permission;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId, WorkspaceId};
-use adledger_projections::queries;
+use adledger_projections::catalog;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -79,11 +79,11 @@ async fn list_syncs(
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
     let pool = state.store.pool();
-    queries::get_connection(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
+    catalog::get_connection(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("connection {connection_id}")))?;
     let runs =
-        queries::list_sync_runs(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
+        catalog::list_sync_runs(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
             .await?;
     Ok(Json(runs.into_iter().map(SyncRun::from).collect()))
 }
@@ -101,7 +101,7 @@ async fn get_sync(
     caller
         .authorize(&state, workspace_id, Permission::ReadWorkspace)
         .await?;
-    queries::get_sync_run(
+    catalog::get_sync_run(
         state.store.pool(),
         WorkspaceId(workspace_id),
         SyncId(sync_id),

@@ -61,11 +61,11 @@ async fn list_workspaces(
     caller: Caller,
 ) -> Result<Json<Vec<Membership>>, ApiError> {
     let (user, _) = caller.user()?;
-    let rows = adledger_projections::queries::memberships_of(state.store.pool(), user).await?;
+    let rows = adledger_projections::catalog::memberships_of(state.store.pool(), user).await?;
     Ok(Json(
         rows.into_iter()
             .map(|m| Membership {
-                workspace_id: m.workspace_id,
+                workspace_id: m.workspace_id.as_uuid(),
                 name: m.workspace_name,
                 role: m.role,
                 joined_at: m.joined_at,
@@ -94,7 +94,7 @@ async fn get_workspace(
 
 /// The workspace's read-model row, or 404 while it is not projected yet.
 pub async fn workspace_exists(state: &AppState, id: Uuid) -> Result<Workspace, ApiError> {
-    adledger_projections::queries::get_workspace(state.store.pool(), WorkspaceId(id))
+    adledger_projections::catalog::get_workspace(state.store.pool(), WorkspaceId(id))
         .await?
         .map(Workspace::from)
         .ok_or_else(|| ApiError::NotFound(format!("workspace {id}")))

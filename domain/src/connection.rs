@@ -165,6 +165,9 @@ pub enum Command {
         connection_id: ConnectionId,
         label: String,
         settings: ConnectionSettings,
+        /// When the granted authorization ends unless a person renews it (a token the platform
+        /// cannot refresh, such as Meta's 60-day token); `None` when it is refreshed by itself.
+        authorization_expires_at: Option<DateTime<Utc>>,
     },
     RecordDiscovery {
         ad_accounts: Vec<AdAccount>,
@@ -210,7 +213,9 @@ pub enum Command {
         reason: String,
     },
     /// A person completed the OAuth flow again for this connection.
-    Reauthorize,
+    Reauthorize {
+        authorization_expires_at: Option<DateTime<Utc>>,
+    },
     Disconnect,
 }
 
@@ -483,12 +488,15 @@ impl Connected {
                     reason: reason.clone(),
                 })
             }
-            Command::Reauthorize => {
+            Command::Reauthorize {
+                authorization_expires_at,
+            } => {
                 if self.status == Status::Disconnected {
                     return Err(DomainError::ConnectionUnavailable("disconnected"));
                 }
                 DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
                     connection_id: self.id,
+                    authorization_expires_at: *authorization_expires_at,
                 })
             }
             Command::Disconnect => {
@@ -515,6 +523,7 @@ impl Aggregate for Connection {
             connection_id,
             label: raw,
             settings,
+            authorization_expires_at,
         } = command
         {
             if self.0.is_some() {
@@ -524,6 +533,7 @@ impl Aggregate for Connection {
                 connection_id: *connection_id,
                 label: label(raw)?,
                 settings: settings.clone(),
+                authorization_expires_at: *authorization_expires_at,
             })]);
         }
         let conn = connected(self)?;
@@ -566,7 +576,7 @@ impl Aggregate for Connection {
                 worker,
                 failure,
             } => conn.end(*sync_id, worker, Some(failure)),
-            Command::MarkNeedsReauth { .. } | Command::Reauthorize | Command::Disconnect => {
+            Command::MarkNeedsReauth { .. } | Command::Reauthorize { .. } | Command::Disconnect => {
                 conn.lifecycle(command)
             }
         }

@@ -58,6 +58,11 @@ pub struct PlatformConnected {
     pub connection_id: ConnectionId,
     pub label: String,
     pub settings: ConnectionSettings,
+    /// When the authorization granted runs out and a person must reconnect (a token the
+    /// platform will not refresh, such as Meta's 60-day one); absent when it does not expire or
+    /// the platform does not say. Added after v1 events were stored: they decode without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_expires_at: Option<DateTime<Utc>>,
 }
 
 /// The platform refused the connection's credentials (revoked, expired without refresh): syncs
@@ -72,6 +77,9 @@ pub struct ConnectionNeedsReauth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionReauthorized {
     pub connection_id: ConnectionId,
+    /// When the new authorization runs out, as for [`PlatformConnected`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_expires_at: Option<DateTime<Utc>>,
 }
 
 /// The connection was disconnected; its tokens were revoked and forgotten.
@@ -720,6 +728,49 @@ mod tests {
             DomainEvent::decode_str("NoSuchEvent", 1, "{}"),
             Err(DecodeError::UnknownType(_))
         ));
+    }
+
+    #[test]
+    fn connection_events_stored_before_authorization_expiry_decode_without_it() {
+        let connection_id = "00000000-0000-0000-0000-000000000002";
+        let stored = serde_json::json!({
+            "connection_id": connection_id, "label": "Ads",
+            "settings": {"platform": "meta"}
+        });
+        let Ok(DomainEvent::PlatformConnected(connected)) =
+            DomainEvent::decode_str("PlatformConnected", 1, &stored.to_string())
+        else {
+            panic!("a stored PlatformConnected must decode");
+        };
+        assert_eq!(connected.authorization_expires_at, None);
+        assert_eq!(
+            DomainEvent::PlatformConnected(connected).to_payload(),
+            stored,
+            "an absent expiry is not written, so the stored bytes stay as they were"
+        );
+        let stored = serde_json::json!({ "connection_id": connection_id });
+        assert!(matches!(
+            DomainEvent::decode("ConnectionReauthorized", 1, stored.clone()),
+            Ok(DomainEvent::ConnectionReauthorized(
+                ConnectionReauthorized {
+                    authorization_expires_at: None,
+                    ..
+                }
+            ))
+        ));
+
+        let expires: DateTime<Utc> = "2024-05-01T10:00:00Z".parse().unwrap();
+        let event = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+            connection_id: ConnectionId(Uuid::from_u128(2)),
+            authorization_expires_at: Some(expires),
+        });
+        let payload = event.to_payload();
+        assert_eq!(payload["authorization_expires_at"], "2024-05-01T10:00:00Z");
+        assert_eq!(event.schema_version(), 1);
+        assert_eq!(
+            DomainEvent::decode_str(event.event_type(), 1, &payload.to_string()).unwrap(),
+            event
+        );
     }
 
     #[test]

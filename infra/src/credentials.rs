@@ -161,13 +161,18 @@ impl CredentialStore {
 
     /// Re-seals every stored token set under the active master key (key rotation).
     pub async fn rewrap_all(&self) -> Result<u64, CredentialError> {
-        let rows = sqlx::query("SELECT connection_id, sealed_tokens FROM connection_credentials")
-            .fetch_all(&self.pool)
-            .await?;
+        #[derive(sqlx::FromRow)]
+        struct Stored {
+            connection_id: uuid::Uuid,
+            sealed_tokens: String,
+        }
+        let rows: Vec<Stored> =
+            sqlx::query_as("SELECT connection_id, sealed_tokens FROM connection_credentials")
+                .fetch_all(&self.pool)
+                .await?;
         let mut rewrapped = 0;
         for row in rows {
-            let id: uuid::Uuid = row.get(0);
-            let sealed: String = row.get(1);
+            let (id, sealed) = (row.connection_id, row.sealed_tokens);
             if !self.keys.needs_rewrap(&sealed) {
                 continue;
             }

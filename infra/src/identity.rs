@@ -31,8 +31,9 @@ pub enum RefreshUse {
     Invalid,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRecord {
+    #[sqlx(try_from = "uuid::Uuid")]
     pub session_id: SessionId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -91,23 +92,30 @@ impl IdentityStore {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, StoreError> {
-        let row = sqlx::query("SELECT user_id FROM users WHERE email = $1")
-            .bind(lower(email))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| UserId(r.get(0))))
+        let user: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT user_id FROM users WHERE email = $1")
+                .bind(lower(email))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(user.map(UserId))
     }
 
     /// The current emails of these users (erased users have none).
     pub async fn emails(&self, users: &[UserId]) -> Result<Vec<(UserId, String)>, StoreError> {
         let ids: Vec<uuid::Uuid> = users.iter().map(|u| u.0).collect();
-        let rows = sqlx::query("SELECT user_id, email FROM users WHERE user_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
+        #[derive(sqlx::FromRow)]
+        struct Email {
+            user_id: uuid::Uuid,
+            email: String,
+        }
+        let rows: Vec<Email> =
+            sqlx::query_as("SELECT user_id, email FROM users WHERE user_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows
             .into_iter()
-            .map(|r| (UserId(r.get(0)), r.get(1)))
+            .map(|r| (UserId(r.user_id), r.email))
             .collect())
     }
 
@@ -144,22 +152,13 @@ impl IdentityStore {
     }
 
     pub async fn sessions_of(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT session_id, created_at, expires_at, revoked_at FROM sessions
              WHERE user_id = $1 ORDER BY created_at",
         )
         .bind(user.0)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| SessionRecord {
-                session_id: SessionId(r.get(0)),
-                created_at: r.get(1),
-                expires_at: r.get(2),
-                revoked_at: r.get(3),
-            })
-            .collect())
+        .await?)
     }
 
     pub async fn revoke_session(&self, session: SessionId, reason: &str) -> Result<(), StoreError> {

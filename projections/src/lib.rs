@@ -1,14 +1,17 @@
-//! Read models built from the event log: each projection folds sequenced events into its own
-//! tables, checkpointed in the same transaction as its rows. Projections never write events and
-//! never read the wall clock into a row, so replaying the log gives byte-identical tables.
+//! Read models built from the event log. Each read model's module holds its projection (how
+//! events become its rows) beside its queries (typed views of those rows): [`catalog`],
+//! [`daily_insights`], [`audit`]. One runner feeds every projection pages from the Postgres log
+//! or from a Kafka partition ([`kafka`]), checkpointed in the same transaction as the rows;
+//! [`status`] reports how far each got. Projections never write events and never read the wall
+//! clock into a row, so replaying the log gives byte-identical tables.
 
-mod audit;
-mod catalog;
-mod daily_insights;
+pub mod audit;
+pub mod catalog;
+mod columns;
+pub mod daily_insights;
 pub mod kafka;
-pub mod queries;
 mod runner;
-mod status;
+pub mod status;
 
 use adledger_domain::{DecodeError, DomainEvent};
 use adledger_infra::{LogEntry, StoreError};
@@ -19,8 +22,8 @@ use std::sync::Arc;
 pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
-pub use runner::{catch_up, rebuild, run, DEFAULT_BATCH};
-pub use status::{checksum, status, ProjectionStatus};
+pub use runner::log::{catch_up, rebuild, run, DEFAULT_BATCH};
+pub use status::{checksum, deployment_status, Deployment, DeploymentStatus, ProjectionStatus};
 
 /// One read model: its tables and how a batch of events changes them.
 #[async_trait]
@@ -44,6 +47,13 @@ pub trait Projection: Send + Sync {
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError>;
+}
+
+/// A read of a read model failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,83 +1,350 @@
-//! What an operator sees of the projections: checkpoint, lag and last error, and a checksum of
-//! each read model to prove two builds from the same log are identical.
+//! The read side as an operator sees it, computed in this one place for `/metrics`, `/readyz`,
+//! `GET /v1/projections` and `adledger projections status`: each projection's progress per source
+//! (Postgres-log checkpoints, Kafka partition offsets), its lag in events and seconds, throughput
+//! and last error, and the relay's lag. Also the checksum that proves two builds of a read model
+//! from one log identical. Everything here only reads.
 
-use crate::runner::names;
-use crate::{by_name, ProjectionError};
+use crate::{all, by_name, ProjectionError};
+use adledger_infra::kafka::relay::{self, RelayStatus};
+use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::EventStore;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What the deployment runs, as far as its status goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deployment<'a> {
+    /// The relay publishes the log to this topic: its lag counts.
+    pub relay_topic: Option<&'a str>,
+    /// Projection workers read this topic; without it they read the Postgres log.
+    pub projections_from_kafka: Option<&'a KafkaConfig>,
+}
+
+/// Where a projection's events come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProjectionSource {
+    PostgresLog,
+    Kafka { topic: String },
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectionStatus {
     pub name: String,
+    pub source: ProjectionSource,
+    /// From the Postgres log: the checkpoint. From Kafka: the furthest log position any partition
+    /// has applied (partitions split the log by workspace, so no one position covers them all).
     pub position: i64,
     pub head: i64,
+    /// From the Postgres log: events after the checkpoint. From Kafka: messages between each
+    /// partition's stored offset and its end, for the partitions whose end the broker told.
     pub lag_events: i64,
-    /// Time between recording the event at the checkpoint and the head event; 0 when caught up.
+    /// Recording time between the event the projection lags furthest behind at (the checkpoint,
+    /// or the least advanced partition that is behind) and the head event; 0 when caught up.
     pub lag_seconds: f64,
     pub events_applied: i64,
-    /// Throughput of the last batch applied (events per second of that batch's transaction).
+    /// Throughput of the last batch applied (from Kafka: the partitions' last batches, summed).
     pub events_per_sec: f64,
+    /// From Kafka: the first partition's error, prefixed with the partition.
     pub last_error: Option<String>,
     /// `None` for a projection that has never run.
     pub updated_at: Option<DateTime<Utc>>,
+    /// From Kafka: each partition's progress, in partition order; empty otherwise.
+    pub partitions: Vec<PartitionProgress>,
 }
 
-type StatusRow = (
-    String,
-    i64,
-    i64,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    f64,
-    f64,
-);
+/// One Kafka partition's progress for one projection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartitionProgress {
+    pub partition: i32,
+    pub next_offset: i64,
+    pub last_position: i64,
+    pub events_applied: i64,
+    pub events_per_sec: f64,
+    /// The worker holding the partition's lease.
+    pub owner: Option<String>,
+    /// The partition's high watermark; `None` when the broker did not answer or, for a topic
+    /// other than the deployment's, was not asked.
+    pub end_offset: Option<i64>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
 
-pub async fn status(
+impl PartitionProgress {
+    /// Messages not applied yet, when the partition's end is known.
+    pub fn lag_events(&self) -> Option<i64> {
+        self.end_offset.map(|end| (end - self.next_offset).max(0))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentStatus {
+    /// The highest sequenced position of the log.
+    pub head: i64,
+    /// Where this deployment's projection workers read: the projections fed from there are the
+    /// ones its readiness counts.
+    pub workers_read: ProjectionSource,
+    /// Every projection as fed from the Postgres log (in worker start order), then each
+    /// projection with Kafka progress, per topic.
+    pub projections: Vec<ProjectionStatus>,
+    /// The relay's progress, when the deployment has a relay topic (all still to publish when no
+    /// relay has run yet).
+    pub relay: Option<RelayStatus>,
+}
+
+impl DeploymentStatus {
+    /// The projections this deployment's workers feed.
+    pub fn served(&self) -> impl Iterator<Item = &ProjectionStatus> {
+        self.projections
+            .iter()
+            .filter(|p| p.source == self.workers_read)
+    }
+
+    /// Why the deployment is not ready: every projection it serves and the relay that lag the
+    /// log by more than `max_lag` events. Empty when ready.
+    pub fn behind(&self, max_lag: i64) -> Vec<String> {
+        let mut behind: Vec<String> = self
+            .served()
+            .filter(|p| p.lag_events > max_lag)
+            .map(|p| format!("{} is {} events behind", p.name, p.lag_events))
+            .collect();
+        if let Some(relay) = self.relay.as_ref().filter(|r| r.lag_events > max_lag) {
+            behind.push(format!(
+                "the relay to {} is {} events behind",
+                relay.topic, relay.lag_events
+            ));
+        }
+        behind
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Checkpoint {
+    name: String,
+    position: i64,
+    events_applied: i64,
+    events_per_sec: f64,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredOffset {
+    projection: String,
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    last_position: i64,
+    events_applied: i64,
+    events_per_sec: f64,
+    owner: Option<String>,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The status of every projection, from both sources, and of the relay.
+pub async fn deployment_status(
     store: &EventStore,
-    pool: &PgPool,
-) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+    deployment: Deployment<'_>,
+) -> Result<DeploymentStatus, ProjectionError> {
+    let pool = store.pool();
     let head = store.head_position().await?;
-    let names: Vec<String> = names().into_iter().map(str::to_owned).collect();
-    // Before the first event is applied, lag counts from the first event of the log.
-    let rows: Vec<StatusRow> = sqlx::query_as(
-        "SELECT n.name, COALESCE(c.position, 0), COALESCE(c.events_applied, 0), c.last_error,
-                c.updated_at,
-                CASE WHEN COALESCE(c.position, 0) >= $2 THEN 0::float8
-                ELSE COALESCE(EXTRACT(EPOCH FROM (
-                    (SELECT e.recorded_at FROM event_log l JOIN events e ON e.id = l.event_row_id
-                     WHERE l.position = $2)
-                  - (SELECT e.recorded_at FROM event_log l JOIN events e ON e.id = l.event_row_id
-                     WHERE l.position = GREATEST(COALESCE(c.position, 0), 1))
-                ))::float8, 0) END,
-                COALESCE(c.events_per_sec, 0)
-         FROM UNNEST($1::text[]) WITH ORDINALITY AS n(name, ord)
-         LEFT JOIN projection_checkpoints c ON c.name = n.name
-         ORDER BY n.ord",
+    let names: Vec<&str> = all().iter().map(|p| p.name()).collect();
+    let checkpoints: Vec<Checkpoint> = sqlx::query_as(
+        "SELECT name, position, events_applied, events_per_sec, last_error, updated_at
+         FROM projection_checkpoints WHERE name = ANY($1)",
     )
     .bind(&names)
-    .bind(head)
     .fetch_all(pool)
     .await?;
-    Ok(rows
+    let mut checkpoints: HashMap<String, Checkpoint> = checkpoints
         .into_iter()
-        .map(
-            |(name, position, events_applied, last_error, updated_at, lag_seconds, rate)| {
-                ProjectionStatus {
-                    name,
-                    position,
-                    head,
-                    lag_events: (head - position).max(0),
-                    lag_seconds: lag_seconds.max(0.0),
-                    events_applied,
-                    events_per_sec: rate,
-                    last_error,
-                    updated_at,
-                }
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    let offsets: Vec<StoredOffset> = sqlx::query_as(
+        "SELECT projection, topic, partition, next_offset, last_position, events_applied,
+                events_per_sec, owner, last_error, updated_at
+         FROM projection_offsets ORDER BY projection, topic, partition",
+    )
+    .fetch_all(pool)
+    .await?;
+    let workers_topic = deployment.projections_from_kafka.map(|c| c.topic.as_str());
+    let ends = match deployment.projections_from_kafka {
+        Some(config) => {
+            let partitions: BTreeSet<i32> = offsets
+                .iter()
+                .filter(|o| o.topic == config.topic)
+                .map(|o| o.partition)
+                .collect();
+            crate::kafka::partition_ends(config, partitions).await
+        }
+        None => HashMap::new(),
+    };
+
+    let mut projections: Vec<ProjectionStatus> = names
+        .iter()
+        .map(|&name| from_log(name, checkpoints.remove(name), head))
+        .collect();
+    let mut by_topic: BTreeMap<(String, String), Vec<PartitionProgress>> = BTreeMap::new();
+    for o in offsets {
+        let end_offset = if Some(o.topic.as_str()) == workers_topic {
+            ends.get(&o.partition).copied()
+        } else {
+            None
+        };
+        by_topic
+            .entry((o.projection, o.topic))
+            .or_default()
+            .push(PartitionProgress {
+                partition: o.partition,
+                next_offset: o.next_offset,
+                last_position: o.last_position,
+                events_applied: o.events_applied,
+                events_per_sec: o.events_per_sec,
+                owner: o.owner,
+                end_offset,
+                last_error: o.last_error,
+                updated_at: o.updated_at,
+            });
+    }
+    projections.extend(
+        by_topic
+            .into_iter()
+            .map(|((name, topic), partitions)| from_kafka(name, topic, partitions, head)),
+    );
+    fill_lag_seconds(pool, &mut projections, head).await?;
+
+    let relay = match deployment.relay_topic {
+        None => None,
+        // No relay has published yet: everything is still to send.
+        Some(topic) => Some(relay::status(pool, topic).await?.unwrap_or(RelayStatus {
+            topic: topic.to_owned(),
+            position: 0,
+            head,
+            lag_events: head,
+            lag_seconds: 0.0,
+            events_published: 0,
+            updated_at: None,
+        })),
+    };
+    Ok(DeploymentStatus {
+        head,
+        workers_read: match workers_topic {
+            Some(topic) => ProjectionSource::Kafka {
+                topic: topic.to_owned(),
             },
-        )
-        .collect())
+            None => ProjectionSource::PostgresLog,
+        },
+        projections,
+        relay,
+    })
+}
+
+/// A projection fed from the Postgres log; lag counts from the first event of the log before it
+/// has applied one.
+fn from_log(name: &str, checkpoint: Option<Checkpoint>, head: i64) -> ProjectionStatus {
+    let position = checkpoint.as_ref().map_or(0, |c| c.position);
+    ProjectionStatus {
+        name: name.to_owned(),
+        source: ProjectionSource::PostgresLog,
+        position,
+        head,
+        lag_events: (head - position).max(0),
+        lag_seconds: 0.0,
+        events_applied: checkpoint.as_ref().map_or(0, |c| c.events_applied),
+        events_per_sec: checkpoint.as_ref().map_or(0.0, |c| c.events_per_sec),
+        last_error: checkpoint.as_ref().and_then(|c| c.last_error.clone()),
+        updated_at: checkpoint.map(|c| c.updated_at),
+        partitions: Vec::new(),
+    }
+}
+
+fn from_kafka(
+    name: String,
+    topic: String,
+    partitions: Vec<PartitionProgress>,
+    head: i64,
+) -> ProjectionStatus {
+    ProjectionStatus {
+        name,
+        source: ProjectionSource::Kafka { topic },
+        position: partitions
+            .iter()
+            .map(|p| p.last_position)
+            .max()
+            .unwrap_or(0),
+        head,
+        lag_events: partitions.iter().filter_map(|p| p.lag_events()).sum(),
+        lag_seconds: 0.0,
+        events_applied: partitions.iter().map(|p| p.events_applied).sum(),
+        events_per_sec: partitions.iter().map(|p| p.events_per_sec).sum(),
+        last_error: partitions.iter().find_map(|p| {
+            let error = p.last_error.as_ref()?;
+            Some(format!("partition {}: {error}", p.partition))
+        }),
+        updated_at: partitions.iter().map(|p| p.updated_at).max(),
+        partitions,
+    }
+}
+
+/// The position a lagging projection lags furthest behind at: its checkpoint, or its least
+/// advanced partition among those behind. `None` when it is caught up.
+fn lagging_at(status: &ProjectionStatus) -> Option<i64> {
+    if status.lag_events == 0 {
+        return None;
+    }
+    match status.source {
+        ProjectionSource::PostgresLog => Some(status.position),
+        ProjectionSource::Kafka { .. } => status
+            .partitions
+            .iter()
+            .filter(|p| p.lag_events().is_some_and(|lag| lag > 0))
+            .map(|p| p.last_position)
+            .min(),
+    }
+    // Before anything is applied, lag counts from the first event.
+    .map(|position| position.max(1))
+}
+
+/// Fills in `lag_seconds` from the recording times of the positions concerned, in one query.
+async fn fill_lag_seconds(
+    pool: &PgPool,
+    projections: &mut [ProjectionStatus],
+    head: i64,
+) -> Result<(), ProjectionError> {
+    let mut positions: Vec<i64> = projections.iter().filter_map(lagging_at).collect();
+    if positions.is_empty() {
+        return Ok(());
+    }
+    positions.push(head);
+    #[derive(sqlx::FromRow)]
+    struct Recorded {
+        position: i64,
+        recorded_at: DateTime<Utc>,
+    }
+    let recorded: Vec<Recorded> = sqlx::query_as(
+        "SELECT l.position, e.recorded_at FROM event_log l JOIN events e ON e.id = l.event_row_id
+         WHERE l.position = ANY($1)",
+    )
+    .bind(&positions)
+    .fetch_all(pool)
+    .await?;
+    let recorded: HashMap<i64, DateTime<Utc>> = recorded
+        .into_iter()
+        .map(|r| (r.position, r.recorded_at))
+        .collect();
+    let Some(&head_at) = recorded.get(&head) else {
+        return Ok(());
+    };
+    for status in projections {
+        if let Some(at) = lagging_at(status).and_then(|p| recorded.get(&p)) {
+            status.lag_seconds =
+                ((head_at - *at).num_microseconds().unwrap_or(0) as f64 / 1e6).max(0.0);
+        }
+    }
+    Ok(())
 }
 
 /// md5 over every row of the projection's tables in key order, combined over its tables.
@@ -86,12 +353,73 @@ pub async fn checksum(pool: &PgPool, name: &str) -> Result<String, ProjectionErr
         by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
     let mut parts = Vec::new();
     for (table, sql) in projection.tables().iter().zip(projection.checksum_sql()) {
-        let (sum,): (Option<String>,) = sqlx::query_as(sql).fetch_one(pool).await?;
+        let sum: Option<String> = sqlx::query_scalar(sql).fetch_one(pool).await?;
         parts.push(format!("{table}:{}", sum.as_deref().unwrap_or("empty")));
     }
-    let (combined,): (String,) = sqlx::query_as("SELECT md5($1)")
+    let combined: String = sqlx::query_scalar("SELECT md5($1)")
         .bind(parts.join("\n"))
         .fetch_one(pool)
         .await?;
     Ok(combined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(partition: i32, next: i64, last: i64, end: Option<i64>) -> PartitionProgress {
+        PartitionProgress {
+            partition,
+            next_offset: next,
+            last_position: last,
+            events_applied: next,
+            events_per_sec: 10.0,
+            owner: None,
+            end_offset: end,
+            last_error: (partition == 2).then(|| "boom".to_owned()),
+            updated_at: DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_kafka_projection_sums_its_partitions_and_lags_at_the_least_advanced_one_behind() {
+        let status = from_kafka(
+            "catalog".into(),
+            "t".into(),
+            vec![
+                partition(0, 5, 40, Some(5)),
+                partition(1, 3, 12, Some(7)),
+                partition(2, 1, 30, None),
+            ],
+            50,
+        );
+        assert_eq!(status.position, 40);
+        assert_eq!(status.lag_events, 4, "unknown ends count as caught up");
+        assert_eq!(status.events_applied, 9);
+        assert_eq!(status.events_per_sec, 30.0);
+        assert_eq!(status.last_error.as_deref(), Some("partition 2: boom"));
+        assert_eq!(lagging_at(&status), Some(12));
+    }
+
+    #[test]
+    fn readiness_counts_only_what_the_workers_read_and_the_relay() {
+        let mut log = from_log("catalog", None, 10);
+        log.lag_events = 10;
+        let kafka = from_kafka(
+            "catalog".into(),
+            "t".into(),
+            vec![partition(0, 1, 1, Some(9))],
+            10,
+        );
+        let mut status = DeploymentStatus {
+            head: 10,
+            workers_read: ProjectionSource::Kafka { topic: "t".into() },
+            projections: vec![log, kafka],
+            relay: None,
+        };
+        assert_eq!(status.behind(5), ["catalog is 8 events behind"]);
+        assert!(status.behind(8).is_empty());
+        status.workers_read = ProjectionSource::PostgresLog;
+        assert_eq!(status.behind(5), ["catalog is 10 events behind"]);
+    }
 }

@@ -2,9 +2,10 @@
 //! the batch size, rebuilds or crashes between batches.
 
 use adledger_domain::event::{
-    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionSettings,
-    DailyInsightsRecorded, DailyInsightsRestated, InsightsSource, PlatformConnected, SyncCompleted,
-    SyncCounts, SyncFailed, SyncStarted, WorkspaceCreated,
+    AdAccountDiscovered, CampaignChanged, CampaignDiscovered, ConnectionNeedsReauth,
+    ConnectionReauthorized, ConnectionSettings, DailyInsightsRecorded, DailyInsightsRestated,
+    InsightsSource, PlatformConnected, PlatformDisconnected, SyncCompleted, SyncCounts, SyncFailed,
+    SyncStarted, WorkspaceCreated,
 };
 use adledger_domain::{
     AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent, EventId,
@@ -12,10 +13,13 @@ use adledger_domain::{
 };
 use adledger_infra::testing::TestDatabase;
 use adledger_infra::{AppendRequest, EventStore, NewEvent};
-use adledger_projections::queries::{
-    self, CampaignFilter, Granularity, GroupBy, InsightsQuery, InsightsRow,
+use adledger_projections::catalog::{self, CampaignFilter};
+use adledger_projections::daily_insights::{
+    self, Granularity, GroupBy, InsightsQuery, InsightsRow,
 };
-use adledger_projections::{by_name, catch_up, checksum, rebuild, status, Projection};
+use adledger_projections::{
+    by_name, catch_up, checksum, deployment_status, rebuild, Projection, ProjectionStatus,
+};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -314,6 +318,14 @@ fn projection(name: &str) -> std::sync::Arc<dyn Projection> {
     by_name(name).unwrap()
 }
 
+/// Every projection's status as fed from the Postgres log, in worker start order.
+async fn log_status(store: &EventStore) -> Vec<ProjectionStatus> {
+    deployment_status(store, Default::default())
+        .await
+        .unwrap()
+        .projections
+}
+
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Sums {
     impressions: i64,
@@ -377,7 +389,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
         0
     );
 
-    let rows = queries::insights(
+    let rows = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,
@@ -397,7 +409,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
     assert_eq!(rows.len(), by_campaign.len());
     for row in &rows {
         assert_eq!(row.period, None);
-        let campaign = row.campaign_id.unwrap();
+        let campaign = row.campaign_id.unwrap().as_uuid();
         assert_eq!(Sums::of(row), by_campaign[&campaign]);
         let spec = campaigns
             .iter()
@@ -405,14 +417,14 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             .unwrap();
         assert_eq!(row.currency, spec.currency.as_str());
     }
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.campaign_id.unwrap()).collect();
+    let ids: Vec<CampaignId> = rows.iter().map(|r| r.campaign_id.unwrap()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "rows are ordered by campaign");
 
     // A filter on one connection and two campaigns keeps only theirs.
     let picked = [campaigns[0].id, campaigns[2].id];
-    let filtered = queries::insights(
+    let filtered = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,
@@ -428,10 +440,10 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
     assert_eq!(filtered.len(), 2);
     assert!(filtered
         .iter()
-        .all(|r| picked.iter().any(|c| Some(c.as_uuid()) == r.campaign_id)));
+        .all(|r| picked.iter().any(|c| Some(*c) == r.campaign_id)));
 
     // Another workspace sees nothing.
-    let other = queries::insights(
+    let other = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: WorkspaceId(Uuid::now_v7()),
@@ -481,12 +493,17 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
         let monday = *date - Duration::days(date.weekday().num_days_from_monday() as i64);
         weekly.entry((monday, *campaign)).or_default().add(row);
     }
-    let rows = queries::insights(pool, &query(Granularity::Week, vec![GroupBy::Campaign]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Week, vec![GroupBy::Campaign]))
         .await
         .unwrap();
     let got: BTreeMap<(NaiveDate, Uuid), Sums> = rows
         .iter()
-        .map(|r| ((r.period.unwrap(), r.campaign_id.unwrap()), Sums::of(r)))
+        .map(|r| {
+            (
+                (r.period.unwrap(), r.campaign_id.unwrap().as_uuid()),
+                Sums::of(r),
+            )
+        })
         .collect();
     assert_eq!(got.len(), rows.len());
     assert_eq!(got, weekly);
@@ -505,7 +522,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
             .or_default()
             .add(row);
     }
-    let rows = queries::insights(pool, &query(Granularity::Month, vec![]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Month, vec![]))
         .await
         .unwrap();
     let got: BTreeMap<(NaiveDate, String), Sums> = rows
@@ -517,7 +534,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
     assert_eq!(rows.len(), 3 * 2, "three months, two currencies");
 
     // Total by platform: still one row per currency, never one summed across them.
-    let rows = queries::insights(pool, &query(Granularity::Total, vec![GroupBy::Platform]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Total, vec![GroupBy::Platform]))
         .await
         .unwrap();
     let currencies: Vec<&str> = rows.iter().map(|r| r.currency.as_str()).collect();
@@ -542,7 +559,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
     }
 
     // Daily by ad account: connection and account are filled in, campaign is not.
-    let rows = queries::insights(pool, &query(Granularity::Day, vec![GroupBy::AdAccount]))
+    let rows = daily_insights::insights(pool, &query(Granularity::Day, vec![GroupBy::AdAccount]))
         .await
         .unwrap();
     assert!(rows.iter().all(|r| r.connection_id.is_some()
@@ -602,7 +619,7 @@ async fn rebuilding_gives_the_same_checksum_every_time() {
     assert_eq!(checksum(pool, "daily_insights").await.unwrap(), insights);
     assert!(rebuild(&store, pool, "nope", 5_000).await.is_err());
 
-    let statuses = status(&store, pool).await.unwrap();
+    let statuses = log_status(&store).await;
     assert_eq!(statuses.len(), adledger_projections::all().len());
     for s in &statuses {
         assert_eq!((s.position, s.head, s.lag_events), (head, head, 0));
@@ -621,7 +638,7 @@ async fn a_runner_killed_between_and_inside_batches_applies_every_event_exactly_
     let (expected, _) = seed_insights(&mut log, 3_000).await;
     let head = log.sequence().await;
 
-    let lag = status(&store, &pool).await.unwrap();
+    let lag = log_status(&store).await;
     assert_eq!(lag[1].lag_events, head);
     assert!(lag[1].lag_seconds >= 0.0);
 
@@ -700,7 +717,7 @@ async fn an_undecodable_event_stops_the_projection_and_is_recorded() {
         .is_err());
     let (position, applied, _) = checkpoint(pool, "catalog").await;
     assert_eq!((position, applied), (head - 1, head - 1));
-    let statuses = status(&store, pool).await.unwrap();
+    let statuses = log_status(&store).await;
     assert!(statuses[0].last_error.is_some());
 }
 
@@ -731,6 +748,7 @@ async fn seed_catalog(log: &mut Log) -> CatalogIds {
             ad_accounts: 2,
             campaigns: 5,
         },
+        authorization_expires_at: None,
     })];
     for (account, currency) in [("act_0", "EUR"), ("act_1", "USD")] {
         events.push(DomainEvent::AdAccountDiscovered(AdAccountDiscovered {
@@ -838,50 +856,50 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     );
     let ws = ids.ws;
 
-    let workspace = queries::get_workspace(pool, ws).await.unwrap().unwrap();
+    let workspace = catalog::get_workspace(pool, ws).await.unwrap().unwrap();
     assert_eq!(workspace.name, "Acme");
     assert_eq!(
         workspace.created_at,
         Utc.with_ymd_and_hms(2024, 3, 1, 8, 0, 1).unwrap()
     );
-    assert!(queries::get_workspace(pool, WorkspaceId(Uuid::now_v7()))
+    assert!(catalog::get_workspace(pool, WorkspaceId(Uuid::now_v7()))
         .await
         .unwrap()
         .is_none());
 
-    let connection = queries::get_connection(pool, ws, ids.connection)
+    let connection = catalog::get_connection(pool, ws, ids.connection)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(connection.platform, "sandbox");
     assert_eq!(connection.label, "Main sandbox");
     assert_eq!(connection.status, "active");
-    assert_eq!(connection.last_sync_id, Some(ids.one_sync.as_uuid()));
+    assert_eq!(connection.last_sync_id, Some(ids.one_sync));
     assert_eq!(connection.last_sync_status.as_deref(), Some("failed"));
     assert!(connection.last_synced_at.is_some());
     assert_eq!(
-        queries::list_connections(pool, ws).await.unwrap(),
+        catalog::list_connections(pool, ws).await.unwrap(),
         vec![connection]
     );
     assert!(
-        queries::get_connection(pool, WorkspaceId(Uuid::now_v7()), ids.connection)
+        catalog::get_connection(pool, WorkspaceId(Uuid::now_v7()), ids.connection)
             .await
             .unwrap()
             .is_none()
     );
 
-    let accounts = queries::list_ad_accounts(pool, ws, Some(ids.connection))
+    let accounts = catalog::list_ad_accounts(pool, ws, Some(ids.connection))
         .await
         .unwrap();
     assert_eq!(
         accounts
             .iter()
-            .map(|a| (a.id.as_str(), a.currency.as_str()))
+            .map(|a| (a.id.0.as_str(), a.currency.as_str()))
             .collect::<Vec<_>>(),
         [("act_0", "EUR"), ("act_1", "USD")]
     );
     assert_eq!(
-        queries::list_ad_accounts(pool, ws, None).await.unwrap(),
+        catalog::list_ad_accounts(pool, ws, None).await.unwrap(),
         accounts
     );
 
@@ -889,7 +907,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = queries::list_campaigns(
+        let page = catalog::list_campaigns(
             pool,
             ws,
             &CampaignFilter {
@@ -907,21 +925,17 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         after = page.last().map(|c| c.id);
         seen.extend(page);
     }
-    let mut want: Vec<Uuid> = ids.campaigns.iter().map(|c| c.as_uuid()).collect();
+    let mut want = ids.campaigns.clone();
     want.sort();
     assert_eq!(seen.iter().map(|c| c.id).collect::<Vec<_>>(), want);
     for c in &seen {
-        let i = ids
-            .campaigns
-            .iter()
-            .position(|id| id.as_uuid() == c.id)
-            .unwrap();
+        let i = ids.campaigns.iter().position(|id| *id == c.id).unwrap();
         if i == 1 {
             // Last touched by the failed one-campaign sync: status failed, still synced through January.
-            assert_eq!(c.last_sync_id, Some(ids.one_sync.as_uuid()));
+            assert_eq!(c.last_sync_id, Some(ids.one_sync));
             assert_eq!(c.last_sync_status.as_deref(), Some("failed"));
         } else {
-            assert_eq!(c.last_sync_id, Some(ids.full_sync.as_uuid()));
+            assert_eq!(c.last_sync_id, Some(ids.full_sync));
             assert_eq!(c.last_sync_status.as_deref(), Some("completed"));
         }
         assert_eq!(c.synced_through, Some(day("2024-01-31")));
@@ -933,7 +947,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         }
     }
 
-    let full = queries::get_sync_run(pool, ws, ids.full_sync)
+    let full = catalog::get_sync_run(pool, ws, ids.full_sync)
         .await
         .unwrap()
         .unwrap();
@@ -946,15 +960,15 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert!(full.campaign_ids.is_empty());
     assert!(full.finished_at.unwrap() > full.started_at);
     assert_eq!(full.error, None);
-    let one = queries::get_sync_run(pool, ws, ids.one_sync)
+    let one = catalog::get_sync_run(pool, ws, ids.one_sync)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(one.status, "failed");
     assert_eq!(one.error.as_deref(), Some("throttled: rate limited"));
     assert_eq!(one.days_recorded, 3);
-    assert_eq!(one.campaign_ids, vec![ids.campaigns[1].as_uuid()]);
-    let runs = queries::list_sync_runs(pool, ws, ids.connection)
+    assert_eq!(one.campaign_ids, vec![ids.campaigns[1]]);
+    let runs = catalog::list_sync_runs(pool, ws, ids.connection)
         .await
         .unwrap();
     assert_eq!(runs, vec![one, full], "newest first");
@@ -982,7 +996,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     catch_up(&store, pool, &*projection("daily_insights"), 100)
         .await
         .unwrap();
-    let rows = queries::insights(
+    let rows = daily_insights::insights(
         pool,
         &InsightsQuery {
             workspace_id: ws,
@@ -1003,6 +1017,74 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert_eq!(row.cpc, Some(Decimal::from(2)));
     assert_eq!(row.cpm, Some(Decimal::from(20)));
     assert_eq!(row.roas, Some(Decimal::new(25, 1)));
+}
+
+#[tokio::test]
+async fn a_connections_authorization_expiry_comes_from_its_events_alone() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = &db.db.app;
+    let mut log = Log::new(store.clone(), WorkspaceId(Uuid::now_v7()));
+    let ids = seed_catalog(&mut log).await;
+    log.sequence().await;
+    let catalog = projection("catalog");
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let connection = || async {
+        catalog::get_connection(pool, ids.ws, ids.connection)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(connection().await.authorization_expires_at, None);
+
+    // The tokens' side table is not the read model's business: a row there changes nothing.
+    sqlx::query(
+        "INSERT INTO connection_credentials (connection_id, workspace_id, platform, sealed_tokens,
+                                             expires_at)
+         VALUES ($1, $2, 'meta', 'sealed', now())",
+    )
+    .bind(ids.connection.as_uuid())
+    .bind(ids.ws.as_uuid())
+    .execute(pool)
+    .await
+    .unwrap();
+    let expires = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
+    log.append(
+        ids.connection.stream(),
+        vec![
+            DomainEvent::ConnectionNeedsReauth(ConnectionNeedsReauth {
+                connection_id: ids.connection,
+                reason: "token expired".into(),
+            }),
+            DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+                connection_id: ids.connection,
+                authorization_expires_at: Some(expires),
+            }),
+        ],
+    )
+    .await;
+    log.sequence().await;
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let reauthorized = connection().await;
+    assert_eq!(reauthorized.status, "active");
+    assert_eq!(reauthorized.authorization_expires_at, Some(expires));
+    let before = checksum(pool, "catalog").await.unwrap();
+    rebuild(&store, pool, "catalog", 2).await.unwrap();
+    assert_eq!(connection().await, reauthorized, "a rebuild gives it back");
+    assert_eq!(checksum(pool, "catalog").await.unwrap(), before);
+
+    log.append(
+        ids.connection.stream(),
+        vec![DomainEvent::PlatformDisconnected(PlatformDisconnected {
+            connection_id: ids.connection,
+        })],
+    )
+    .await;
+    log.sequence().await;
+    catch_up(&store, pool, &*catalog, 100).await.unwrap();
+    let disconnected = connection().await;
+    assert_eq!(disconnected.status, "disconnected");
+    assert_eq!(disconnected.authorization_expires_at, None);
 }
 
 /// Replay speed of `daily_insights` (run with `--release -- --ignored --nocapture`).

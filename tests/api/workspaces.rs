@@ -1,5 +1,9 @@
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, eventually, spawn_app};
+use adledger_domain::event::ConnectionReauthorized;
+use adledger_domain::{ConnectionId, DomainEvent, EventId, EventMetadata, WorkspaceId};
+use adledger_infra::{AppendRequest, NewEvent, StoreError};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn a_created_workspace_can_be_read() {
@@ -133,4 +137,69 @@ async fn connecting_validates_the_platform_and_its_settings() {
     )
     .await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 2);
+}
+
+/// The connection's read model comes from its events alone: the expiry a reauthorization records
+/// is what the API shows as `token_expires_at`.
+#[tokio::test]
+async fn a_connections_token_expiry_is_the_one_its_events_record() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Expiring").await;
+    let conn = app.sandbox(&ws, 1, 2).await;
+    let path = format!("/v1/workspaces/{ws}/connections/{conn}");
+    let connection = eventually("the connection to be projected", || async {
+        let r = app.get(&path).await;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json::<Value>().await.ok()
+    })
+    .await;
+    assert!(connection["token_expires_at"].is_null(), "{connection}");
+
+    let store = app._db.store();
+    let connection_id = ConnectionId(conn.parse().unwrap());
+    let event = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
+        connection_id,
+        authorization_expires_at: Some("2024-05-01T10:00:00Z".parse().unwrap()),
+    });
+    // The app may append to the connection's stream meanwhile (discovery): retry on a conflict.
+    loop {
+        let version = store
+            .read_stream(&connection_id.stream())
+            .await
+            .unwrap()
+            .len();
+        let appended = store
+            .append(AppendRequest {
+                stream_id: connection_id.stream(),
+                stream_type: "connection",
+                workspace_id: WorkspaceId(ws.parse().unwrap()),
+                expected_version: version as i64,
+                metadata: serde_json::to_value(EventMetadata::system("test", Uuid::now_v7()))
+                    .unwrap(),
+                events: vec![NewEvent {
+                    event_id: EventId(Uuid::now_v7()),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload: event.to_payload(),
+                    occurred_at: chrono::Utc::now(),
+                }],
+                idempotency: None,
+            })
+            .await;
+        match appended {
+            Ok(_) => break,
+            Err(StoreError::WrongExpectedVersion { .. }) => continue,
+            Err(e) => panic!("append: {e}"),
+        }
+    }
+    eventually("the expiry to be projected", || async {
+        (app.get_json(&path).await["token_expires_at"] == "2024-05-01T10:00:00Z").then_some(())
+    })
+    .await;
+    let listed = app
+        .get_json(&format!("/v1/workspaces/{ws}/connections"))
+        .await;
+    assert_eq!(listed[0]["token_expires_at"], "2024-05-01T10:00:00Z");
 }

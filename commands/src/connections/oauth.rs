@@ -120,13 +120,19 @@ impl Commands {
             .connection_id
             .unwrap_or_else(|| ConnectionId(Uuid::now_v7()));
         save_tokens(setup, connection, workspace, platform, &tokens).await?;
+        // Only a token that cannot be refreshed ends the authorization (Meta's 60-day token):
+        // a person must renew it before then. Refreshable tokens' expiries mean nothing to them.
+        let authorization_expires_at = tokens.expires_at.filter(|_| tokens.refresh_token.is_none());
         let command = match authorization.connection_id {
-            Some(_) => connection::Command::Reauthorize,
+            Some(_) => connection::Command::Reauthorize {
+                authorization_expires_at,
+            },
             None => connection::Command::Connect {
                 connection_id: connection,
                 label: format!("{} connection", platform_name(platform)),
                 settings: ConnectionSettings::oauth(platform)
                     .ok_or_else(|| not_configured(platform))?,
+                authorization_expires_at,
             },
         };
         self.decide(

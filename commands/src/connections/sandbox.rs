@@ -39,6 +39,7 @@ impl Commands {
             connection_id,
             label: label.to_owned(),
             settings,
+            authorization_expires_at: None,
         };
         let target = connection_target(&ctx.metadata, workspace, connection_id).idempotent(idem);
         match self.decide(target, &command).await? {

@@ -50,6 +50,7 @@ fn connected() -> DomainEvent {
         connection_id: CONN,
         label: "Sandbox".into(),
         settings: settings(),
+        authorization_expires_at: None,
     })
 }
 
@@ -194,6 +195,7 @@ fn a_platform_is_connected_once_with_a_printable_label() {
             connection_id: CONN,
             label: "  Sandbox ".into(),
             settings: settings(),
+            authorization_expires_at: None,
         })
         .then([connected()]);
     given::<Connection>([connected()])
@@ -201,6 +203,7 @@ fn a_platform_is_connected_once_with_a_printable_label() {
             connection_id: CONN,
             label: "Sandbox".into(),
             settings: settings(),
+            authorization_expires_at: None,
         })
         .then_error(DomainError::AlreadyExists("connection"));
     given_nothing::<Connection>()
@@ -208,6 +211,7 @@ fn a_platform_is_connected_once_with_a_printable_label() {
             connection_id: CONN,
             label: "\u{7}".into(),
             settings: settings(),
+            authorization_expires_at: None,
         })
         .then_invalid("label");
 }
@@ -582,12 +586,15 @@ fn a_connection_whose_credentials_were_refused_syncs_again_only_after_reauthoriz
             reason: "again".into(),
         })
         .then_nothing();
+    let expires = EPOCH + Duration::days(60);
     let reauthorized = DomainEvent::ConnectionReauthorized(ConnectionReauthorized {
         connection_id: CONN,
+        authorization_expires_at: Some(expires),
     });
-    waiting()
-        .when(Command::Reauthorize)
-        .then([reauthorized.clone()]);
+    let reauthorize = || Command::Reauthorize {
+        authorization_expires_at: Some(expires),
+    };
+    waiting().when(reauthorize()).then([reauthorized.clone()]);
     waiting()
         .and([reauthorized.clone()])
         .when(start(1))
@@ -604,7 +611,7 @@ fn a_connection_whose_credentials_were_refused_syncs_again_only_after_reauthoriz
         .when(start(2))
         .then_error(DomainError::ConnectionUnavailable("disconnected"));
     gone()
-        .when(Command::Reauthorize)
+        .when(reauthorize())
         .then_error(DomainError::ConnectionUnavailable("disconnected"));
     gone().when(Command::Disconnect).then_nothing();
 }

@@ -14,7 +14,7 @@ use super::keyring::{decrypt, encrypt, MasterKeys, NONCE_LEN};
 use super::{b64_decode, b64_encode, random_bytes, CryptoError};
 use aes_gcm::aead::KeyInit;
 use aes_gcm::Aes256Gcm;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,6 +103,13 @@ struct Cache {
     /// Bumped by every erase: a load that started before it must not be cached.
     generation: u64,
     entries: HashMap<Uuid, Entry>,
+}
+
+/// A `subject_keys` row: `W` is `String` where only live keys are selected, else optional.
+#[derive(sqlx::FromRow)]
+struct StoredKey<W> {
+    subject_id: Uuid,
+    wrapped_key: W,
 }
 
 struct Inner {
@@ -251,7 +258,7 @@ impl Sealer {
         let active = keys.active_kid();
         let mut count = 0;
         loop {
-            let rows = sqlx::query(
+            let rows: Vec<StoredKey<String>> = sqlx::query_as(
                 "SELECT subject_id, wrapped_key FROM subject_keys
                   WHERE erased_at IS NULL AND master_kid <> $1
                   ORDER BY subject_id LIMIT $2",
@@ -264,8 +271,7 @@ impl Sealer {
                 return Ok(count);
             }
             for row in rows {
-                let subject: Uuid = row.try_get(0)?;
-                let wrapped: String = row.try_get(1)?;
+                let (subject, wrapped) = (row.subject_id, row.wrapped_key);
                 let rewrapped = keys.rewrap(&wrapped, &wrap_aad(subject))?;
                 // Compare-and-set: an erase in between wins and is left alone.
                 let updated = sqlx::query(
@@ -317,7 +323,8 @@ impl Sealer {
     /// Loads and caches the keys of `subjects` (absent ones are absent from the map).
     async fn load(&self, subjects: &[Uuid]) -> Result<HashMap<Uuid, KeyState>, CryptoError> {
         let generation = self.lock().generation;
-        let rows = sqlx::query(
+        // An erased key has no wrapped key left.
+        let rows: Vec<StoredKey<Option<String>>> = sqlx::query_as(
             "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id = ANY($1)",
         )
         .bind(subjects)
@@ -325,9 +332,8 @@ impl Sealer {
         .await?;
         let mut states = HashMap::with_capacity(rows.len());
         for row in rows {
-            let subject: Uuid = row.try_get(0)?;
-            let wrapped: Option<String> = row.try_get(1)?;
-            let state = match wrapped {
+            let subject = row.subject_id;
+            let state = match row.wrapped_key {
                 None => KeyState::Erased,
                 Some(wrapped) => KeyState::Live(Arc::new(self.unwrap_key(subject, &wrapped)?)),
             };

@@ -5,18 +5,16 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
 use uuid::Uuid;
 
 pub const GENESIS: [u8; 32] = [0; 32];
 
-/// The columns [`CanonicalEvent::from_row`] reads, in order, from `events e`.
-pub const COLUMNS: &str = "e.id, e.event_id, e.stream_id, e.stream_type, e.stream_version, \
-     e.workspace_id, e.event_type, e.schema_version, e.payload::text, e.metadata::text, \
-     e.occurred_at, e.recorded_at";
+/// The columns a [`CanonicalEvent`] is read from, out of `events e`.
+pub const COLUMNS: &str = "e.id AS row_id, e.event_id, e.stream_id, e.stream_type, \
+     e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload::text AS payload, \
+     e.metadata::text AS metadata, e.occurred_at, e.recorded_at";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CanonicalEvent {
     pub row_id: i64,
     pub event_id: Uuid,
@@ -33,24 +31,6 @@ pub struct CanonicalEvent {
 }
 
 impl CanonicalEvent {
-    /// Reads [`COLUMNS`] starting at column `at`.
-    pub fn from_row(row: &PgRow, at: usize) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            row_id: row.try_get(at)?,
-            event_id: row.try_get(at + 1)?,
-            stream_id: row.try_get(at + 2)?,
-            stream_type: row.try_get(at + 3)?,
-            stream_version: row.try_get(at + 4)?,
-            workspace_id: row.try_get(at + 5)?,
-            event_type: row.try_get(at + 6)?,
-            schema_version: row.try_get(at + 7)?,
-            payload: row.try_get(at + 8)?,
-            metadata: row.try_get(at + 9)?,
-            occurred_at: row.try_get(at + 10)?,
-            recorded_at: row.try_get(at + 11)?,
-        })
-    }
-
     pub fn chain_hash(&self, previous: &[u8; 32], position: i64) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(previous);

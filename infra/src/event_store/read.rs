@@ -5,12 +5,95 @@ use super::canonical::to_array;
 use super::{EventStore, RecordedEvent, StoreError};
 use adledger_domain::{DecodeError, DomainEvent, EventId, StreamId, WorkspaceId};
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use serde_json::Value;
+use uuid::Uuid;
 
+/// The columns an [`EventRow`] reads, from `events e` and `event_log l`.
 const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
      e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, e.metadata, \
      e.occurred_at, e.recorded_at, l.hash";
+
+/// A stored event as read, before its stream id and hash are checked.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    position: Option<i64>,
+    event_id: Uuid,
+    stream_id: String,
+    stream_type: String,
+    stream_version: i64,
+    workspace_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    payload: Value,
+    metadata: Value,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    hash: Option<Vec<u8>>,
+}
+
+impl TryFrom<EventRow> for RecordedEvent {
+    type Error = StoreError;
+
+    fn try_from(row: EventRow) -> Result<Self, StoreError> {
+        let stream_id = StreamId::parse(&row.stream_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad stream id {:?}", row.stream_id)))?;
+        Ok(RecordedEvent {
+            position: row.position,
+            event_id: EventId(row.event_id),
+            stream_id,
+            stream_type: row.stream_type,
+            stream_version: row.stream_version,
+            workspace_id: WorkspaceId(row.workspace_id),
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            payload: row.payload,
+            metadata: row.metadata,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            hash: row.hash.as_deref().and_then(to_array),
+        })
+    }
+}
+
+/// A sequenced event as projections read it; the context columns only in the statement that
+/// selects them.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    position: i64,
+    workspace_id: Uuid,
+    event_type: String,
+    schema_version: i32,
+    payload: String,
+    occurred_at: DateTime<Utc>,
+    #[sqlx(default)]
+    stream_id: Option<String>,
+    #[sqlx(default)]
+    metadata: Option<String>,
+    #[sqlx(default)]
+    recorded_at: Option<DateTime<Utc>>,
+}
+
+impl From<EntryRow> for LogEntry {
+    fn from(row: EntryRow) -> Self {
+        let context = match (row.stream_id, row.metadata, row.recorded_at) {
+            (Some(stream_id), Some(metadata), Some(recorded_at)) => Some(EventContext {
+                stream_id,
+                metadata,
+                recorded_at,
+            }),
+            _ => None,
+        };
+        LogEntry {
+            position: row.position,
+            workspace_id: WorkspaceId(row.workspace_id),
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            payload: row.payload,
+            occurred_at: row.occurred_at,
+            context,
+        }
+    }
+}
 
 /// Which part of the log to read: positions in `(after, up_to]`, at most `limit` events.
 #[derive(Debug, Clone, Default)]
@@ -61,27 +144,6 @@ impl LogEntry {
     }
 }
 
-fn recorded(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let stream: String = row.try_get(2)?;
-    let hash: Option<Vec<u8>> = row.try_get(12)?;
-    Ok(RecordedEvent {
-        position: row.try_get(0)?,
-        event_id: EventId(row.try_get(1)?),
-        stream_id: StreamId::parse(&stream)
-            .ok_or_else(|| StoreError::Corrupt(format!("bad stream id {stream:?}")))?,
-        stream_type: row.try_get(3)?,
-        stream_version: row.try_get(4)?,
-        workspace_id: WorkspaceId(row.try_get(5)?),
-        event_type: row.try_get(6)?,
-        schema_version: row.try_get(7)?,
-        payload: row.try_get(8)?,
-        metadata: row.try_get(9)?,
-        occurred_at: row.try_get(10)?,
-        recorded_at: row.try_get(11)?,
-        hash: hash.as_deref().and_then(to_array),
-    })
-}
-
 impl EventStore {
     /// Every event of one stream in version order, sequenced or not.
     pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -89,13 +151,11 @@ impl EventStore {
             "SELECT {EVENT_COLUMNS} FROM events e LEFT JOIN event_log l ON l.event_row_id = e.id
              WHERE e.stream_id = $1 ORDER BY e.stream_version"
         );
-        sqlx::query(&sql)
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
             .bind(stream.as_str())
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(recorded)
-            .collect()
+            .await?;
+        rows.into_iter().map(RecordedEvent::try_from).collect()
     }
 
     /// Sequenced events in log order.
@@ -129,7 +189,7 @@ impl EventStore {
                 )
             }
         };
-        let mut query = sqlx::query(&sql)
+        let mut query = sqlx::query_as(&sql)
             .bind(filter.after)
             .bind(filter.up_to.unwrap_or(i64::MAX))
             .bind(filter.limit.max(0));
@@ -139,8 +199,8 @@ impl EventStore {
         if let Some(stream) = &filter.stream_id {
             query = query.bind(stream.as_str());
         }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(recorded).collect()
+        let rows: Vec<EventRow> = query.fetch_all(&self.pool).await?;
+        rows.into_iter().map(RecordedEvent::try_from).collect()
     }
 
     /// Up to `limit` sequenced events after position `after`, in log order, as projections read
@@ -154,43 +214,23 @@ impl EventStore {
         // Two statements rather than optional columns: the lean one is the replay hot path, and
         // every column it does not send saves time on each event.
         let columns = if with_context {
-            ", e.stream_id, e.metadata::text, e.recorded_at"
+            ", e.stream_id, e.metadata::text AS metadata, e.recorded_at"
         } else {
             ""
         };
         let sql = format!(
-            "SELECT l.position, l.workspace_id, e.event_type, e.schema_version, e.payload::text,
-                    e.occurred_at{columns}
+            "SELECT l.position, l.workspace_id, e.event_type, e.schema_version,
+                    e.payload::text AS payload, e.occurred_at{columns}
              FROM (SELECT position, event_row_id, workspace_id FROM event_log
                    WHERE position > $1 ORDER BY position LIMIT $2) l
              JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<EntryRow> = sqlx::query_as(&sql)
             .bind(after)
             .bind(limit.max(0))
             .fetch_all(&self.pool)
             .await?;
-        let entry = |row: &PgRow| -> Result<LogEntry, sqlx::Error> {
-            let context = if with_context {
-                Some(EventContext {
-                    stream_id: row.try_get(6)?,
-                    metadata: row.try_get(7)?,
-                    recorded_at: row.try_get(8)?,
-                })
-            } else {
-                None
-            };
-            Ok(LogEntry {
-                position: row.try_get(0)?,
-                workspace_id: WorkspaceId(row.try_get(1)?),
-                event_type: row.try_get(2)?,
-                schema_version: row.try_get(3)?,
-                payload: row.try_get(4)?,
-                occurred_at: row.try_get(5)?,
-                context,
-            })
-        };
-        Ok(rows.iter().map(entry).collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().map(LogEntry::from).collect())
     }
 
     /// Every stream of one type with its workspace, in the order the streams began (sequenced

@@ -60,7 +60,7 @@ impl EventStore {
                AND e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
              ORDER BY e.tx_id, e.id LIMIT $3"
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<CanonicalEvent> = sqlx::query_as(&sql)
             .bind(&cursor_tx)
             .bind(cursor_id)
             .bind(max)
@@ -76,8 +76,7 @@ impl EventStore {
         let mut row_ids = Vec::with_capacity(rows.len());
         let mut workspaces: Vec<Uuid> = Vec::with_capacity(rows.len());
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let event = CanonicalEvent::from_row(row, 0)?;
+        for event in &rows {
             position += 1;
             previous = event.chain_hash(&previous, position);
             positions.push(position);

@@ -4,7 +4,6 @@
 use super::canonical::{to_array, CanonicalEvent, COLUMNS, GENESIS};
 use super::{EventStore, StoreError};
 use serde::Serialize;
-use sqlx::Row;
 
 const CHUNK: i64 = 10_000;
 
@@ -29,6 +28,15 @@ impl VerifyReport {
     }
 }
 
+/// One link of the chain: the position, its stored hash, and the event it covers.
+#[derive(sqlx::FromRow)]
+struct Link {
+    position: i64,
+    hash: Vec<u8>,
+    #[sqlx(flatten)]
+    event: CanonicalEvent,
+}
+
 impl EventStore {
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
         let head = self.head_position().await?;
@@ -39,36 +47,36 @@ impl EventStore {
             head,
             first_broken: Some(BrokenLink { position, reason }),
         };
+        // An event row gone from under its position drops out of the join: the gap it leaves is
+        // told apart from a missing position by `missing_at`.
         let sql = format!(
             "SELECT l.position, l.hash, {COLUMNS}
              FROM (SELECT position, event_row_id, hash FROM event_log
                    WHERE position >= $1 AND position <= $2 ORDER BY position LIMIT $3) l
-             LEFT JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
+             JOIN events e ON e.id = l.event_row_id ORDER BY l.position"
         );
         while expected <= head {
-            let rows = sqlx::query(&sql)
+            let links: Vec<Link> = sqlx::query_as(&sql)
                 .bind(expected)
                 .bind(head)
                 .bind(CHUNK)
                 .fetch_all(&self.pool)
                 .await?;
-            if rows.is_empty() {
-                return Ok(broken(expected, "position missing from the log".into()));
+            if links.is_empty() {
+                return Ok(broken(expected, self.missing_at(expected, None).await?));
             }
-            for row in rows {
-                let position: i64 = row.try_get(0)?;
+            for Link {
+                position,
+                hash: stored,
+                event,
+            } in links
+            {
                 if position != expected {
                     return Ok(broken(
                         expected,
-                        format!("position missing (next is {position})"),
+                        self.missing_at(expected, Some(position)).await?,
                     ));
                 }
-                let stored: Vec<u8> = row.try_get(1)?;
-                let present: Option<i64> = row.try_get(2)?;
-                if present.is_none() {
-                    return Ok(broken(position, "the event row is missing".into()));
-                }
-                let event = CanonicalEvent::from_row(&row, 2)?;
                 let recomputed = event.chain_hash(&previous, position);
                 if to_array(&stored) != Some(recomputed) {
                     return Ok(broken(
@@ -92,6 +100,21 @@ impl EventStore {
             verified: head,
             head,
             first_broken: None,
+        })
+    }
+
+    /// Why the chain has no event at `position` (the next one read being `next`): the log has no
+    /// such position, or the event row it points to is gone.
+    async fn missing_at(&self, position: i64, next: Option<i64>) -> Result<String, StoreError> {
+        let logged: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM event_log WHERE position = $1)")
+                .bind(position)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(match (logged, next) {
+            (true, _) => "the event row is missing".to_owned(),
+            (false, Some(next)) => format!("position missing (next is {next})"),
+            (false, None) => "position missing from the log".to_owned(),
         })
     }
 }

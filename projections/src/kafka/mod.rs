@@ -1,27 +1,27 @@
 //! Kafka-mode projection workers: the same projections, fed from the relay's topic instead of the
-//! Postgres log, so that several processes can share the topic's partitions.
+//! Postgres log, so that several processes can share the topic's partitions. This module owns the
+//! consumer (assigned partitions only: no consumer group, no committed offsets, no auto-commit)
+//! and the worker loops; [`partition`] turns a partition's messages into the runner's pages and
+//! [`lease`] decides, in Postgres, which worker reads which partition.
 //!
-//! Effects are exactly once without Kafka transactions: a batch of one partition is applied in one
-//! Postgres transaction together with that partition's `projection_offsets` row, and the row's
-//! update is fenced on the `next_offset` the batch started from and on the worker's lease, so a
-//! worker that lost the partition cannot apply it again. Postgres decides everything: which worker
-//! reads which partition ([`lease`]), and where it starts (the stored offset; messages below it are
-//! skipped, a partition that starts above it is sought back). Kafka's consumer groups and committed
-//! offsets are not used. Events the relay sent twice (after a crash) are dropped by log position.
+//! Effects are exactly once without Kafka transactions: a page of one partition is applied in one
+//! Postgres transaction together with that partition's `projection_offsets` row, fenced on the
+//! offset the page started from and on the worker's lease.
 
 mod lease;
+mod partition;
 
+use crate::runner;
 use crate::{Projection, ProjectionError};
-use adledger_domain::DomainEvent;
 use adledger_infra::kafka::{decode, KafkaConfig};
 use adledger_infra::shutdown::Shutdown;
-use adledger_infra::LogEntry;
 use lease::Leases;
+use partition::{PartitionSource, Received};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,6 +34,8 @@ const GATHER: Duration = Duration::from_millis(20);
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an operator's status waits for the broker to tell one partition's end.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A rebuild gives up when the broker sends nothing for this long.
 const REBUILD_STALL: Duration = Duration::from_secs(60);
 
@@ -58,188 +60,8 @@ impl Default for WorkerOptions {
     }
 }
 
-/// One message, decoded as soon as it arrives so nothing borrows the consumer.
-struct Received {
-    partition: i32,
-    offset: i64,
-    entry: Result<LogEntry, String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Progress {
-    next_offset: i64,
-    last_position: i64,
-}
-
-/// Applies one projection from the topic: partition progress lives in Postgres.
-struct Applier<'a> {
-    pool: &'a PgPool,
-    projection: &'a dyn Projection,
-    topic: &'a str,
-    consumer: &'a StreamConsumer,
-    /// The lease holder every batch is fenced on.
-    owner: &'a str,
-    known: HashMap<i32, Progress>,
-}
-
-impl Applier<'_> {
-    async fn load(&self, partition: i32) -> Result<Progress, ProjectionError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT next_offset, last_position FROM projection_offsets
-             WHERE projection = $1 AND topic = $2 AND partition = $3",
-        )
-        .bind(self.projection.name())
-        .bind(self.topic)
-        .bind(partition)
-        .fetch_optional(self.pool)
-        .await?;
-        let (next_offset, last_position) = row.unwrap_or((0, 0));
-        Ok(Progress {
-            next_offset,
-            last_position,
-        })
-    }
-
-    /// Applies one partition's messages (in offset order). Returns the events applied.
-    async fn apply(
-        &mut self,
-        partition: i32,
-        messages: Vec<Received>,
-    ) -> Result<u64, ProjectionError> {
-        let Some(first) = messages.first().map(|m| m.offset) else {
-            return Ok(0);
-        };
-        let progress = match self.known.get(&partition) {
-            Some(p) if p.next_offset == first => *p,
-            // First batch of this partition, or the partition moved: Postgres decides.
-            _ => self.load(partition).await?,
-        };
-        self.known.insert(partition, progress);
-        let messages: Vec<Received> = messages
-            .into_iter()
-            .skip_while(|m| m.offset < progress.next_offset)
-            .collect();
-        let Some(first) = messages.first().map(|m| m.offset) else {
-            return Ok(0);
-        };
-        if first > progress.next_offset {
-            self.seek_back(partition, progress.next_offset, first)?;
-            return Ok(0);
-        }
-        let last_offset = messages.last().map_or(first, |m| m.offset);
-        let mut last_position = progress.last_position;
-        let mut page: Vec<(LogEntry, DomainEvent)> = Vec::with_capacity(messages.len());
-        for message in messages {
-            let entry = message
-                .entry
-                .map_err(|reason| ProjectionError::BadMessage {
-                    partition,
-                    offset: message.offset,
-                    reason,
-                })?;
-            // The relay sends a run again after a crash; its events are already applied.
-            if entry.position <= last_position {
-                continue;
-            }
-            last_position = entry.position;
-            let event = entry.decode().map_err(|source| ProjectionError::Decode {
-                position: entry.position,
-                source,
-            })?;
-            page.push((entry, event));
-        }
-        let next_offset = last_offset + 1;
-        let mut tx = self.pool.begin().await?;
-        self.projection.apply(&mut tx, &page).await?;
-        let fenced = sqlx::query(
-            "UPDATE projection_offsets
-             SET next_offset = $4, last_position = $5, events_applied = events_applied + $6,
-                 updated_at = now()
-             WHERE projection = $1 AND topic = $2 AND partition = $3 AND next_offset = $7
-               AND owner = $8",
-        )
-        .bind(self.projection.name())
-        .bind(self.topic)
-        .bind(partition)
-        .bind(next_offset)
-        .bind(last_position)
-        .bind(page.len() as i64)
-        .bind(progress.next_offset)
-        .bind(self.owner)
-        .execute(&mut *tx)
-        .await?;
-        if fenced.rows_affected() != 1 {
-            drop(tx);
-            self.known.remove(&partition);
-            tracing::info!(
-                projection = self.projection.name(),
-                partition,
-                offset = progress.next_offset,
-                "the partition moved to another worker; batch rolled back"
-            );
-            return Ok(0);
-        }
-        tx.commit().await?;
-        self.known.insert(
-            partition,
-            Progress {
-                next_offset,
-                last_position,
-            },
-        );
-        Ok(page.len() as u64)
-    }
-
-    /// The partition starts past what Postgres has applied (another worker's Kafka offset, or a
-    /// group that outlived its read models): read again from the stored offset.
-    fn seek_back(&mut self, partition: i32, stored: i64, seen: i64) -> Result<(), ProjectionError> {
-        let (low, _) = self
-            .consumer
-            .fetch_watermarks(self.topic, partition, CLIENT_TIMEOUT)?;
-        if stored < low {
-            return Err(ProjectionError::TopicTruncated {
-                partition,
-                needed: stored,
-                earliest: low,
-            });
-        }
-        tracing::info!(
-            projection = self.projection.name(),
-            partition,
-            from = stored,
-            seen,
-            "seeking back to the offset stored in Postgres"
-        );
-        self.known.remove(&partition);
-        self.consumer.seek(
-            self.topic,
-            partition,
-            Offset::Offset(stored),
-            CLIENT_TIMEOUT,
-        )?;
-        Ok(())
-    }
-
-    /// Applies one round of messages, partition by partition.
-    async fn apply_round(&mut self, round: Vec<Received>) -> Result<u64, ProjectionError> {
-        let mut by_partition: BTreeMap<i32, Vec<Received>> = BTreeMap::new();
-        for message in round {
-            by_partition
-                .entry(message.partition)
-                .or_default()
-                .push(message);
-        }
-        let mut applied = 0;
-        for (partition, mut messages) in by_partition {
-            messages.sort_by_key(|m| m.offset);
-            applied += self.apply(partition, messages).await?;
-        }
-        Ok(applied)
-    }
-}
-
 /// A consumer that is only ever assigned partitions: no group membership, no committed offsets.
-fn consumer(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+pub(crate) fn consumer(config: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     config
         .client_config()
         // librdkafka wants a group id even for assign(); nothing is ever committed under it.
@@ -270,7 +92,12 @@ async fn assign(
     topic: &str,
     partitions: &[i32],
 ) -> Result<(), ProjectionError> {
-    let stored: Vec<(i32, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        partition: i32,
+        next_offset: i64,
+    }
+    let stored: Vec<Stored> = sqlx::query_as(
         "SELECT partition, next_offset FROM projection_offsets
          WHERE projection = $1 AND topic = $2 AND partition = ANY($3)",
     )
@@ -279,7 +106,10 @@ async fn assign(
     .bind(partitions)
     .fetch_all(pool)
     .await?;
-    let stored: HashMap<i32, i64> = stored.into_iter().collect();
+    let stored: HashMap<i32, i64> = stored
+        .into_iter()
+        .map(|s| (s.partition, s.next_offset))
+        .collect();
     let mut assignment = TopicPartitionList::new();
     for &partition in partitions {
         let offset = match stored.get(&partition) {
@@ -326,7 +156,8 @@ async fn gather(consumer: &StreamConsumer, first_wait: Duration) -> Vec<Received
     round
 }
 
-/// Runs every projection from the topic until shutdown, one consumer group per projection.
+/// Runs every projection from the topic until shutdown, each sharing the partitions with the
+/// other workers of that projection.
 pub async fn run(
     pool: PgPool,
     config: KafkaConfig,
@@ -334,23 +165,16 @@ pub async fn run(
     options: WorkerOptions,
     shutdown: Shutdown,
 ) {
-    let loops: Vec<_> = projections
-        .into_iter()
-        .map(|projection| {
-            tokio::spawn(follow(
-                pool.clone(),
-                config.clone(),
-                projection,
-                options.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect();
-    for handle in loops {
-        if let Err(error) = handle.await {
-            tracing::warn!(%error, "kafka projection loop ended abnormally");
-        }
-    }
+    runner::each(projections, |projection| {
+        follow(
+            pool.clone(),
+            config.clone(),
+            projection,
+            options.clone(),
+            shutdown.clone(),
+        )
+    })
+    .await
 }
 
 async fn follow(
@@ -394,14 +218,8 @@ async fn consume(
     shutdown: &Shutdown,
 ) -> Result<(), ProjectionError> {
     let consumer = consumer(config)?;
-    let mut applier = Applier {
-        pool,
-        projection,
-        topic: &config.topic,
-        consumer: &consumer,
-        owner: leases.worker,
-        known: HashMap::new(),
-    };
+    let mut source =
+        PartitionSource::new(projection.name(), &config.topic, &consumer, leases.worker);
     let balance_every = leases.ttl / 4;
     let mut partitions = 0;
     let mut assigned: Vec<i32> = Vec::new();
@@ -416,20 +234,13 @@ async fn consume(
                 tracing::info!(projection = projection.name(), partitions = ?mine,
                     "kafka partitions assigned");
                 assign(pool, &consumer, projection.name(), &config.topic, &mine).await?;
-                applier.known.clear();
+                source.forget();
                 assigned = mine;
             }
             next_balance = Instant::now() + balance_every;
         }
-        let round = gather(&consumer, IDLE_WAIT.min(balance_every)).await;
-        let applied = applier.apply_round(round).await?;
-        if applied > 0 {
-            tracing::debug!(
-                projection = projection.name(),
-                applied,
-                "projected events from kafka"
-            );
-        }
+        source.receive(gather(&consumer, IDLE_WAIT.min(balance_every)).await);
+        runner::drain(pool, projection, &mut source, None).await?;
     }
     Ok(())
 }
@@ -480,14 +291,7 @@ pub async fn rebuild(
     if !ends.is_empty() {
         consumer.assign(&assignment)?;
     }
-    let mut applier = Applier {
-        pool,
-        projection: &*projection,
-        topic: &config.topic,
-        consumer: &consumer,
-        owner: &owner,
-        known: HashMap::new(),
-    };
+    let mut source = PartitionSource::new(projection.name(), &config.topic, &consumer, &owner);
     let mut applied = 0;
     let mut last_progress = Instant::now();
     while !ends.is_empty() {
@@ -499,13 +303,9 @@ pub async fn rebuild(
             continue;
         }
         last_progress = Instant::now();
-        applied += applier.apply_round(round).await?;
-        ends.retain(|partition, end| {
-            applier
-                .known
-                .get(partition)
-                .is_none_or(|p| p.next_offset < *end)
-        });
+        source.receive(round);
+        applied += runner::drain(pool, &*projection, &mut source, None).await?;
+        ends.retain(|&partition, end| source.next_offset(partition).is_none_or(|next| next < *end));
     }
     sqlx::query(
         "UPDATE projection_offsets SET owner = NULL, lease_until = NULL
@@ -519,65 +319,31 @@ pub async fn rebuild(
     Ok(applied)
 }
 
-/// One partition's progress for one projection, against the topic's end when the broker answers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PartitionProgress {
-    pub projection: String,
-    pub partition: i32,
-    pub next_offset: i64,
-    pub last_position: i64,
-    pub events_applied: i64,
-    /// The worker holding the partition's lease.
-    pub owner: Option<String>,
-    /// The partition's high watermark; `None` when the broker did not answer.
-    pub end_offset: Option<i64>,
-}
-
-/// Progress of every Kafka-mode projection on `config.topic`. The broker is asked for each
-/// partition's end once, off the async runtime (librdkafka's calls block), with a 2 s limit each.
-pub async fn offsets(
-    pool: &PgPool,
+/// The end (high watermark) of each of `partitions` of `config.topic`, for operators' status: the
+/// broker is asked off the async runtime (librdkafka's calls block), [`PROBE_TIMEOUT`] each, and
+/// not asked again after it failed to answer once. Partitions it did not tell are left out.
+pub(crate) async fn partition_ends(
     config: &KafkaConfig,
-) -> Result<Vec<PartitionProgress>, ProjectionError> {
-    let rows: Vec<(String, i32, i64, i64, i64, Option<String>)> = sqlx::query_as(
-        "SELECT projection, partition, next_offset, last_position, events_applied, owner
-         FROM projection_offsets WHERE topic = $1 ORDER BY projection, partition",
-    )
-    .bind(&config.topic)
-    .fetch_all(pool)
-    .await?;
-    let partitions: std::collections::BTreeSet<i32> = rows.iter().map(|r| r.1).collect();
-    let probe_config = config.clone();
-    let ends: HashMap<i32, i64> = tokio::task::spawn_blocking(move || {
-        let Ok(probe) = consumer(&probe_config) else {
+    partitions: BTreeSet<i32>,
+) -> HashMap<i32, i64> {
+    if partitions.is_empty() {
+        return HashMap::new();
+    }
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let Ok(probe) = consumer(&config) else {
             return HashMap::new();
         };
         partitions
             .into_iter()
-            .filter_map(|partition| {
+            .map_while(|partition| {
                 probe
-                    .fetch_watermarks(&probe_config.topic, partition, Duration::from_secs(2))
+                    .fetch_watermarks(&config.topic, partition, PROBE_TIMEOUT)
                     .ok()
                     .map(|(_, high)| (partition, high))
             })
             .collect()
     })
     .await
-    .unwrap_or_default();
-    Ok(rows
-        .into_iter()
-        .map(
-            |(projection, partition, next_offset, last_position, events_applied, owner)| {
-                PartitionProgress {
-                    projection,
-                    partition,
-                    next_offset,
-                    last_position,
-                    events_applied,
-                    owner,
-                    end_offset: ends.get(&partition).copied(),
-                }
-            },
-        )
-        .collect())
+    .unwrap_or_default()
 }

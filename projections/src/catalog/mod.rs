@@ -1,5 +1,10 @@
-//! The `catalog` projection: workspaces, connections, ad accounts, campaigns and sync runs.
-//! Every value comes from an event (times are `occurred_at`), never from the projection's clock.
+//! The `catalog` read model: workspaces and their members, connections, ad accounts, campaigns
+//! and sync runs. This module builds it from events alone (times are `occurred_at`, never the
+//! projection's clock, and no side table is read); [`queries`] reads it for the API.
+
+mod queries;
+
+pub use queries::*;
 
 use crate::{Projection, ProjectionError};
 use adledger_domain::event::{SyncCounts, SyncStarted};
@@ -94,26 +99,31 @@ async fn apply_one(
             .execute(&mut *conn)
             .await?;
         }
-        DomainEvent::ConnectionNeedsReauth(adledger_domain::event::ConnectionNeedsReauth {
-            connection_id,
-            ..
-        })
-        | DomainEvent::ConnectionReauthorized(adledger_domain::event::ConnectionReauthorized {
-            connection_id,
-        })
-        | DomainEvent::PlatformDisconnected(adledger_domain::event::PlatformDisconnected {
-            connection_id,
-        }) => {
-            let status = match event {
-                DomainEvent::ConnectionNeedsReauth(_) => "needs_reauth",
-                DomainEvent::ConnectionReauthorized(_) => "active",
-                _ => "disconnected",
-            };
-            sqlx::query("UPDATE connections SET status = $2 WHERE id = $1")
-                .bind(connection_id.as_uuid())
-                .bind(status)
+        DomainEvent::ConnectionNeedsReauth(e) => {
+            sqlx::query("UPDATE connections SET status = 'needs_reauth' WHERE id = $1")
+                .bind(e.connection_id.as_uuid())
                 .execute(&mut *conn)
                 .await?;
+        }
+        // A new authorization brings its own expiry; a disconnected one has none left.
+        DomainEvent::ConnectionReauthorized(e) => {
+            sqlx::query(
+                "UPDATE connections SET status = 'active', authorization_expires_at = $2
+                 WHERE id = $1",
+            )
+            .bind(e.connection_id.as_uuid())
+            .bind(e.authorization_expires_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::PlatformDisconnected(e) => {
+            sqlx::query(
+                "UPDATE connections SET status = 'disconnected', authorization_expires_at = NULL
+                 WHERE id = $1",
+            )
+            .bind(e.connection_id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
         }
         DomainEvent::MemberRoleChanged(e) => {
             sqlx::query(
@@ -134,17 +144,20 @@ async fn apply_one(
         }
         DomainEvent::PlatformConnected(e) => {
             sqlx::query(
-                "INSERT INTO connections (id, workspace_id, platform, label, status, connected_at)
-                 VALUES ($1, $2, $3, $4, 'active', $5)
+                "INSERT INTO connections (id, workspace_id, platform, label, status, connected_at,
+                                          authorization_expires_at)
+                 VALUES ($1, $2, $3, $4, 'active', $5, $6)
                  ON CONFLICT (id) DO UPDATE SET platform = excluded.platform,
                      label = excluded.label, status = excluded.status,
-                     connected_at = excluded.connected_at",
+                     connected_at = excluded.connected_at,
+                     authorization_expires_at = excluded.authorization_expires_at",
             )
             .bind(e.connection_id.as_uuid())
             .bind(workspace)
             .bind(e.settings.platform().as_str())
             .bind(&e.label)
             .bind(at)
+            .bind(e.authorization_expires_at)
             .execute(&mut *conn)
             .await?;
         }
@@ -314,7 +327,7 @@ async fn sync_finished(
 ) -> Result<(), ProjectionError> {
     // The connection and scope come from the run as it started, so a finish without a start
     // (which the connection aggregate never decides) changes nothing.
-    let run: Option<(uuid::Uuid,)> = sqlx::query_as(
+    let run: Option<uuid::Uuid> = sqlx::query_scalar(
         "UPDATE sync_runs SET status = $2, days_recorded = $3, days_restated = $4,
                 days_unchanged = $5, error = $6, finished_at = $7
          WHERE id = $1 RETURNING connection_id",
@@ -328,7 +341,7 @@ async fn sync_finished(
     .bind(f.at)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((connection,)) = run else {
+    let Some(connection) = run else {
         return Ok(());
     };
     sqlx::query(

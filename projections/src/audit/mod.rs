@@ -1,6 +1,11 @@
-//! The `audit` projection: one row per action in a workspace, with who did it (the actor), from
+//! The `audit` read model: one row per action in a workspace, with who did it (the actor), from
 //! where (IP, user agent), under which request, and when. Reported insights days are left out:
-//! they are a sync's data, and the sync itself is audited through its own events.
+//! they are a sync's data, and the sync itself is audited through its own events. This module
+//! builds it; [`queries`] pages through it. Personal fields stay sealed here: callers open them.
+
+mod queries;
+
+pub use queries::*;
 
 use crate::{Projection, ProjectionError};
 use adledger_domain::{Actor, DomainEvent, EventMetadata};

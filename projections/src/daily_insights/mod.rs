@@ -1,6 +1,11 @@
-//! The `daily_insights` projection: one row per (campaign, day) with the latest numbers reported.
-//! A batch is folded in memory (last event per key wins) and written with one UNNEST upsert; the
-//! `last_position` guard makes replaying an older event a no-op.
+//! The `daily_insights` read model: one row per (campaign, day) with the latest numbers reported.
+//! This module builds it: a batch is folded in memory (last event per key wins) and written with
+//! one UNNEST upsert; the `last_position` guard makes replaying an older event a no-op. [`queries`]
+//! sums it for the API; neither ever reads another read model's tables to build it.
+
+mod queries;
+
+pub use queries::*;
 
 use crate::{Projection, ProjectionError};
 use adledger_domain::event::InsightsSource;
