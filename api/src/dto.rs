@@ -140,11 +140,20 @@ pub struct SyncRun {
     pub days_recorded: i64,
     pub days_restated: i64,
     pub days_unchanged: i64,
+    /// What failed, for people: `<kind>: <message>`.
     pub error: Option<String>,
+    /// The kind of failure: `auth_expired`, `throttled`, `invalid`, `platform_down`,
+    /// `internal` or `abandoned`.
+    pub failure_kind: Option<String>,
     /// Progress while it runs: the furthest day through which one of its ad accounts has every
     /// day stored (accounts are read in 30-day chunks, oldest first). Absent before the first
-    /// chunk, and for runs of some campaigns only.
+    /// chunk.
     pub progress_through: Option<NaiveDate>,
+    /// How many times a sync worker claimed the run: 0 while it waits for one, more than 1 when
+    /// it was taken over (its worker died) or handed back (its worker stopped).
+    pub attempts: i32,
+    /// The sync worker carrying it out (or that did last), `host:pid:nonce`.
+    pub worker: Option<String>,
 }
 
 impl From<q::SyncRunView> for SyncRun {
@@ -162,7 +171,10 @@ impl From<q::SyncRunView> for SyncRun {
             days_restated: v.days_restated,
             days_unchanged: v.days_unchanged,
             error: v.error,
+            failure_kind: v.error_kind,
             progress_through: v.progress_through,
+            attempts: v.attempts,
+            worker: v.worker,
         }
     }
 }

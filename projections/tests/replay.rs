@@ -80,6 +80,18 @@ enum Action {
         account: u8,
         day: u8,
     },
+    /// A worker claims a run (or takes it over), or records a chunk of it.
+    Claim {
+        conn: u8,
+        sync: u8,
+        attempt: u8,
+    },
+    Progress {
+        conn: u8,
+        sync: u8,
+        account: u8,
+        day: u8,
+    },
     Report {
         conn: u8,
         campaign: u8,
@@ -108,6 +120,10 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(conn, sync, failed, days)| Action::FinishSync { conn, sync, failed, days }),
         1 => (conn.clone(), 0..SYNCS, 0..2u8, 0..DAYS)
             .prop_map(|(conn, sync, account, day)| Action::AccountSynced { conn, sync, account, day }),
+        1 => (conn.clone(), 0..SYNCS, 1..4u8)
+            .prop_map(|(conn, sync, attempt)| Action::Claim { conn, sync, attempt }),
+        1 => (conn.clone(), 0..SYNCS, 0..2u8, 0..DAYS)
+            .prop_map(|(conn, sync, account, day)| Action::Progress { conn, sync, account, day }),
         6 => (conn, 0..CAMPAIGNS, 0..DAYS, 0..50_000u32, 0..900_000u32)
             .prop_map(|(conn, campaign, day, impressions, cents)| {
                 Action::Report { conn, campaign, day, impressions, cents }
@@ -392,6 +408,41 @@ impl Log {
                     sync_id: sync(conn, s),
                     ad_account_id: account(a).0,
                     through: day(d),
+                });
+                on_connection(conn, system, vec![event])
+            }
+            Action::Claim {
+                conn,
+                sync: s,
+                attempt,
+            } => {
+                let event = DomainEvent::SyncClaimed(adledger_domain::event::SyncClaimed {
+                    sync_id: sync(conn, s),
+                    connection_id: connection(conn),
+                    worker: adledger_domain::WorkerId(format!("host:{attempt}:w")),
+                    attempt: u32::from(attempt),
+                    reason: if attempt == 1 {
+                        adledger_domain::event::ClaimReason::FirstRun
+                    } else {
+                        adledger_domain::event::ClaimReason::LeaseLapsed
+                    },
+                    previous_worker: None,
+                });
+                on_connection(conn, system, vec![event])
+            }
+            Action::Progress {
+                conn,
+                sync: s,
+                account: a,
+                day: d,
+            } => {
+                let event = DomainEvent::SyncProgressed(adledger_domain::event::SyncProgressed {
+                    sync_id: sync(conn, s),
+                    connection_id: connection(conn),
+                    ad_account_id: account(a).0,
+                    from: day(d / 2),
+                    through: day(d),
+                    counts: SyncCounts::default(),
                 });
                 on_connection(conn, system, vec![event])
             }

@@ -307,7 +307,8 @@ async fn end_to_end(fake: AnyFake) {
     let run = app.sync(&ws, &conn, "2024-02-19", to).await;
     assert_eq!(run["status"], "failed");
     assert!(
-        run["error"].as_str().unwrap().starts_with("auth_expired"),
+        run["error"].as_str().unwrap().starts_with("auth_expired")
+            && run["failure_kind"] == "auth_expired",
         "{run}"
     );
     let connection = eventually("the connection to need reauthorization", || async {

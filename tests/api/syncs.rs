@@ -11,6 +11,13 @@ async fn a_sync_discovers_accounts_and_campaigns_and_reports_its_counts() {
     assert_eq!(run["days_recorded"], 50);
     assert_eq!(run["days_restated"], 0);
     assert_eq!(run["progress_through"], "2024-01-10", "{run}");
+    // One worker claimed it once and carried it out.
+    assert_eq!(run["attempts"], 1, "{run}");
+    assert!(
+        run["worker"].as_str().is_some_and(|w| w.contains(':')),
+        "{run}"
+    );
+    assert!(run["failure_kind"].is_null(), "{run}");
     let at =
         |field: &str| chrono::DateTime::parse_from_rfc3339(run[field].as_str().unwrap()).unwrap();
     assert!(at("finished_at") > at("started_at"), "{run}");

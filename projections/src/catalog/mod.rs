@@ -224,10 +224,31 @@ async fn apply_one(
                 sync: e.sync_id,
                 status: "failed",
                 counts: e.counts,
-                error: Some(&error),
+                error: Some((&error, e.failure.kind.as_str())),
                 at,
             };
             sync_finished(conn, recorded, &finish).await?;
+        }
+        DomainEvent::SyncClaimed(e) => {
+            // Claims come in attempt order; a replayed one changes nothing.
+            sqlx::query(
+                "UPDATE sync_runs SET attempts = $2, worker = $3 WHERE id = $1 AND attempts < $2",
+            )
+            .bind(e.sync_id.as_uuid())
+            .bind(i32::try_from(e.attempt).unwrap_or(i32::MAX))
+            .bind(&e.worker.0)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DomainEvent::SyncProgressed(e) => {
+            sqlx::query(
+                "UPDATE sync_runs SET progress_through = GREATEST(progress_through, $2)
+                 WHERE id = $1",
+            )
+            .bind(e.sync_id.as_uuid())
+            .bind(e.through)
+            .execute(&mut *conn)
+            .await?;
         }
         DomainEvent::AccountSynced(e) => {
             // The cursor only moves forward, whatever order a replay brings.
@@ -265,9 +286,8 @@ async fn apply_one(
         | DomainEvent::ApiKeyRevoked(_)
         | DomainEvent::OperatorGranted(_)
         | DomainEvent::OperatorRevoked(_)
-        | DomainEvent::SyncClaimed(_)
-        | DomainEvent::SyncHandedBack(_)
-        | DomainEvent::SyncProgressed(_) => {}
+        // The run stays with its last worker until another claims it.
+        | DomainEvent::SyncHandedBack(_) => {}
     }
     Ok(())
 }
@@ -309,7 +329,8 @@ struct Finish<'a> {
     sync: SyncId,
     status: &'static str,
     counts: SyncCounts,
-    error: Option<&'a str>,
+    /// The failure as people read it (`kind: message`), and its kind.
+    error: Option<(&'a str, &'static str)>,
     at: DateTime<Utc>,
 }
 
@@ -329,7 +350,7 @@ async fn sync_finished(
     // (which the connection aggregate never decides) changes nothing.
     let run: Option<uuid::Uuid> = sqlx::query_scalar(
         "UPDATE sync_runs SET status = $2, days_recorded = $3, days_restated = $4,
-                days_unchanged = $5, error = $6, finished_at = $7
+                days_unchanged = $5, error = $6, error_kind = $7, finished_at = $8
          WHERE id = $1 RETURNING connection_id",
     )
     .bind(f.sync.as_uuid())
@@ -337,7 +358,8 @@ async fn sync_finished(
     .bind(count(recorded, f.counts.days_recorded)?)
     .bind(count(recorded, f.counts.days_restated)?)
     .bind(count(recorded, f.counts.days_unchanged)?)
-    .bind(f.error)
+    .bind(f.error.map(|(error, _)| error))
+    .bind(f.error.map(|(_, kind)| kind))
     .bind(f.at)
     .fetch_optional(&mut *conn)
     .await?;

@@ -93,7 +93,13 @@ pub struct SyncRunView {
     pub days_restated: i64,
     pub days_unchanged: i64,
     pub error: Option<String>,
+    /// The kind of the failure (`auth_expired`, `platform_down`, …) of a failed run.
+    pub error_kind: Option<String>,
     pub progress_through: Option<NaiveDate>,
+    /// How many times a worker claimed it (more than one: it was taken over or handed back).
+    pub attempts: i32,
+    /// The worker that carries it out (or did last).
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -200,8 +206,8 @@ pub async fn list_campaigns(
 }
 
 const SYNC_RUN_COLUMNS: &str = "id, connection_id, status, date_from, date_to, campaign_ids, \
-     started_at, finished_at, days_recorded, days_restated, days_unchanged, error, \
-     progress_through";
+     started_at, finished_at, days_recorded, days_restated, days_unchanged, error, error_kind, \
+     progress_through, attempts, worker";
 
 pub async fn get_sync_run(
     pool: &PgPool,
