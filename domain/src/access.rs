@@ -1,39 +1,21 @@
 //! Who may do what in a workspace: the roles of its members, the scopes of its API keys, and the
 //! one table that maps them to permissions. Every route asks this table; nothing else decides.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// A member's role in one workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Manages members and billing, and everything an admin may do.
-    Owner,
-    /// Manages connections, syncs and API keys.
-    Admin,
-    /// Reads insights and exports them.
-    Analyst,
-    /// Reads the event history and the audit views; changes nothing.
-    Auditor,
+crate::named_enum! {
+    /// A member's role in one workspace.
+    pub enum Role {
+        /// Manages members and billing, and everything an admin may do.
+        Owner => "owner",
+        /// Manages connections, syncs and API keys.
+        Admin => "admin",
+        /// Reads insights and exports them.
+        Analyst => "analyst",
+        /// Reads the event history and the audit views; changes nothing.
+        Auditor => "auditor",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Analyst, Role::Auditor];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Analyst => "analyst",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == raw)
-    }
-
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
@@ -45,36 +27,17 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::named_enum! {
+    /// What an API key may do, chosen when it is created.
+    pub enum ApiKeyScope {
+        /// Reads the workspace, its connections, campaigns, syncs and insights.
+        ReadOnly => "read_only",
+        /// Also connects platforms and starts syncs.
+        ReadWrite => "read_write",
     }
-}
-
-/// What an API key may do, chosen when it is created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiKeyScope {
-    /// Reads the workspace, its connections, campaigns, syncs and insights.
-    ReadOnly,
-    /// Also connects platforms and starts syncs.
-    ReadWrite,
 }
 
 impl ApiKeyScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiKeyScope::ReadOnly => "read_only",
-            ApiKeyScope::ReadWrite => "read_write",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [ApiKeyScope::ReadOnly, ApiKeyScope::ReadWrite]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
-    }
-
     /// Keys never manage people, keys or billing, and never read the audit history: those stay
     /// with signed-in members.
     pub fn allows(self, permission: Permission) -> bool {

@@ -111,22 +111,13 @@ impl RunningSync {
     }
 }
 
-/// Whether a connection can sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Active,
-    /// The platform refused its credentials: a person must reconnect it.
-    NeedsReauth,
-    Disconnected,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::NeedsReauth => "needs_reauth",
-            Status::Disconnected => "disconnected",
-        }
+crate::named_enum! {
+    /// Whether a connection can sync.
+    pub enum Status {
+        Active => "active",
+        /// The platform refused its credentials: a person must reconnect it.
+        NeedsReauth => "needs_reauth",
+        Disconnected => "disconnected",
     }
 }
 

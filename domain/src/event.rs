@@ -159,16 +159,16 @@ pub struct SyncFailed {
     pub counts: SyncCounts,
 }
 
-/// Why a worker holds a sync run now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClaimReason {
-    /// Nobody ran it before.
-    FirstRun,
-    /// The worker running it stopped renewing its lease (it died or lost the database).
-    LeaseLapsed,
-    /// The worker running it handed it back (it was shutting down).
-    HandedBack,
+crate::named_enum! {
+    /// Why a worker holds a sync run now.
+    pub enum ClaimReason {
+        /// Nobody ran it before.
+        FirstRun => "first_run",
+        /// The worker running it stopped renewing its lease (it died or lost the database).
+        LeaseLapsed => "lease_lapsed",
+        /// The worker running it handed it back (it was shutting down).
+        HandedBack => "handed_back",
+    }
 }
 
 /// A worker took a sync run to carry it out (or on, from where the previous one stopped).

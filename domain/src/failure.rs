@@ -5,54 +5,23 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// The platform refused the connection's credentials: a person must reconnect it.
-    AuthExpired,
-    /// The platform kept rate-limiting past every retry.
-    Throttled,
-    /// A request or an answer made no sense (unknown account, malformed response, a platform
-    /// that is not configured here).
-    Invalid,
-    /// The platform kept failing (timeouts, 5xx, refused connections) past every retry, or its
-    /// circuit breaker is open.
-    PlatformDown,
-    /// adledger itself failed (its database stayed unreachable, a stored value was unreadable).
-    Internal,
-    /// The run was taken over so many times without finishing that it was given up.
-    Abandoned,
-}
-
-impl FailureKind {
-    pub const ALL: [FailureKind; 6] = [
-        FailureKind::AuthExpired,
-        FailureKind::Throttled,
-        FailureKind::Invalid,
-        FailureKind::PlatformDown,
-        FailureKind::Internal,
-        FailureKind::Abandoned,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::AuthExpired => "auth_expired",
-            FailureKind::Throttled => "throttled",
-            FailureKind::Invalid => "invalid",
-            FailureKind::PlatformDown => "platform_down",
-            FailureKind::Internal => "internal",
-            FailureKind::Abandoned => "abandoned",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == raw)
-    }
-}
-
-impl fmt::Display for FailureKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::named_enum! {
+    pub enum FailureKind {
+        /// The platform refused the connection's credentials: a person must reconnect it.
+        AuthExpired => "auth_expired",
+        /// The platform kept rate-limiting past every retry.
+        Throttled => "throttled",
+        /// A request or an answer made no sense (unknown account, malformed response, a platform
+        /// that is not configured here).
+        Invalid => "invalid",
+        /// The platform kept failing (timeouts, 5xx, refused connections) past every retry, or
+        /// its circuit breaker is open.
+        PlatformDown => "platform_down",
+        /// adledger itself failed (its database stayed unreachable, a stored value was
+        /// unreadable).
+        Internal => "internal",
+        /// The run was taken over so many times without finishing that it was given up.
+        Abandoned => "abandoned",
     }
 }
 

@@ -128,23 +128,13 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// The kind of aggregate a stream holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StreamType {
-    Workspace,
-    Connection,
-    Campaign,
-    User,
-}
-
-impl StreamType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StreamType::Workspace => "workspace",
-            StreamType::Connection => "connection",
-            StreamType::Campaign => "campaign",
-            StreamType::User => "user",
-        }
+crate::named_enum! {
+    /// The kind of aggregate a stream holds.
+    pub enum StreamType {
+        Workspace => "workspace",
+        Connection => "connection",
+        Campaign => "campaign",
+        User => "user",
     }
 }
 

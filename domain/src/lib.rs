@@ -13,6 +13,7 @@ pub mod ids;
 pub mod insights;
 pub mod metadata;
 pub mod money;
+pub mod names;
 pub mod personal;
 pub mod platform;
 pub mod testing;

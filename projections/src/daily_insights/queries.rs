@@ -9,41 +9,21 @@ use adledger_domain::{
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// How insights rows are bucketed in time. Weeks are ISO weeks (starting Monday).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Granularity {
-    Day,
-    Week,
-    Month,
-    Total,
+adledger_domain::named_enum! {
+    /// How insights rows are bucketed in time. Weeks are ISO weeks (starting Monday).
+    pub enum Granularity {
+        Day => "day",
+        Week => "week",
+        Month => "month",
+        Total => "total",
+    }
 }
 
 impl Granularity {
-    pub const ALL: [Granularity; 4] = [
-        Granularity::Day,
-        Granularity::Week,
-        Granularity::Month,
-        Granularity::Total,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Granularity::Day => "day",
-            Granularity::Week => "week",
-            Granularity::Month => "month",
-            Granularity::Total => "total",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == raw)
-    }
-
     fn period_sql(self) -> &'static str {
         match self {
             Granularity::Day => "d.date",
@@ -54,28 +34,12 @@ impl Granularity {
     }
 }
 
-/// A dimension insights rows are split by (besides currency, which always splits them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    Platform,
-    AdAccount,
-    Campaign,
-}
-
-impl GroupBy {
-    pub const ALL: [GroupBy; 3] = [GroupBy::Platform, GroupBy::AdAccount, GroupBy::Campaign];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Platform => "platform",
-            GroupBy::AdAccount => "ad_account",
-            GroupBy::Campaign => "campaign",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == raw)
+adledger_domain::named_enum! {
+    /// A dimension insights rows are split by (besides currency, which always splits them).
+    pub enum GroupBy {
+        Platform => "platform",
+        AdAccount => "ad_account",
+        Campaign => "campaign",
     }
 }
 
