@@ -28,17 +28,11 @@ pub use status::{checksum, deployment_status, Deployment, DeploymentStatus, Proj
 /// One read model: its tables and how a batch of events changes them.
 #[async_trait]
 pub trait Projection: Send + Sync {
+    /// What the projection is called, owns and reads.
+    fn model(&self) -> &'static ReadModel;
     /// The checkpoint name; stable, since it keys `projection_checkpoints`.
-    fn name(&self) -> &'static str;
-    /// Every table the projection owns (truncated by a rebuild).
-    fn tables(&self) -> &'static [&'static str];
-    /// One query per table returning the md5 (text, or NULL when empty) of all its rows in key
-    /// order; together they fingerprint the read model.
-    fn checksum_sql(&self) -> &'static [&'static str];
-    /// Whether `apply` reads the events' context: stream, metadata, recorded-at (it is left out
-    /// otherwise: less to read).
-    fn reads_context(&self) -> bool {
-        false
+    fn name(&self) -> &'static str {
+        self.model().name
     }
     /// Applies events (in log order) inside the caller's transaction. Applying an event twice
     /// must leave the rows as applying it once.
@@ -47,6 +41,38 @@ pub trait Projection: Send + Sync {
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
     ) -> Result<(), ProjectionError>;
+}
+
+/// A read model: its checkpoint name, the tables it owns, and whether it reads the events'
+/// context (stream, metadata, recorded-at: left out otherwise, less to read).
+pub struct ReadModel {
+    pub name: &'static str,
+    pub tables: &'static [Table],
+    pub reads_context: bool,
+}
+
+/// A table of a read model, and the key its rows are ordered by in its checksum.
+pub struct Table {
+    pub name: &'static str,
+    pub key: &'static str,
+}
+
+impl ReadModel {
+    /// Empties every table (a rebuild). Table names are constants, never user input.
+    pub(crate) fn truncate_sql(&self) -> String {
+        let names: Vec<&str> = self.tables.iter().map(|t| t.name).collect();
+        format!("TRUNCATE {}", names.join(", "))
+    }
+}
+
+impl Table {
+    /// The md5 (text, or NULL when empty) of all the table's rows in key order.
+    pub(crate) fn checksum_sql(&self) -> String {
+        format!(
+            "SELECT md5(string_agg(t::text, E'\\n' ORDER BY {})) FROM {} t",
+            self.key, self.name
+        )
+    }
 }
 
 /// A read of a read model failed.

@@ -352,9 +352,15 @@ pub async fn checksum(pool: &PgPool, name: &str) -> Result<String, ProjectionErr
     let projection =
         by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
     let mut parts = Vec::new();
-    for (table, sql) in projection.tables().iter().zip(projection.checksum_sql()) {
-        let sum: Option<String> = sqlx::query_scalar(sql).fetch_one(pool).await?;
-        parts.push(format!("{table}:{}", sum.as_deref().unwrap_or("empty")));
+    for table in projection.model().tables {
+        let sum: Option<String> = sqlx::query_scalar(&table.checksum_sql())
+            .fetch_one(pool)
+            .await?;
+        parts.push(format!(
+            "{}:{}",
+            table.name,
+            sum.as_deref().unwrap_or("empty")
+        ));
     }
     let combined: String = sqlx::query_scalar("SELECT md5($1)")
         .bind(parts.join("\n"))

@@ -7,7 +7,7 @@ mod queries;
 
 pub use queries::*;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, ReadModel, Table};
 use adledger_domain::{Actor, DomainEvent, EventMetadata};
 use adledger_infra::LogEntry;
 use async_trait::async_trait;
@@ -17,10 +17,14 @@ use uuid::Uuid;
 
 pub struct Audit;
 
-const TABLES: &[&str] = &["audit_log"];
-
-const CHECKSUMS: &[&str] =
-    &["SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.position)) FROM audit_log t"];
+const MODEL: ReadModel = ReadModel {
+    name: "audit",
+    tables: &[Table {
+        name: "audit_log",
+        key: "t.position",
+    }],
+    reads_context: true,
+};
 
 #[derive(Default)]
 struct Rows {
@@ -46,20 +50,8 @@ fn audited(event: &DomainEvent) -> bool {
 
 #[async_trait]
 impl Projection for Audit {
-    fn name(&self) -> &'static str {
-        "audit"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn checksum_sql(&self) -> &'static [&'static str] {
-        CHECKSUMS
-    }
-
-    fn reads_context(&self) -> bool {
-        true
+    fn model(&self) -> &'static ReadModel {
+        &MODEL
     }
 
     async fn apply(

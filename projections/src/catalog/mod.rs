@@ -6,7 +6,7 @@ mod queries;
 
 pub use queries::*;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, ReadModel, Table};
 use adledger_domain::event::{SyncCounts, SyncStarted};
 use adledger_domain::{DomainEvent, SyncId};
 use adledger_infra::LogEntry;
@@ -16,38 +16,41 @@ use sqlx::PgConnection;
 
 pub struct Catalog;
 
-const TABLES: &[&str] = &[
-    "workspaces",
-    "connections",
-    "ad_accounts",
-    "campaigns",
-    "sync_runs",
-    "workspace_members",
-];
-
-const CHECKSUMS: &[&str] = &[
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM workspaces t",
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM connections t",
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.connection_id, t.external_id)) \
-     FROM ad_accounts t",
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM campaigns t",
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.id)) FROM sync_runs t",
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.workspace_id, t.user_id)) \
-     FROM workspace_members t",
-];
+const MODEL: ReadModel = ReadModel {
+    name: "catalog",
+    tables: &[
+        Table {
+            name: "workspaces",
+            key: "t.id",
+        },
+        Table {
+            name: "connections",
+            key: "t.id",
+        },
+        Table {
+            name: "ad_accounts",
+            key: "t.connection_id, t.external_id",
+        },
+        Table {
+            name: "campaigns",
+            key: "t.id",
+        },
+        Table {
+            name: "sync_runs",
+            key: "t.id",
+        },
+        Table {
+            name: "workspace_members",
+            key: "t.workspace_id, t.user_id",
+        },
+    ],
+    reads_context: false,
+};
 
 #[async_trait]
 impl Projection for Catalog {
-    fn name(&self) -> &'static str {
-        "catalog"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn checksum_sql(&self) -> &'static [&'static str] {
-        CHECKSUMS
+    fn model(&self) -> &'static ReadModel {
+        &MODEL
     }
 
     async fn apply(

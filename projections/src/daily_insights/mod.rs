@@ -7,7 +7,7 @@ mod queries;
 
 pub use queries::*;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, ReadModel, Table};
 use adledger_domain::event::InsightsSource;
 use adledger_domain::{Currency, DailyMetrics, DomainEvent};
 use adledger_infra::LogEntry;
@@ -20,11 +20,14 @@ use uuid::Uuid;
 
 pub struct DailyInsights;
 
-const TABLES: &[&str] = &["daily_insights"];
-
-const CHECKSUMS: &[&str] = &[
-    "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t.campaign_id, t.date)) FROM daily_insights t",
-];
+const MODEL: ReadModel = ReadModel {
+    name: "daily_insights",
+    tables: &[Table {
+        name: "daily_insights",
+        key: "t.campaign_id, t.date",
+    }],
+    reads_context: false,
+};
 
 const UPSERT: &str = "
     INSERT INTO daily_insights (campaign_id, date, workspace_id, connection_id, platform,
@@ -125,16 +128,8 @@ impl Columns {
 
 #[async_trait]
 impl Projection for DailyInsights {
-    fn name(&self) -> &'static str {
-        "daily_insights"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        TABLES
-    }
-
-    fn checksum_sql(&self) -> &'static [&'static str] {
-        CHECKSUMS
+    fn model(&self) -> &'static ReadModel {
+        &MODEL
     }
 
     async fn apply(

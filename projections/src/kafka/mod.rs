@@ -255,8 +255,9 @@ pub async fn rebuild(
     let projection =
         crate::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
     let mut tx = pool.begin().await?;
-    let truncate = format!("TRUNCATE {}", projection.tables().join(", "));
-    sqlx::query(&truncate).execute(&mut *tx).await?;
+    sqlx::query(&projection.model().truncate_sql())
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM projection_offsets WHERE projection = $1 AND topic = $2")
         .bind(name)
         .bind(&config.topic)

@@ -49,7 +49,7 @@ impl LogSource {
         Self {
             store: store.clone(),
             name: projection.name(),
-            with_context: projection.reads_context(),
+            with_context: projection.model().reads_context,
             batch: batch.max(1),
             ahead: None,
         }
@@ -258,9 +258,9 @@ pub async fn rebuild(
         .bind(name)
         .execute(&mut *tx)
         .await?;
-    // Table names are constants of the projection, never user input.
-    let truncate = format!("TRUNCATE {}", projection.tables().join(", "));
-    sqlx::query(&truncate).execute(&mut *tx).await?;
+    sqlx::query(&projection.model().truncate_sql())
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "UPDATE projection_checkpoints
          SET position = 0, events_applied = 0, last_error = NULL, updated_at = now()
