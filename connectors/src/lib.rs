@@ -2,8 +2,8 @@
 //! insights. Each platform's own words are translated into domain types here, once; nothing in
 //! this crate touches the event store or decides business rules.
 //!
-//! TLS: reqwest is built without a TLS backend (none builds offline here), so base URLs must be
-//! `http://` (the fakes) until one of reqwest's `rustls-tls*` features is enabled.
+//! TLS: reqwest uses rustls (pure Rust, no system OpenSSL), so base URLs may be `https://` (the
+//! platforms) or `http://` (the fakes in tests).
 
 pub mod auth;
 pub mod config;

@@ -82,14 +82,16 @@ impl Commands {
 
     /// Spends the `state` a platform sent back: who started the authorization, for what.
     pub async fn take_authorization(&self, state: &str) -> Result<OAuthState, CommandError> {
-        self.setup(Platform::Meta)?
+        let unknown = || CommandError::NotFound("authorization (unknown, used or expired)");
+        // Without platforms no authorization can have been started: the state is unknown.
+        self.connectors
+            .as_deref()
+            .ok_or_else(unknown)?
             .credentials
             .take_state(&hash_token(state.trim()))
             .await
             .map_err(credential_err)?
-            .ok_or(CommandError::NotFound(
-                "authorization (unknown, used or expired)",
-            ))
+            .ok_or_else(unknown)
     }
 
     /// Exchanges the code, stores the tokens sealed, and records the connection (or its

@@ -30,7 +30,9 @@ const MAX_TICK: Duration = Duration::from_secs(60);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Days re-read behind each ad account's cursor, because the platform restates them
-/// (attribution and conversion windows; see docs/connectors.md). The one place they are set.
+/// (attribution and conversion windows; see docs/connectors.md): the defaults, for a platform
+/// whose configuration does not set its own (`Platforms::reread_window_days`: Google's conversion
+/// window and TikTok's attribution window are settings).
 pub fn reread_window(platform: Platform) -> u32 {
     match platform {
         Platform::Sandbox => 3,
