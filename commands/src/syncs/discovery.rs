@@ -38,7 +38,7 @@ impl Commands {
             Ok(_) | Err(CommandError::NotFound(_)) => return Ok(Discovered::Done),
             Err(e) => return Err(e),
         };
-        let prepared = match self.prepare_connector(&conn).await {
+        let prepared = match self.prepare_connector(workspace, &conn).await {
             Ok(prepared) => prepared,
             Err(failure) => {
                 self.after_run(&metadata, workspace, &conn, None, Some(&failure))

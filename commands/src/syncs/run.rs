@@ -146,7 +146,7 @@ impl Commands {
             workspace_id = %workspace, connection_id = %connection, sync_id = %sync,
             worker = %worker, attempt = running.attempts, "sync claimed"
         );
-        let (outcome, tokens) = match self.prepare_connector(&conn).await {
+        let (outcome, tokens) = match self.prepare_connector(workspace, &conn).await {
             Ok(Prepared { connector, tokens }) => {
                 let connector =
                     Resilient::new(connector, RetryPolicy::default(), self.breaker(connection));

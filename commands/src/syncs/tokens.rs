@@ -1,11 +1,12 @@
 //! The connector a run talks to, with the connection's tokens: the sandbox needs none; a real
-//! platform's tokens are opened, refreshed when the platform allows (and kept once refreshed), and
-//! a platform that refuses them moves the connection to `needs_reauth`, so syncs stop until a
-//! person reconnects it.
+//! platform's tokens are opened, refreshed when the platform allows (and stored again at once,
+//! sealed, so that a worker dying mid-run cannot lose a rotated refresh token), and a platform
+//! that refuses them moves the connection to `needs_reauth`, so syncs stop until a person
+//! reconnects it.
 
-use crate::connections::{connection_target, load_tokens, save_tokens};
+use crate::connections::{connection_target, load_tokens, save_tokens, ConnectorSetup};
 use crate::Commands;
-use adledger_connectors::auth::RefreshingTokens;
+use adledger_connectors::auth::{OnRefresh, RefreshingTokens};
 use adledger_connectors::{Connector, OAuthFlow, TokenSet, TokenSource};
 use adledger_domain::connection::{self, Connected};
 use adledger_domain::{EventMetadata, FailureKind, SyncFailure, WorkspaceId};
@@ -18,6 +19,32 @@ pub(crate) struct Prepared {
     pub tokens: Option<(Arc<RefreshingTokens>, TokenSet)>,
 }
 
+/// Stores every refreshed token set of `conn` as it comes, the newest last: refreshes are handed
+/// to one task through a watch channel, which keeps only the newest, so an older set never
+/// overwrites a newer one. The task ends with the run (when its tokens are dropped).
+fn keep_refreshed(
+    setup: Arc<ConnectorSetup>,
+    workspace: WorkspaceId,
+    conn: &Connected,
+) -> OnRefresh {
+    let (connection, platform) = (conn.id, conn.platform());
+    let (refreshed, mut newest) = tokio::sync::watch::channel(None::<TokenSet>);
+    tokio::spawn(async move {
+        while newest.changed().await.is_ok() {
+            let tokens = newest.borrow_and_update().clone();
+            if let Some(tokens) = tokens {
+                if let Err(e) = save_tokens(&setup, connection, workspace, platform, &tokens).await
+                {
+                    tracing::error!(connection_id = %connection, error = %e, "could not store refreshed tokens; they are stored again when the run ends");
+                }
+            }
+        }
+    });
+    Arc::new(move |tokens: &TokenSet| {
+        refreshed.send_replace(Some(tokens.clone()));
+    })
+}
+
 /// A token past its expiry with no way to refresh it (Meta's long-lived token after 60 days):
 /// only a person can renew it, so the run fails without calling the platform.
 fn expired_for_good(tokens: &TokenSet, now: DateTime<Utc>) -> bool {
@@ -25,9 +52,10 @@ fn expired_for_good(tokens: &TokenSet, now: DateTime<Utc>) -> bool {
 }
 
 impl Commands {
-    /// The connector a run of `conn` works with, or why it cannot have one.
+    /// The connector a run of `conn` (of `workspace`) works with, or why it cannot have one.
     pub(crate) async fn prepare_connector(
         &self,
+        workspace: WorkspaceId,
         conn: &Connected,
     ) -> Result<Prepared, SyncFailure> {
         if let Some(factory) = &self.connector_factory {
@@ -53,10 +81,10 @@ impl Commands {
         };
         let setup = self
             .connectors
-            .as_deref()
+            .clone()
             .filter(|s| s.platforms.is_configured(platform))
             .ok_or_else(not_configured)?;
-        let tokens = load_tokens(setup, conn.id)
+        let tokens = load_tokens(&setup, conn.id)
             .await
             .map_err(|e| super::failure::internal("could not load the connection's tokens", &e))?
             .ok_or_else(|| {
@@ -76,7 +104,8 @@ impl Commands {
             .oauth(platform)
             .ok_or_else(not_configured)?
             .into();
-        let refreshing = Arc::new(RefreshingTokens::new(flow, tokens.clone(), None));
+        let keeper = keep_refreshed(setup.clone(), workspace, conn);
+        let refreshing = Arc::new(RefreshingTokens::new(flow, tokens.clone(), Some(keeper)));
         let connector = setup
             .platforms
             .connector(platform, refreshing.clone() as Arc<dyn TokenSource>)
