@@ -142,6 +142,23 @@ pub struct Connected {
 }
 
 impl Connected {
+    /// A connection just connected: no accounts, campaigns or syncs yet.
+    pub fn new(id: ConnectionId, label: String, settings: ConnectionSettings) -> Self {
+        Self {
+            id,
+            label,
+            settings,
+            ad_accounts: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            running_sync: None,
+            last_ended_sync: None,
+            last_sync_started_at: None,
+            cursors: BTreeMap::new(),
+            completed_syncs: 0,
+            status: Status::Active,
+        }
+    }
+
     pub fn platform(&self) -> Platform {
         self.settings.platform()
     }
@@ -576,19 +593,11 @@ impl Aggregate for Connection {
     /// `occurred_at` is the event's time (a sync's start time lives there).
     fn evolve(mut self, event: &DomainEvent, occurred_at: DateTime<Utc>) -> Self {
         if let (DomainEvent::PlatformConnected(e), None) = (event, &self.0) {
-            self.0 = Some(Connected {
-                id: e.connection_id,
-                label: e.label.clone(),
-                settings: e.settings.clone(),
-                ad_accounts: BTreeMap::new(),
-                campaigns: BTreeMap::new(),
-                running_sync: None,
-                last_ended_sync: None,
-                last_sync_started_at: None,
-                cursors: BTreeMap::new(),
-                completed_syncs: 0,
-                status: Status::Active,
-            });
+            self.0 = Some(Connected::new(
+                e.connection_id,
+                e.label.clone(),
+                e.settings.clone(),
+            ));
             return self;
         }
         let Some(c) = self.0.as_mut() else {

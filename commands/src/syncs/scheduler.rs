@@ -336,7 +336,6 @@ mod tests {
     use adledger_domain::connection::{AdAccount, RunningSync};
     use adledger_domain::event::ConnectionSettings;
     use adledger_domain::{AdAccountId, Currency};
-    use std::collections::BTreeMap;
 
     fn day(raw: &str) -> NaiveDate {
         raw.parse().unwrap()
@@ -358,23 +357,15 @@ mod tests {
     }
 
     fn connection(cursors: &[(&str, Option<&str>)]) -> Connected {
-        let mut conn = Connected {
-            id: ConnectionId(Uuid::from_u128(1)),
-            label: "Sandbox".into(),
-            settings: ConnectionSettings::Sandbox {
+        let mut conn = Connected::new(
+            ConnectionId(Uuid::from_u128(1)),
+            "Sandbox".into(),
+            ConnectionSettings::Sandbox {
                 seed: 1,
                 ad_accounts: 1,
                 campaigns: 1,
             },
-            ad_accounts: BTreeMap::new(),
-            campaigns: BTreeMap::new(),
-            running_sync: None,
-            last_ended_sync: None,
-            last_sync_started_at: None,
-            cursors: BTreeMap::new(),
-            completed_syncs: 0,
-            status: adledger_domain::connection::Status::Active,
-        };
+        );
         for (id, cursor) in cursors {
             let (id, account) = account(id);
             conn.ad_accounts.insert(id.clone(), account);
