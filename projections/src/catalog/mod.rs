@@ -11,7 +11,7 @@ use adledger_domain::event::{SyncCounts, SyncStarted};
 use adledger_domain::{DomainEvent, SyncId};
 use adledger_infra::LogEntry;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
 pub struct Catalog;
@@ -243,16 +243,7 @@ async fn apply_one(
             .execute(&mut *conn)
             .await?;
         }
-        DomainEvent::SyncProgressed(e) => {
-            sqlx::query(
-                "UPDATE sync_runs SET progress_through = GREATEST(progress_through, $2)
-                 WHERE id = $1",
-            )
-            .bind(e.sync_id.as_uuid())
-            .bind(e.through)
-            .execute(&mut *conn)
-            .await?;
-        }
+        DomainEvent::SyncProgressed(e) => run_progressed(conn, e.sync_id, e.through).await?,
         DomainEvent::AccountSynced(e) => {
             // The cursor only moves forward, whatever order a replay brings.
             sqlx::query(
@@ -264,14 +255,8 @@ async fn apply_one(
             .bind(e.through)
             .execute(&mut *conn)
             .await?;
-            sqlx::query(
-                "UPDATE sync_runs SET progress_through = GREATEST(progress_through, $2)
-                 WHERE id = $1",
-            )
-            .bind(e.sync_id.as_uuid())
-            .bind(e.through)
-            .execute(&mut *conn)
-            .await?;
+            // Runs recorded before `SyncProgressed` existed marked their progress this way.
+            run_progressed(conn, e.sync_id, e.through).await?;
         }
         // Identity, invitations and API keys have no catalog rows; insights have their own model.
         DomainEvent::DailyInsightsRecorded(_)
@@ -292,6 +277,22 @@ async fn apply_one(
         // The run stays with its last worker until another claims it.
         | DomainEvent::SyncHandedBack(_) => {}
     }
+    Ok(())
+}
+
+/// A run has every day stored through `through` for one of its ad accounts.
+async fn run_progressed(
+    conn: &mut PgConnection,
+    sync: SyncId,
+    through: NaiveDate,
+) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "UPDATE sync_runs SET progress_through = GREATEST(progress_through, $2) WHERE id = $1",
+    )
+    .bind(sync.as_uuid())
+    .bind(through)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

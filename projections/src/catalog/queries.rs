@@ -158,11 +158,32 @@ pub async fn get_connection(
     workspace: WorkspaceId,
     connection: ConnectionId,
 ) -> Result<Option<ConnectionView>, QueryError> {
-    let sql =
-        format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2");
+    one_of_workspace(
+        pool,
+        CONNECTION_COLUMNS,
+        "connections",
+        workspace,
+        connection.as_uuid(),
+    )
+    .await
+}
+
+/// The row of `table` with this `id`, if it belongs to `workspace` (another workspace's is
+/// absent, like one that does not exist). Table and columns are constants, never user input.
+async fn one_of_workspace<T>(
+    pool: &PgPool,
+    columns: &str,
+    table: &str,
+    workspace: WorkspaceId,
+    id: uuid::Uuid,
+) -> Result<Option<T>, QueryError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let sql = format!("SELECT {columns} FROM {table} WHERE workspace_id = $1 AND id = $2");
     Ok(sqlx::query_as(&sql)
         .bind(workspace.as_uuid())
-        .bind(connection.as_uuid())
+        .bind(id)
         .fetch_optional(pool)
         .await?)
 }
@@ -214,13 +235,14 @@ pub async fn get_sync_run(
     workspace: WorkspaceId,
     sync: SyncId,
 ) -> Result<Option<SyncRunView>, QueryError> {
-    let sql =
-        format!("SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE workspace_id = $1 AND id = $2");
-    Ok(sqlx::query_as(&sql)
-        .bind(workspace.as_uuid())
-        .bind(sync.as_uuid())
-        .fetch_optional(pool)
-        .await?)
+    one_of_workspace(
+        pool,
+        SYNC_RUN_COLUMNS,
+        "sync_runs",
+        workspace,
+        sync.as_uuid(),
+    )
+    .await
 }
 
 /// Runs of one connection, newest first.
