@@ -77,29 +77,32 @@ impl CampaignId {
     }
 }
 
-/// The platform's own id of an ad account (Meta's `act_…`, a Google customer id, a TikTok
-/// advertiser id), unique within a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AdAccountId(pub String);
+/// Ids that are text a platform or a process chose: a newtype each, shown as the text itself.
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
 
-impl fmt::Display for AdAccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-/// A worker process that runs sync runs (`host:pid:random`), unique per process start: a worker
-/// that restarts is a new worker, so the old one's claims can be told from its own.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WorkerId(pub String);
-
-impl fmt::Display for WorkerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+text_id!(
+    /// The platform's own id of an ad account (Meta's `act_…`, a Google customer id, a TikTok
+    /// advertiser id), unique within a connection.
+    AdAccountId
+);
+text_id!(
+    /// A worker process that runs sync runs (`host:pid:random`), unique per process start: a
+    /// worker that restarts is a new worker, so the old one's claims can be told from its own.
+    WorkerId
+);
 
 /// The name of one event stream, `<stream type>-<uuid>`: one stream per aggregate instance.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
