@@ -1,4 +1,4 @@
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, spawn_app, OWNER};
 
 #[tokio::test]
 async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
@@ -98,6 +98,8 @@ async fn the_chain_verifies_and_projection_status_is_reported() {
     let ws = app.workspace("Acme").await;
     let conn = app.sandbox(&ws, 2, 2).await;
     app.sync(&ws, &conn, "2024-01-01", "2024-01-03").await;
+    // Deployment-wide routes are operators' (see operators.rs).
+    app.adledger(&["operators", "grant", OWNER]);
     let v = app.get_json("/v1/log/verify").await;
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["verified"].as_i64().unwrap() > 6);
