@@ -73,10 +73,7 @@ impl<P: Permit> InWorkspace<P> {
 
 impl<P: Permit> FromRequestParts<AppState> for InWorkspace<P> {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let InPath(id) = InPath::<WorkspaceId>::from_request_parts(parts, state).await?;
         let access = state
@@ -108,10 +105,7 @@ pub struct Person {
 
 impl FromRequestParts<AppState> for Person {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let (user, session) = caller.user()?;
         let ctx = caller.context(state).await?;
@@ -126,10 +120,7 @@ pub struct Operator;
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if state.identity.is_operator(&caller.principal).await? {
             Ok(Operator)

@@ -120,10 +120,7 @@ fn credential(parts: &Parts) -> Option<String> {
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let request = RequestInfo::from_parts(parts)?;
         let Some(credential) = credential(parts) else {
             return Err(ApiError::Unauthenticated(
