@@ -8,7 +8,7 @@ use crate::responses::{Created, Forbidden, NotFound, RateLimited, Unauthenticate
 use crate::responses::{Invalid, Malformed};
 use crate::AppState;
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{ConnectionId, Platform};
+use adledger_domain::{ConnectionId, Platform, WorkspaceId};
 use adledger_projections::catalog;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -182,9 +182,18 @@ async fn get_connection(
     ws: InWorkspace<ReadWorkspace>,
     InPath(connection): InPath<ConnectionId>,
 ) -> Result<Json<Connection>, ApiError> {
-    catalog::get_connection(state.store.pool(), ws.id, connection)
+    let view = find(&state, ws.id, connection).await?;
+    Ok(Json(view.into()))
+}
+
+/// The workspace's connection, or 404 (also while it is not projected yet).
+pub async fn find(
+    state: &AppState,
+    workspace: WorkspaceId,
+    connection: ConnectionId,
+) -> Result<catalog::ConnectionView, ApiError> {
+    catalog::get_connection(state.store.pool(), workspace, connection)
         .await?
-        .map(|c| Json(c.into()))
         .ok_or_else(|| ApiError::NotFound(format!("connection {connection}")))
 }
 

@@ -137,12 +137,9 @@ async fn list_syncs(
     ws: InWorkspace<ReadWorkspace>,
     InPath(connection): InPath<ConnectionId>,
 ) -> Result<Json<Vec<SyncRun>>, ApiError> {
-    let pool = state.store.pool();
     // An unknown connection is a 404, not an empty list.
-    catalog::get_connection(pool, ws.id, connection)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("connection {connection}")))?;
-    let runs = catalog::list_sync_runs(pool, ws.id, connection).await?;
+    crate::connections::find(&state, ws.id, connection).await?;
+    let runs = catalog::list_sync_runs(state.store.pool(), ws.id, connection).await?;
     Ok(Json(runs.into_iter().map(SyncRun::from).collect()))
 }
 
