@@ -95,11 +95,12 @@ async fn the_event_stream_is_in_log_order_with_full_metadata_and_filters() {
 #[tokio::test]
 async fn the_chain_verifies_and_projection_status_is_reported() {
     let app = spawn_app().await;
+    // Deployment-wide routes are operators' (see operators.rs). Granted first: the wait for the
+    // sync below is also the wait for the projections to apply the grant.
+    app.adledger(&["operators", "grant", OWNER]);
     let ws = app.workspace("Acme").await;
     let conn = app.sandbox(&ws, 2, 2).await;
     app.sync(&ws, &conn, "2024-01-01", "2024-01-03").await;
-    // Deployment-wide routes are operators' (see operators.rs).
-    app.adledger(&["operators", "grant", OWNER]);
     let v = app.get_json("/v1/log/verify").await;
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["verified"].as_i64().unwrap() > 6);
