@@ -162,6 +162,7 @@ pub fn print_examples(workspace: WorkspaceId, base: &str) {
     );
     println!("  curl -s {auth} '{ws}/events?limit=3'");
     println!("  curl -s {auth} '{ws}/audit?limit=5'");
-    println!("  curl -s {auth} {base}/v1/log/verify");
+    // Deployment-wide routes answer operators only.
+    println!("  adledger operators grant {DEMO_EMAIL} && curl -s {auth} {base}/v1/log/verify");
     println!("  curl -s {base}/readyz");
 }

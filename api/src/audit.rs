@@ -1,11 +1,11 @@
 //! `GET /v1/workspaces/{id}/audit`: who did what, when and from where, newest first.
 
-use crate::caller::Caller;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::access::{InWorkspace, ReadHistory};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::paging::PageSize;
+use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::Permission;
-use adledger_domain::WorkspaceId;
 use adledger_projections::audit::{self as audit_log, AuditFilter};
 use axum::extract::State;
 use axum::Json;
@@ -84,53 +84,32 @@ pub struct AuditPage {
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit", tag = "audit",
     params(("workspace_id" = Uuid, Path), AuditParams),
     responses((status = 200, body = AuditPage),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn list_audit(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
+    ws: InWorkspace<ReadHistory>,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
-    }
+    let size = PageSize::parse(params.limit)?;
     if let (Some(from), Some(to)) = (params.from, params.to) {
         if from >= to {
             return Err(ApiError::invalid("from", "must be before `to`"));
         }
     }
-    caller
-        .authorize(&state, workspace_id, Permission::ReadHistory)
-        .await?;
-    let rows = audit_log::list_audit(
-        state.store.pool(),
-        WorkspaceId(workspace_id),
-        &AuditFilter {
-            actor: params.actor,
-            action: params.action,
-            from: params.from,
-            to: params.to,
-            before: params.before,
-            limit: limit + 1,
-        },
-    )
-    .await?;
-    let more = rows.len() as i64 > limit;
-    let mut items: Vec<AuditEntry> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(AuditEntry::from)
-        .collect();
+    let filter = AuditFilter {
+        actor: params.actor,
+        action: params.action,
+        from: params.from,
+        to: params.to,
+        before: params.before,
+        limit: size.fetch(),
+    };
+    let rows = audit_log::list_audit(state.store.pool(), ws.id, &filter).await?;
+    let (mut items, next_before) = size.cut(rows, |e: &AuditEntry| e.position);
+    // Sources were sealed under the actor's key: opened for the reader, `[erased]` once erased.
     let fields = items
         .iter_mut()
         .flat_map(|e| [&mut e.ip, &mut e.user_agent]);
     crate::personal::reveal_fields(state.identity.sealer(), fields).await?;
-    let next_before = if more {
-        items.last().map(|e| e.position)
-    } else {
-        None
-    };
     Ok(Json(AuditPage { items, next_before }))
 }

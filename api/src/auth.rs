@@ -1,9 +1,11 @@
 //! Accounts and sessions: register, log in, refresh, log out, and the signed-in person's own
 //! resources under `/v1/me` (profile, password, TOTP, data export, erasure).
 
-use crate::caller::{Caller, Request};
-use crate::error::{ApiError, Problem};
+use crate::access::Person;
+use crate::caller::Request;
+use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::ApiJson;
+use crate::responses::{Forbidden, Invalid, Malformed, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_commands::identity::Tokens;
 use adledger_domain::user::{EmailAddress, PasswordPolicy, PersonName};
@@ -113,15 +115,14 @@ pub struct RecoveryCodes {
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Register,
     responses((status = 201, body = Registered),
               (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
+              Malformed, Invalid, RateLimited))]
 async fn register(
     State(state): State<AppState>,
     Request(request): Request,
     ApiJson(body): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     // Every invalid field at once, not the first one only.
-    let errors: Vec<crate::error::FieldError> = [
+    let errors: Vec<FieldError> = [
         EmailAddress::parse(&body.email).err(),
         PersonName::parse(&body.name).err(),
         PasswordPolicy::check(&body.password, "password").err(),
@@ -129,10 +130,9 @@ async fn register(
     .into_iter()
     .flatten()
     .filter_map(|e| match e {
-        adledger_domain::DomainError::Invalid { field, reason } => Some(crate::error::FieldError {
-            field: field.into(),
-            message: reason,
-        }),
+        adledger_domain::DomainError::Invalid { field, reason } => {
+            Some(FieldError::new(field, reason))
+        }
         _ => None,
     })
     .collect();
@@ -161,7 +161,7 @@ async fn register(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Wrong credentials, or a second factor is required (type `second-factor-required`)", body = Problem, content_type = "application/problem+json"),
-              (status = 429, body = Problem, content_type = "application/problem+json")))]
+              Malformed, Invalid, RateLimited))]
 async fn login(
     State(state): State<AppState>,
     Request(request): Request,
@@ -182,7 +182,8 @@ async fn login(
 /// Trade a refresh token for a new pair.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
     responses((status = 200, body = TokenPair),
-              (status = 401, description = "Invalid, expired, or reused (type `refresh-token-reused`: the session was revoked)", body = Problem, content_type = "application/problem+json")))]
+              (status = 401, description = "Invalid, expired, or reused (type `refresh-token-reused`: the session was revoked)", body = Problem, content_type = "application/problem+json"),
+              Malformed, Invalid, RateLimited))]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Refresh>,
@@ -193,20 +194,20 @@ async fn refresh(
 
 /// End the current session: its access and refresh tokens stop working at once.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
-    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
-    let (user, session) = caller.user()?;
-    let ctx = caller.context(&state).await?;
-    state.identity.logout(&ctx, user, session).await?;
+    responses((status = 204), Unauthenticated, Forbidden, RateLimited))]
+async fn logout(State(state): State<AppState>, person: Person) -> Result<StatusCode, ApiError> {
+    state
+        .identity
+        .logout(&person.ctx, person.user, person.session)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The signed-in person.
 #[utoipa::path(get, path = "/v1/me", tag = "auth",
-    responses((status = 200, body = Me), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
-    let (user, _) = caller.user()?;
-    let profile = state.identity.profile(user).await?;
+    responses((status = 200, body = Me), Unauthenticated, Forbidden, RateLimited))]
+async fn me(State(state): State<AppState>, person: Person) -> Result<Json<Me>, ApiError> {
+    let profile = state.identity.profile(person.user).await?;
     Ok(Json(Me {
         user_id: profile.user_id.as_uuid(),
         email: profile.email,
@@ -218,30 +219,26 @@ async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, A
 /// Erase yourself: your personal data in every event becomes unreadable (the log stays intact
 /// and verifiable), your email is forgotten and every session ends.
 #[utoipa::path(delete, path = "/v1/me", tag = "auth",
-    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json")))]
-async fn erase_me(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
-    let (user, _) = caller.user()?;
-    let ctx = caller.context(&state).await?;
-    state.identity.erase_user(&ctx, user).await?;
+    responses((status = 204), Unauthenticated, Forbidden, Invalid, RateLimited))]
+async fn erase_me(State(state): State<AppState>, person: Person) -> Result<StatusCode, ApiError> {
+    state.identity.erase_user(&person.ctx, person.user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Change your password; every other session ends.
 #[utoipa::path(post, path = "/v1/me/password", tag = "auth", request_body = ChangePassword,
-    responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), Malformed, Unauthenticated, Forbidden, Invalid, RateLimited))]
 async fn change_password(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, session) = caller.user()?;
-    let ctx = caller.context(&state).await?;
     state
         .identity
         .change_password(
-            &ctx,
-            user,
-            session,
+            &person.ctx,
+            person.user,
+            person.session,
             &body.current_password,
             &body.new_password,
         )
@@ -251,14 +248,14 @@ async fn change_password(
 
 /// Start two-factor enrolment: a new TOTP secret, to confirm with a code.
 #[utoipa::path(post, path = "/v1/me/totp", tag = "auth",
-    responses((status = 200, body = TotpEnrolment), (status = 409, description = "Already enabled", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TotpEnrolment),
+              (status = 409, description = "Already enabled", body = Problem, content_type = "application/problem+json"),
+              Unauthenticated, Forbidden, RateLimited))]
 async fn start_totp(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
-    let (user, _) = caller.user()?;
-    let ctx = caller.context(&state).await?;
-    let enrolment = state.identity.start_totp(&ctx, user).await?;
+    let enrolment = state.identity.start_totp(&person.ctx, person.user).await?;
     Ok(Json(TotpEnrolment {
         secret: enrolment.secret,
         otpauth_uri: enrolment.otpauth_uri,
@@ -267,40 +264,42 @@ async fn start_totp(
 
 /// Confirm enrolment with a current code; answers the recovery codes (shown once).
 #[utoipa::path(post, path = "/v1/me/totp/confirm", tag = "auth", request_body = Code,
-    responses((status = 200, body = RecoveryCodes), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = RecoveryCodes),
+              Malformed, Unauthenticated, Forbidden, Invalid, RateLimited))]
 async fn confirm_totp(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
     ApiJson(body): ApiJson<Code>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    let (user, _) = caller.user()?;
-    let ctx = caller.context(&state).await?;
-    let recovery_codes = state.identity.confirm_totp(&ctx, user, &body.code).await?;
+    let recovery_codes = state
+        .identity
+        .confirm_totp(&person.ctx, person.user, &body.code)
+        .await?;
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
 
 /// Turn two-factor authentication off; needs a fresh code or an unused recovery code.
 #[utoipa::path(post, path = "/v1/me/totp/disable", tag = "auth", request_body = Code,
-    responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), Malformed, Unauthenticated, Forbidden, Invalid, RateLimited))]
 async fn disable_totp(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
     ApiJson(body): ApiJson<Code>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, _) = caller.user()?;
-    let ctx = caller.context(&state).await?;
-    state.identity.disable_totp(&ctx, user, &body.code).await?;
+    state
+        .identity
+        .disable_totp(&person.ctx, person.user, &body.code)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Everything adledger holds about you (data subject access): profile, memberships, sessions,
 /// and your own events and audit entries with their personal fields decrypted.
 #[utoipa::path(get, path = "/v1/me/export", tag = "auth",
-    responses((status = 200, description = "A JSON document"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "A JSON document"), Unauthenticated, Forbidden, RateLimited))]
 async fn export(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (user, _) = caller.user()?;
-    Ok(Json(crate::personal::export(&state, user).await?))
+    Ok(Json(crate::personal::export(&state, person.user).await?))
 }

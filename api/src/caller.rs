@@ -1,15 +1,15 @@
 //! Who is calling: the `Caller` extractor authenticates every request that needs it (a bearer
 //! access token, or an API key as `Authorization: Bearer adl_ak_…` or `X-Api-Key`), applies the
 //! per-caller rate limit, and builds the metadata the caller's commands carry, with the request's
-//! source sealed under the caller's key. Workspace routes ask it for a permission.
+//! source sealed under the caller's key. What a route needs beyond authentication (a person, a
+//! permission in a workspace, an operator) is `crate::access`'s.
 
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
 use crate::AppState;
-use adledger_commands::access::Access;
 use adledger_commands::identity::Principal;
 use adledger_commands::CommandContext;
-use adledger_domain::{EventMetadata, Permission, RequestSource, SessionId, UserId, WorkspaceId};
+use adledger_domain::{Actor, EventMetadata, RequestSource, SessionId, UserId};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -58,17 +58,25 @@ impl RequestInfo {
         })
     }
 
-    /// An unauthenticated command context (registration, login): the command names the actor.
-    pub fn anonymous_context(&self) -> CommandContext {
+    /// The metadata of the commands this request causes as `actor`, the request id as their
+    /// correlation id. The source is still in clear: see [`Identity::seal_source`].
+    ///
+    /// [`Identity::seal_source`]: adledger_commands::identity::Identity::seal_source
+    pub fn context(&self, actor: Actor) -> CommandContext {
         CommandContext {
             metadata: EventMetadata {
-                actor: adledger_domain::Actor::Anonymous,
+                actor,
                 correlation_id: self.request_id,
                 causation_id: None,
                 source: self.source.clone(),
             },
             idempotency_key: self.idempotency_key.clone(),
         }
+    }
+
+    /// An unauthenticated command context (registration, login): the command names the actor.
+    pub fn anonymous_context(&self) -> CommandContext {
+        self.context(Actor::Anonymous)
     }
 }
 
@@ -112,10 +120,7 @@ fn credential(parts: &Parts) -> Option<String> {
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let request = RequestInfo::from_parts(parts)?;
         let Some(credential) = credential(parts) else {
             return Err(ApiError::Unauthenticated(
@@ -158,42 +163,13 @@ impl Caller {
                 user_id,
                 session_id,
             } => Ok((user_id, session_id)),
-            Principal::ApiKey { .. } => Err(ApiError::Forbidden(
-                "this route is for signed-in people, not API keys".into(),
-            )),
+            Principal::ApiKey { .. } => Err(ApiError::people_only()),
         }
     }
 
     /// The metadata of the commands this request causes, its source sealed under the caller's key.
     pub async fn context(&self, state: &AppState) -> Result<CommandContext, ApiError> {
-        let ctx = CommandContext {
-            metadata: EventMetadata {
-                actor: self.principal.actor(),
-                correlation_id: self.request.request_id,
-                causation_id: None,
-                source: self.request.source.clone(),
-            },
-            idempotency_key: self.request.idempotency_key.clone(),
-        };
+        let ctx = self.request.context(self.principal.actor());
         Ok(state.identity.seal_source(ctx).await?)
-    }
-
-    /// 404 unless the caller reaches the workspace; 403 when they do but may not do this.
-    pub async fn authorize(
-        &self,
-        state: &AppState,
-        workspace: Uuid,
-        permission: Permission,
-    ) -> Result<Access, ApiError> {
-        state
-            .identity
-            .authorize(&self.principal, WorkspaceId(workspace), permission)
-            .await
-            .map_err(|e| match e {
-                adledger_commands::CommandError::NotFound(_) => {
-                    ApiError::NotFound(format!("workspace {workspace}"))
-                }
-                other => other.into(),
-            })
     }
 }

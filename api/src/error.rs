@@ -31,6 +31,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0} not found")]
@@ -76,10 +85,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        ApiError::Validation(vec![FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        }])
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// The answer to an API key on a route that only people may use.
+    pub fn people_only() -> Self {
+        ApiError::Forbidden("this route is for signed-in people, not API keys".into())
+    }
+
+    /// The answer for a route that does not exist, also given to callers a route is hidden from.
+    pub fn no_route(path: &str) -> Self {
+        ApiError::NotFound(format!("route {path}"))
     }
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
@@ -282,5 +298,5 @@ impl From<adledger_projections::QueryError> for ApiError {
 }
 
 pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("route {}", uri.path()))
+    ApiError::no_route(uri.path())
 }

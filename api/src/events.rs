@@ -3,12 +3,12 @@
 //! Personal fields stay sealed unless `reveal=true` asks to open them (erased ones read
 //! `[erased]`); the stored form is what the hash chain covers.
 
-use crate::caller::Caller;
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::access::{InWorkspace, ReadHistory};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::Permission;
-use adledger_domain::{StreamId, WorkspaceId};
+use adledger_domain::StreamId;
 use adledger_infra::{EventStore, LogFilter, Sealer};
 use axum::body::Body;
 use axum::extract::State;
@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 const PAGE: i64 = 1_000;
 
@@ -45,12 +44,10 @@ pub struct EventParams {
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/events", tag = "events",
     params(("workspace_id" = Uuid, Path), EventParams),
     responses((status = 200, description = "One JSON event per line", content_type = "application/x-ndjson", body = String),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+              Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn stream_events(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
+    ws: InWorkspace<ReadHistory>,
     ApiQuery(params): ApiQuery<EventParams>,
 ) -> Result<Response, ApiError> {
     let from = params.from_position.unwrap_or(1);
@@ -75,13 +72,10 @@ async fn stream_events(
                 .ok_or_else(|| ApiError::invalid("stream_id", "is not a stream id"))?,
         ),
     };
-    caller
-        .authorize(&state, workspace_id, Permission::ReadHistory)
-        .await?;
     let filter = LogFilter {
         after: from - 1,
         up_to: params.to_position,
-        workspace_id: Some(WorkspaceId(workspace_id)),
+        workspace_id: Some(ws.id),
         stream_id,
         limit: PAGE,
     };

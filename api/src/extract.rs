@@ -1,16 +1,21 @@
 //! Extractors whose rejections are problem+json with the offending field named, instead of
-//! axum's plain-text defaults.
+//! axum's plain-text defaults: JSON bodies, query strings, and path parameters read by name into
+//! their id newtypes (one name per kind of id across every route).
 
 use crate::error::ApiError;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use adledger_domain::{ApiKeyId, ConnectionId, Platform, SyncId, UserId, WorkspaceId};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::Json;
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 pub struct ApiJson<T>(pub T);
 pub struct ApiQuery<T>(pub T);
-pub struct ApiPath<T>(pub T);
+/// One path parameter, found by the name its type answers to: `InPath(sync): InPath<SyncId>`
+/// reads `{sync_id}` whatever else the path holds.
+pub struct InPath<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -39,13 +44,60 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+/// A value a route takes from its path, under the same name in every route.
+pub trait PathParam: Sized {
+    /// The parameter's name in route templates, e.g. `connection_id` in `{connection_id}`.
+    const NAME: &'static str;
+    /// What it names, for the 404 of a value that names nothing.
+    const WHAT: &'static str;
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+macro_rules! uuid_path_params {
+    ($($id:ty => $name:literal, $what:literal;)*) => {$(
+        impl PathParam for $id {
+            const NAME: &'static str = $name;
+            const WHAT: &'static str = $what;
+            fn parse(raw: &str) -> Option<Self> {
+                Uuid::parse_str(raw).ok().map(Self::from)
+            }
+        }
+    )*};
+}
+
+uuid_path_params! {
+    WorkspaceId => "workspace_id", "workspace";
+    ConnectionId => "connection_id", "connection";
+    SyncId => "sync_id", "sync";
+    UserId => "user_id", "member";
+    ApiKeyId => "api_key_id", "API key";
+}
+
+impl PathParam for Platform {
+    const NAME: &'static str = "platform";
+    const WHAT: &'static str = "platform";
+    fn parse(raw: &str) -> Option<Self> {
+        Platform::parse(raw)
+    }
+}
+
+impl<S: Send + Sync, T: PathParam> FromRequestParts<S> for InPath<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state)
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map(|Path(v)| ApiPath(v))
-            // An id that cannot exist (not a UUID) names nothing: 404, like an unknown one.
-            .map_err(|e: PathRejection| ApiError::NotFound(e.body_text()))
+            .map_err(|e| ApiError::NotFound(e.body_text()))?;
+        let Some((_, raw)) = params.iter().find(|(name, _)| *name == T::NAME) else {
+            // A handler asking for a parameter its route template lacks: a bug, not the client's.
+            return Err(ApiError::Internal(format!(
+                "the route has no {{{}}} parameter",
+                T::NAME
+            )));
+        };
+        // A value that cannot name anything (not a UUID, an unknown platform) is answered like an
+        // unknown one: 404.
+        T::parse(raw)
+            .map(InPath)
+            .ok_or_else(|| ApiError::NotFound(format!("{} {raw}", T::WHAT)))
     }
 }

@@ -1,6 +1,7 @@
 //! Liveness and readiness.
 
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
+use crate::responses::NotReady;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -59,8 +60,7 @@ async fn healthz() -> Json<Health> {
 /// counts as caught up: a broker outage must not take the API out of rotation, since commands
 /// keep working without it.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Readiness),
-              (status = 503, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Readiness), NotReady))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let pool = state.store.pool();
     let pending = adledger_infra::migrate::pending(pool)

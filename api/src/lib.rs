@@ -1,12 +1,17 @@
-//! The REST API: axum routers (one module per resource), extractors that turn bad input into
-//! problem+json, the single error type, and the OpenAPI document generated from the handlers.
-//! Handlers are thin: extract and validate, call a command or a query, map to a response.
+//! The REST API: axum routers (one module per resource, owning its request and response types),
+//! extractors that authorize (`access`) and turn bad input into problem+json (`extract`), the
+//! single error type, and the OpenAPI document generated from the handlers. Handlers are thin:
+//! extract and validate, call a command or a query, map to a response.
 
+mod access;
+mod ad_accounts;
+mod api_keys;
 mod audit;
 mod auth;
 mod caller;
+mod campaigns;
+mod connections;
 mod context;
-mod dto;
 mod error;
 mod events;
 mod extract;
@@ -17,9 +22,10 @@ mod log;
 mod members;
 mod metrics;
 mod oauth;
+mod paging;
 mod personal;
 mod rate_limit;
-mod resources;
+mod responses;
 mod syncs;
 mod workspaces;
 
@@ -106,20 +112,30 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every resource's router, merged in this one place.
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::router())
-        .merge(auth::router())
-        .merge(workspaces::router())
-        .merge(members::router())
-        .merge(resources::router())
-        .merge(oauth::router())
-        .merge(syncs::router())
-        .merge(insights::router())
-        .merge(events::router())
-        .merge(log::router())
-        .merge(metrics::router())
-        .merge(audit::router())
+    [
+        health::router(),
+        metrics::router(),
+        auth::router(),
+        workspaces::router(),
+        members::router(),
+        api_keys::router(),
+        connections::router(),
+        oauth::router(),
+        ad_accounts::router(),
+        campaigns::router(),
+        syncs::router(),
+        insights::router(),
+        events::router(),
+        audit::router(),
+        log::router(),
+    ]
+    .into_iter()
+    .fold(
+        OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        OpenApiRouter::merge,
+    )
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -1,7 +1,10 @@
-//! Operations on the log as a whole: verifying the hash chain, projection status.
+//! Deployment-wide operations, for operators only: verifying the whole log's hash chain, the
+//! status of every projection. Neither belongs to one tenant, so to anyone else (API keys
+//! included) these routes do not exist.
 
-use crate::caller::Caller;
-use crate::error::{ApiError, Problem};
+use crate::access::Operator;
+use crate::error::ApiError;
+use crate::responses::{Internal, NotAnOperator, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_projections::status::ProjectionSource;
 use axum::extract::State;
@@ -26,15 +29,14 @@ pub struct Verification {
     pub reason: Option<String>,
 }
 
-/// Recompute the hash chain over the whole log and report the first broken link.
+/// Recompute the hash chain over the whole log and report the first broken link. Operators only
+/// (`adledger operators grant EMAIL`).
 #[utoipa::path(get, path = "/v1/log/verify", tag = "operations",
-    responses((status = 200, body = Verification),
-              (status = 500, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Verification), Unauthenticated, NotAnOperator, RateLimited, Internal))]
 async fn verify(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Operator,
 ) -> Result<Json<Verification>, ApiError> {
-    let _ = &caller;
     let report = state.store.verify().await?;
     Ok(Json(Verification {
         ok: report.ok(),
@@ -85,15 +87,13 @@ pub struct PartitionStatus {
 }
 
 /// Position, lag, throughput and last error of every projection: fed from the Postgres log,
-/// and per topic from Kafka where Kafka-mode workers have run.
+/// and per topic from Kafka where Kafka-mode workers have run. Operators only.
 #[utoipa::path(get, path = "/v1/projections", tag = "operations",
-    responses((status = 200, body = Vec<ProjectionStatus>),
-              (status = 500, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<ProjectionStatus>), Unauthenticated, NotAnOperator, RateLimited, Internal))]
 async fn projections(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Operator,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
-    let _ = &caller;
     let status =
         adledger_projections::deployment_status(&state.store, state.readiness.deployment()).await?;
     Ok(Json(

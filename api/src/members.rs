@@ -1,11 +1,13 @@
-//! A workspace's people and machine clients: members and their roles, invitations, erasure of
-//! former members, and API keys. Owners manage members; owners and admins manage API keys.
+//! A workspace's people: members and their roles, invitations, erasure of former members. Owners
+//! manage members; every member sees who else is one.
 
-use crate::caller::Caller;
+use crate::access::{InWorkspace, ManageMembers, Person, ReadWorkspace};
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, InPath};
+use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::{ApiKeyId, ApiKeyScope, Permission, Role, UserId, WorkspaceId};
+use adledger_commands::members::Member as MemberView;
+use adledger_domain::{Role, UserId};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -22,8 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(erase_member))
         .routes(routes!(invite))
         .routes(routes!(accept_invitation))
-        .routes(routes!(list_api_keys, create_api_key))
-        .routes(routes!(revoke_api_key))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +33,21 @@ pub struct Member {
     pub role: String,
     /// Absent once the person was erased.
     pub email: Option<String>,
+}
+
+impl From<MemberView> for Member {
+    fn from(m: MemberView) -> Self {
+        Self {
+            user_id: m.user_id.as_uuid(),
+            role: m.role.as_str().into(),
+            email: m.email,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeRole {
+    pub role: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -63,35 +78,6 @@ pub struct Joined {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChangeRole {
-    pub role: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct CreateApiKey {
-    pub name: String,
-    /// `read_only` or `read_write`.
-    pub scope: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedApiKey {
-    pub id: Uuid,
-    /// Send as `Authorization: Bearer <key>` or `X-Api-Key: <key>`. Shown once.
-    pub key: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ApiKey {
-    pub id: Uuid,
-    pub name: String,
-    pub scope: String,
-    pub created_at: DateTime<Utc>,
-    pub revoked: bool,
-    pub last_used_at: Option<DateTime<Utc>>,
-}
-
 fn role(raw: &str) -> Result<Role, ApiError> {
     Role::parse(raw)
         .ok_or_else(|| ApiError::invalid("role", "must be one of owner, admin, analyst, auditor"))
@@ -100,48 +86,30 @@ fn role(raw: &str) -> Result<Role, ApiError> {
 /// The members of a workspace and their roles.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/members", tag = "members",
     params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<Member>), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Member>), Unauthenticated, NotFound, RateLimited))]
 async fn list_members(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
+    ws: InWorkspace<ReadWorkspace>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ReadWorkspace)
-        .await?;
-    let members = state.identity.members(WorkspaceId(workspace_id)).await?;
-    Ok(Json(
-        members
-            .into_iter()
-            .map(|m| Member {
-                user_id: m.user_id.as_uuid(),
-                role: m.role.as_str().into(),
-                email: m.email,
-            })
-            .collect(),
-    ))
+    let members = state.identity.members(ws.id).await?;
+    Ok(Json(members.into_iter().map(Member::from).collect()))
 }
 
 /// Change a member's role (owners only). The last owner cannot be demoted.
 #[utoipa::path(patch, path = "/v1/workspaces/{workspace_id}/members/{user_id}", tag = "members",
     params(("workspace_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = ChangeRole,
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204),
+              Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn change_role(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, user_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ManageMembers>,
+    InPath(user): InPath<UserId>,
     ApiJson(body): ApiJson<ChangeRole>,
 ) -> Result<StatusCode, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageMembers)
-        .await?;
     let role = role(&body.role)?;
-    let ctx = caller.context(&state).await?;
     state
         .identity
-        .change_role(&ctx, WorkspaceId(workspace_id), UserId(user_id), role)
+        .change_role(&ws.ctx, ws.id, user, role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -149,43 +117,28 @@ async fn change_role(
 /// Remove a member (owners only). The last owner cannot be removed.
 #[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/members/{user_id}", tag = "members",
     params(("workspace_id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn remove_member(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, user_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ManageMembers>,
+    InPath(user): InPath<UserId>,
 ) -> Result<StatusCode, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageMembers)
-        .await?;
-    let ctx = caller.context(&state).await?;
-    state
-        .identity
-        .remove_member(&ctx, WorkspaceId(workspace_id), UserId(user_id))
-        .await?;
+    state.identity.remove_member(&ws.ctx, ws.id, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Erase a removed member's personal data (owners only), as they could themselves.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/members/{user_id}/erasure", tag = "members",
     params(("workspace_id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn erase_member(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, user_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ManageMembers>,
+    InPath(user): InPath<UserId>,
 ) -> Result<StatusCode, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageMembers)
-        .await?;
-    let ctx = caller.context(&state).await?;
     state
         .identity
-        .erase_former_member(&ctx, WorkspaceId(workspace_id), UserId(user_id))
+        .erase_former_member(&ws.ctx, ws.id, user)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -193,18 +146,13 @@ async fn erase_member(
 /// Invite someone by email with a role (owners only). The answer holds the single-use token.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/invitations", tag = "members",
     params(("workspace_id" = Uuid, Path)), request_body = Invite,
-    responses((status = 201, body = Invitation), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Invitation),
+              Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn invite(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
+    ws: InWorkspace<ManageMembers>,
     ApiJson(body): ApiJson<Invite>,
 ) -> Result<(StatusCode, Json<Invitation>), ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageMembers)
-        .await?;
     let role = role(&body.role)?;
     let expires_in = match body.expires_in_hours {
         None => None,
@@ -216,16 +164,9 @@ async fn invite(
             ))
         }
     };
-    let ctx = caller.context(&state).await?;
     let invited = state
         .identity
-        .invite(
-            &ctx,
-            WorkspaceId(workspace_id),
-            &body.email,
-            role,
-            expires_in,
-        )
+        .invite(&ws.ctx, ws.id, &body.email, role, expires_in)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -239,102 +180,20 @@ async fn invite(
 
 /// Accept an invitation as the signed-in person (whose email must be the invited one).
 #[utoipa::path(post, path = "/v1/invitations/accept", tag = "members", request_body = AcceptInvitation,
-    responses((status = 200, body = Joined), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Expired or already used", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Joined),
+              (status = 422, description = "Expired or already used", body = Problem, content_type = "application/problem+json"),
+              Malformed, Unauthenticated, Forbidden, NotFound, RateLimited))]
 async fn accept_invitation(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> Result<Json<Joined>, ApiError> {
-    let (user, _) = caller.user()?;
-    let ctx = caller.context(&state).await?;
     let (workspace, role) = state
         .identity
-        .accept_invitation(&ctx, user, &body.token)
+        .accept_invitation(&person.ctx, person.user, &body.token)
         .await?;
     Ok(Json(Joined {
         workspace_id: workspace.as_uuid(),
         role: role.as_str().into(),
     }))
-}
-
-/// The workspace's API keys (never the keys themselves).
-#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/api-keys", tag = "members",
-    params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<ApiKey>), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn list_api_keys(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
-) -> Result<Json<Vec<ApiKey>>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageApiKeys)
-        .await?;
-    let keys = state.identity.api_keys(WorkspaceId(workspace_id)).await?;
-    Ok(Json(
-        keys.into_iter()
-            .map(|k| ApiKey {
-                id: k.api_key_id.as_uuid(),
-                name: k.name,
-                scope: k.scope.as_str().into(),
-                created_at: k.created_at,
-                revoked: k.revoked,
-                last_used_at: k.last_used_at,
-            })
-            .collect(),
-    ))
-}
-
-/// Create an API key for machine clients (owners and admins). The key is shown once.
-#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/api-keys", tag = "members",
-    params(("workspace_id" = Uuid, Path)), request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
-async fn create_api_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<CreateApiKey>,
-) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageApiKeys)
-        .await?;
-    let scope = ApiKeyScope::parse(&body.scope)
-        .ok_or_else(|| ApiError::invalid("scope", "must be read_only or read_write"))?;
-    let ctx = caller.context(&state).await?;
-    let created = state
-        .identity
-        .create_api_key(&ctx, WorkspaceId(workspace_id), &body.name, scope)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedApiKey {
-            id: created.api_key_id.as_uuid(),
-            key: created.key,
-        }),
-    ))
-}
-
-/// Revoke an API key: it stops working at once.
-#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/api-keys/{api_key_id}", tag = "members",
-    params(("workspace_id" = Uuid, Path), ("api_key_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn revoke_api_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, api_key_id)): ApiPath<(Uuid, Uuid)>,
-) -> Result<StatusCode, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageApiKeys)
-        .await?;
-    let ctx = caller.context(&state).await?;
-    state
-        .identity
-        .revoke_api_key(&ctx, WorkspaceId(workspace_id), ApiKeyId(api_key_id))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

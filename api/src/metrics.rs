@@ -4,7 +4,8 @@
 //! progress. Read from Postgres on each scrape, so any process that serves the API reports the
 //! whole deployment.
 
-use crate::error::{ApiError, Problem};
+use crate::error::ApiError;
+use crate::responses::NotReady;
 use crate::AppState;
 use adledger_projections::status::{PartitionProgress, ProjectionSource};
 use adledger_projections::{DeploymentStatus, ProjectionStatus};
@@ -48,7 +49,7 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
          content_type = "text/plain; version=0.0.4"),
-        (status = 503, body = Problem, content_type = "application/problem+json")))]
+        NotReady))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let status =
         adledger_projections::deployment_status(&state.store, state.readiness.deployment())

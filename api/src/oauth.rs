@@ -1,11 +1,14 @@
 //! Connecting ad platforms through OAuth: which platforms this server can connect, starting an
-//! authorization, the callback the platform redirects to, and disconnecting.
+//! authorization, and the callback the platform redirects to. Disconnecting is a connection's
+//! route (`crate::connections`).
 
+use crate::access::{InWorkspace, ManageConnections};
 use crate::caller::{Caller, Request};
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiQuery, InPath};
+use crate::responses::{Forbidden, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::{ConnectionId, Permission, Platform, WorkspaceId};
+use adledger_domain::{Actor, ConnectionId, Platform};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -20,7 +23,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_platforms))
         .routes(routes!(authorize))
         .routes(routes!(callback))
-        .routes(routes!(disconnect))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,13 +67,9 @@ pub struct Connected {
     pub platform: String,
 }
 
-fn platform(raw: &str) -> Result<Platform, ApiError> {
-    Platform::parse(raw).ok_or_else(|| ApiError::NotFound(format!("platform {raw}")))
-}
-
 /// The platforms this server can connect.
 #[utoipa::path(get, path = "/v1/platforms", tag = "connections",
-    responses((status = 200, body = Vec<PlatformInfo>), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<PlatformInfo>), Unauthenticated, RateLimited))]
 async fn list_platforms(State(state): State<AppState>, _caller: Caller) -> Json<Vec<PlatformInfo>> {
     Json(
         state
@@ -88,24 +86,20 @@ async fn list_platforms(State(state): State<AppState>, _caller: Caller) -> Json<
 
 /// Start connecting an ad platform: answers the platform's consent URL, with a single-use,
 /// expiring `state` bound to this workspace and you (and PKCE where the platform supports it).
+/// A connection made through OAuth belongs to the person who granted access: API keys get 403.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections/{platform}/authorize", tag = "connections",
     params(("workspace_id" = Uuid, Path), ("platform" = String, Path, description = "meta, google or tiktok")),
     request_body(content = Authorize, description = "Optional: the connection to reconnect"),
     responses((status = 200, body = AuthorizationStarted),
-              (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, description = "Not configured on this server", body = Problem, content_type = "application/problem+json")))]
+              (status = 422, description = "Not configured on this server", body = Problem, content_type = "application/problem+json"),
+              Unauthenticated, Forbidden, NotFound, RateLimited))]
 async fn authorize(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, platform_name)): ApiPath<(Uuid, String)>,
+    ws: InWorkspace<ManageConnections>,
+    InPath(platform): InPath<Platform>,
     body: axum::body::Bytes,
 ) -> Result<Json<AuthorizationStarted>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageConnections)
-        .await?;
-    let (user, _) = caller.user()?;
-    let platform = platform(&platform_name)?;
+    let user = ws.member()?;
     // The body is optional: empty means a new connection.
     let body: Authorize = if body.iter().all(u8::is_ascii_whitespace) {
         Authorize::default()
@@ -114,12 +108,7 @@ async fn authorize(
     };
     let started = state
         .commands
-        .begin_authorization(
-            WorkspaceId(workspace_id),
-            user,
-            platform,
-            body.connection_id.map(ConnectionId),
-        )
+        .begin_authorization(ws.id, user, platform, body.connection_id.map(ConnectionId))
         .await?;
     Ok(Json(AuthorizationStarted {
         authorization_url: started.url,
@@ -134,14 +123,14 @@ async fn authorize(
     responses((status = 201, body = Connected),
               (status = 404, description = "Unknown, used or expired state", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Declined, or no code", body = Problem, content_type = "application/problem+json"),
-              (status = 502, description = "The platform refused the code", body = Problem, content_type = "application/problem+json")))]
+              (status = 502, description = "The platform refused the code", body = Problem, content_type = "application/problem+json"),
+              RateLimited))]
 async fn callback(
     State(state): State<AppState>,
     Request(request): Request,
-    ApiPath(platform_name): ApiPath<String>,
+    InPath(platform): InPath<Platform>,
     ApiQuery(params): ApiQuery<CallbackParams>,
 ) -> Result<(StatusCode, Json<Connected>), ApiError> {
-    let platform = platform(&platform_name)?;
     let state_text = params
         .state
         .ok_or_else(|| ApiError::invalid("state", "is missing"))?;
@@ -161,10 +150,11 @@ async fn callback(
         .code
         .or(params.auth_code)
         .ok_or_else(|| ApiError::invalid("code", "is missing"))?;
-    let mut ctx = request.anonymous_context();
-    ctx.metadata.actor = adledger_domain::Actor::User {
+    // The person who started the authorization acts, though the platform's redirect carries no
+    // credential of theirs: the single-use state stands for them.
+    let ctx = request.context(Actor::User {
         user_id: authorization.user_id,
-    };
+    });
     let ctx = state.identity.seal_source(ctx).await?;
     let connection = state
         .commands
@@ -178,26 +168,4 @@ async fn callback(
             platform: platform.as_str().into(),
         }),
     ))
-}
-
-/// Disconnect: the tokens are revoked at the platform (best effort) and forgotten; the
-/// connection's history stays.
-#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}", tag = "connections",
-    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
-async fn disconnect(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
-) -> Result<StatusCode, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageConnections)
-        .await?;
-    let ctx = caller.context(&state).await?;
-    state
-        .commands
-        .disconnect(&ctx, WorkspaceId(workspace_id), ConnectionId(connection_id))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,17 +1,19 @@
-//! Sync runs: start one (it runs in the background), follow its progress.
+//! Sync runs: start one (a sync worker carries it out), follow its progress.
 
-use crate::caller::Caller;
-use crate::dto::{StartSync, SyncAccepted, SyncRun};
+use crate::access::{InWorkspace, ManageConnections, ReadWorkspace};
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, InPath};
+use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::Permission;
-use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId, WorkspaceId};
+use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId};
 use adledger_projections::catalog;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -19,6 +21,74 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_sync, list_syncs))
         .routes(routes!(get_sync))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StartSync {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Campaigns to sync; empty or absent means every campaign of the connection.
+    #[serde(default)]
+    pub campaign_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncAccepted {
+    pub sync_id: Uuid,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncRun {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub campaign_ids: Vec<Uuid>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub days_recorded: i64,
+    pub days_restated: i64,
+    pub days_unchanged: i64,
+    /// What failed, for people: `<kind>: <message>`.
+    pub error: Option<String>,
+    /// The kind of failure: `auth_expired`, `throttled`, `invalid`, `platform_down`,
+    /// `internal` or `abandoned`.
+    pub failure_kind: Option<String>,
+    /// Progress while it runs: the furthest day through which one of its ad accounts has every
+    /// day stored (accounts are read in 30-day chunks, oldest first). Absent before the first
+    /// chunk.
+    pub progress_through: Option<NaiveDate>,
+    /// How many times a sync worker claimed the run: 0 while it waits for one, more than 1 when
+    /// it was taken over (its worker died) or handed back (its worker stopped).
+    pub attempts: i32,
+    /// The sync worker carrying it out (or that did last), `host:pid:nonce`.
+    pub worker: Option<String>,
+}
+
+impl From<catalog::SyncRunView> for SyncRun {
+    fn from(v: catalog::SyncRunView) -> Self {
+        Self {
+            id: v.id.as_uuid(),
+            connection_id: v.connection_id.as_uuid(),
+            status: v.status,
+            from: v.from,
+            to: v.to,
+            campaign_ids: v.campaign_ids.iter().map(|c| c.as_uuid()).collect(),
+            started_at: v.started_at,
+            finished_at: v.finished_at,
+            days_recorded: v.days_recorded,
+            days_restated: v.days_restated,
+            days_unchanged: v.days_unchanged,
+            error: v.error,
+            failure_kind: v.error_kind,
+            progress_through: v.progress_through,
+            attempts: v.attempts,
+            worker: v.worker,
+        }
+    }
 }
 
 /// Start syncing a connection (or some of its campaigns) over a date range. Answers at once with
@@ -30,33 +100,26 @@ pub fn router() -> OpenApiRouter<AppState> {
     request_body = StartSync,
     responses(
         (status = 202, body = SyncAccepted),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A sync is already running", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A sync is already running, or the connection needs reauthorization", body = Problem, content_type = "application/problem+json"),
+        Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited,
     ))]
 async fn start_sync(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ManageConnections>,
+    InPath(connection): InPath<ConnectionId>,
     ApiJson(body): ApiJson<StartSync>,
 ) -> Result<impl IntoResponse, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ManageConnections)
-        .await?;
-    let ctx = caller.context(&state).await?;
     let range = DateRange::new(body.from, body.to)?;
-    let workspace = WorkspaceId(workspace_id);
-    let connection = ConnectionId(connection_id);
     let campaigns = body.campaign_ids.into_iter().map(CampaignId).collect();
     let sync = state
         .commands
-        .start_sync(&ctx, workspace, connection, range, campaigns)
+        .start_sync(&ws.ctx, ws.id, connection, range, campaigns)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
         [(
             header::LOCATION,
-            format!("/v1/workspaces/{workspace_id}/syncs/{sync}"),
+            format!("/v1/workspaces/{}/syncs/{sync}", ws.id),
         )],
         Json(SyncAccepted {
             sync_id: sync.as_uuid(),
@@ -68,45 +131,29 @@ async fn start_sync(
 /// The sync runs of a connection, newest first.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}/syncs", tag = "syncs",
     params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<SyncRun>),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<SyncRun>), Unauthenticated, NotFound, RateLimited))]
 async fn list_syncs(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, connection_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ReadWorkspace>,
+    InPath(connection): InPath<ConnectionId>,
 ) -> Result<Json<Vec<SyncRun>>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ReadWorkspace)
-        .await?;
-    let pool = state.store.pool();
-    catalog::get_connection(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("connection {connection_id}")))?;
-    let runs =
-        catalog::list_sync_runs(pool, WorkspaceId(workspace_id), ConnectionId(connection_id))
-            .await?;
+    // An unknown connection is a 404, not an empty list.
+    crate::connections::find(&state, ws.id, connection).await?;
+    let runs = catalog::list_sync_runs(state.store.pool(), ws.id, connection).await?;
     Ok(Json(runs.into_iter().map(SyncRun::from).collect()))
 }
 
 /// One sync run: status, counts, error.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/syncs/{sync_id}", tag = "syncs",
     params(("workspace_id" = Uuid, Path), ("sync_id" = Uuid, Path)),
-    responses((status = 200, body = SyncRun),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SyncRun), Unauthenticated, NotFound, RateLimited))]
 async fn get_sync(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath((workspace_id, sync_id)): ApiPath<(Uuid, Uuid)>,
+    ws: InWorkspace<ReadWorkspace>,
+    InPath(sync): InPath<SyncId>,
 ) -> Result<Json<SyncRun>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ReadWorkspace)
-        .await?;
-    catalog::get_sync_run(
-        state.store.pool(),
-        WorkspaceId(workspace_id),
-        SyncId(sync_id),
-    )
-    .await?
-    .map(|r| Json(r.into()))
-    .ok_or_else(|| ApiError::NotFound(format!("sync {sync_id}")))
+    catalog::get_sync_run(state.store.pool(), ws.id, sync)
+        .await?
+        .map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("sync {sync}")))
 }

@@ -1,16 +1,20 @@
 //! Workspaces: create one (its creator becomes owner), list mine, read one.
 
-use crate::caller::Caller;
-use crate::dto::{CreateWorkspace, Workspace};
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, ApiPath};
+use crate::access::{InWorkspace, Person, ReadWorkspace};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::responses::{
+    Created, Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated,
+};
 use crate::AppState;
-use adledger_domain::Permission;
-use adledger_domain::WorkspaceId;
+use adledger_projections::catalog;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -20,82 +24,91 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_workspace))
 }
 
-/// Create a workspace (a tenant). Send `Idempotency-Key` to make retries safe.
-#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces",
-    request_body = CreateWorkspace,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
-    responses(
-        (status = 201, description = "Created", body = crate::dto::Created),
-        (status = 422, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn create_workspace(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiJson(body): ApiJson<CreateWorkspace>,
-) -> Result<impl IntoResponse, ApiError> {
-    caller.user()?;
-    let ctx = caller.context(&state).await?;
-    let id = state.commands.create_workspace(&ctx, &body.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/v1/workspaces/{id}"))],
-        Json(crate::dto::Created { id: id.as_uuid() }),
-    ))
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateWorkspace {
+    pub name: String,
 }
 
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Workspace {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<catalog::WorkspaceView> for Workspace {
+    fn from(v: catalog::WorkspaceView) -> Self {
+        Self {
+            id: v.id.as_uuid(),
+            name: v.name,
+            created_at: v.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Membership {
     pub workspace_id: Uuid,
     pub name: String,
     pub role: String,
-    pub joined_at: chrono::DateTime<chrono::Utc>,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<catalog::MembershipView> for Membership {
+    fn from(m: catalog::MembershipView) -> Self {
+        Self {
+            workspace_id: m.workspace_id.as_uuid(),
+            name: m.workspace_name,
+            role: m.role,
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+/// Create a workspace (a tenant). Send `Idempotency-Key` to make retries safe.
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces",
+    request_body = CreateWorkspace,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    responses((status = 201, description = "Created", body = Created),
+              Malformed, Unauthenticated, Forbidden, Invalid, RateLimited))]
+async fn create_workspace(
+    State(state): State<AppState>,
+    person: Person,
+    ApiJson(body): ApiJson<CreateWorkspace>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = state
+        .commands
+        .create_workspace(&person.ctx, &body.name)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/workspaces/{id}"))],
+        Json(Created { id: id.as_uuid() }),
+    ))
 }
 
 /// The workspaces the signed-in person belongs to, with their role in each.
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces",
-    responses((status = 200, body = Vec<Membership>),
-              (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Vec<Membership>), Unauthenticated, RateLimited))]
 async fn list_workspaces(
     State(state): State<AppState>,
-    caller: Caller,
+    person: Person,
 ) -> Result<Json<Vec<Membership>>, ApiError> {
-    let (user, _) = caller.user()?;
-    let rows = adledger_projections::catalog::memberships_of(state.store.pool(), user).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|m| Membership {
-                workspace_id: m.workspace_id.as_uuid(),
-                name: m.workspace_name,
-                role: m.role,
-                joined_at: m.joined_at,
-            })
-            .collect(),
-    ))
+    let rows = catalog::memberships_of(state.store.pool(), person.user).await?;
+    Ok(Json(rows.into_iter().map(Membership::from).collect()))
 }
 
 /// Read a workspace.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = Uuid, Path)),
-    responses(
-        (status = 200, body = Workspace),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Workspace), Unauthenticated, NotFound, RateLimited))]
 async fn get_workspace(
     State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(workspace_id): ApiPath<Uuid>,
+    ws: InWorkspace<ReadWorkspace>,
 ) -> Result<Json<Workspace>, ApiError> {
-    caller
-        .authorize(&state, workspace_id, Permission::ReadWorkspace)
-        .await?;
-    workspace_exists(&state, workspace_id).await.map(Json)
-}
-
-/// The workspace's read-model row, or 404 while it is not projected yet.
-pub async fn workspace_exists(state: &AppState, id: Uuid) -> Result<Workspace, ApiError> {
-    adledger_projections::catalog::get_workspace(state.store.pool(), WorkspaceId(id))
+    // The stream says it exists; its read-model row may not be projected yet.
+    catalog::get_workspace(state.store.pool(), ws.id)
         .await?
-        .map(Workspace::from)
-        .ok_or_else(|| ApiError::NotFound(format!("workspace {id}")))
+        .map(|w| Json(w.into()))
+        .ok_or_else(|| ApiError::NotFound(format!("workspace {}", ws.id)))
 }

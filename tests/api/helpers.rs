@@ -28,6 +28,9 @@ pub struct TestUser {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The email of the app's first user (`TestApp::token`).
+pub const OWNER: &str = "owner@example.com";
+
 pub fn test_keys() -> adledger_commands::identity::Keys {
     adledger_commands::identity::Keys {
         master: adledger_infra::testing::test_master_keys(),
@@ -119,7 +122,7 @@ async fn spawn(
         _db: db,
         _stop: stop,
     };
-    app.token = app.user("owner@example.com").await.token;
+    app.token = app.user(OWNER).await.token;
     app
 }
 
@@ -145,6 +148,33 @@ where
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// Runs `adledger <args>` on the app's database with its keys, as an operator would on the
+    /// server.
+    pub fn run_adledger(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_adledger"))
+            .args(args)
+            .env("DATABASE_URL", self._db.url.expose())
+            .env(
+                "ADLEDGER_MASTER_KEYS",
+                self.keys.master.to_env_string().expose(),
+            )
+            .env("ADLEDGER_JWT_KEYS", self.keys.jwt.to_env_string().expose())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run adledger")
+    }
+
+    /// `run_adledger` that must succeed: answers its standard output.
+    pub fn adledger(&self, args: &[&str]) -> String {
+        let output = self.run_adledger(args);
+        assert!(
+            output.status.success(),
+            "adledger {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
     }
 
     /// GET as the app's first user.

@@ -11,6 +11,7 @@ mod hardening;
 mod health;
 mod insights;
 mod openapi;
+mod operators;
 mod platforms;
 mod syncs;
 mod workspaces;

@@ -1,0 +1,131 @@
+//! What a route needs of its caller, stated once in its handler's signature: `Person` (a signed-in
+//! person), `InWorkspace<P>` (a workspace the caller reaches, with permission `P`) or `Operator`
+//! (someone who runs the deployment). Each extractor authenticates first, then checks; none
+//! reveals to an outsider that a workspace (or an operator route) exists.
+
+use crate::caller::Caller;
+use crate::error::ApiError;
+use crate::extract::InPath;
+use crate::AppState;
+use adledger_commands::access::Access;
+use adledger_commands::identity::Principal;
+use adledger_commands::{CommandContext, CommandError};
+use adledger_domain::{Permission, SessionId, UserId, WorkspaceId};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use std::marker::PhantomData;
+
+/// A zero-sized type that stands for one [`Permission`] in a handler's signature.
+pub trait Permit {
+    const PERMISSION: Permission;
+}
+
+macro_rules! permits {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl Permit for $name {
+            const PERMISSION: Permission = Permission::$name;
+        }
+    )*};
+}
+
+permits!(
+    /// The workspace, its connections, ad accounts, campaigns, sync runs and members.
+    ReadWorkspace,
+    /// Insights.
+    ReadInsights,
+    /// The event history and the audit view.
+    ReadHistory,
+    /// Connect platforms, start syncs, disconnect.
+    ManageConnections,
+    /// Create and revoke API keys.
+    ManageApiKeys,
+    /// Invite, change roles, remove and erase members.
+    ManageMembers,
+);
+
+/// The `{workspace_id}` of the path, reached by the caller with permission `P`: 404 `not-found`
+/// to callers who do not reach it (outsiders, other workspaces' API keys), 403 `forbidden` to
+/// members whose role (or keys whose scope) lacks `P`. Carries the metadata of the commands the
+/// request causes.
+pub struct InWorkspace<P: Permit> {
+    pub id: WorkspaceId,
+    /// How the caller reaches it: a member's role or an API key's scope.
+    pub access: Access,
+    /// The request id as correlation id, the source sealed under the caller's key.
+    pub ctx: CommandContext,
+    caller: Caller,
+    permit: PhantomData<fn() -> P>,
+}
+
+impl<P: Permit> InWorkspace<P> {
+    /// The member acting, for what binds a person rather than the workspace (an OAuth grant is
+    /// a person's consent): API keys get 403.
+    pub fn member(&self) -> Result<UserId, ApiError> {
+        match (self.access, &self.caller.principal) {
+            (Access::Member(_), Principal::User { user_id, .. }) => Ok(*user_id),
+            _ => Err(ApiError::people_only()),
+        }
+    }
+}
+
+impl<P: Permit> FromRequestParts<AppState> for InWorkspace<P> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let InPath(id) = InPath::<WorkspaceId>::from_request_parts(parts, state).await?;
+        let access = state
+            .identity
+            .authorize(&caller.principal, id, P::PERMISSION)
+            .await
+            .map_err(|e| match e {
+                CommandError::NotFound(_) => ApiError::NotFound(format!("workspace {id}")),
+                other => other.into(),
+            })?;
+        let ctx = caller.context(state).await?;
+        Ok(Self {
+            id,
+            access,
+            ctx,
+            caller,
+            permit: PhantomData,
+        })
+    }
+}
+
+/// The signed-in person, for routes about themselves (their profile, sessions, workspaces):
+/// API keys get 403 `forbidden`.
+pub struct Person {
+    pub user: UserId,
+    pub session: SessionId,
+    pub ctx: CommandContext,
+}
+
+impl FromRequestParts<AppState> for Person {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let (user, session) = caller.user()?;
+        let ctx = caller.context(state).await?;
+        Ok(Self { user, session, ctx })
+    }
+}
+
+/// Someone who runs the deployment (`adledger operators grant EMAIL`), for deployment-wide
+/// routes. Everyone else who is signed in, API keys included, gets the 404 of a route that does
+/// not exist: the whole log is not any one tenant's business.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if state.identity.is_operator(&caller.principal).await? {
+            Ok(Operator)
+        } else {
+            Err(ApiError::no_route(parts.uri.path()))
+        }
+    }
+}

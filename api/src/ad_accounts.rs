@@ -1,0 +1,67 @@
+//! The ad accounts discovered through a workspace's connections, with each one's sync cursor.
+
+use crate::access::{InWorkspace, ReadWorkspace};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::responses::{Invalid, NotFound, RateLimited, Unauthenticated};
+use crate::AppState;
+use adledger_domain::ConnectionId;
+use adledger_projections::catalog;
+use axum::extract::State;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_ad_accounts))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdAccountParams {
+    /// Only the ad accounts of this connection.
+    connection_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdAccount {
+    pub connection_id: Uuid,
+    /// The platform's own id of the ad account.
+    pub id: String,
+    pub name: String,
+    pub currency: String,
+    pub time_zone: String,
+    /// The account's sync cursor: every day up to this one (the account's local date) is
+    /// stored. Absent until a sync completed a first chunk of days.
+    pub synced_through: Option<NaiveDate>,
+}
+
+impl From<catalog::AdAccountView> for AdAccount {
+    fn from(v: catalog::AdAccountView) -> Self {
+        Self {
+            connection_id: v.connection_id.as_uuid(),
+            id: v.id.0,
+            name: v.name,
+            currency: v.currency,
+            time_zone: v.time_zone,
+            synced_through: v.synced_through,
+        }
+    }
+}
+
+/// List the ad accounts discovered through the workspace's connections.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ad-accounts", tag = "connections",
+    params(("workspace_id" = Uuid, Path), AdAccountParams),
+    responses((status = 200, body = Vec<AdAccount>), Unauthenticated, NotFound, Invalid, RateLimited))]
+async fn list_ad_accounts(
+    State(state): State<AppState>,
+    ws: InWorkspace<ReadWorkspace>,
+    ApiQuery(params): ApiQuery<AdAccountParams>,
+) -> Result<Json<Vec<AdAccount>>, ApiError> {
+    let connection = params.connection_id.map(ConnectionId);
+    let rows = catalog::list_ad_accounts(state.store.pool(), ws.id, connection).await?;
+    Ok(Json(rows.into_iter().map(AdAccount::from).collect()))
+}

@@ -1,0 +1,215 @@
+//! A workspace's connections: connect the sandbox platform, list and read connections with their
+//! sync status, disconnect. Real platforms connect through their OAuth flow (`crate::oauth`).
+
+use crate::access::{InWorkspace, ManageConnections, ReadWorkspace};
+use crate::error::{ApiError, FieldError};
+use crate::extract::{ApiJson, InPath};
+use crate::responses::{Created, Forbidden, NotFound, RateLimited, Unauthenticated};
+use crate::responses::{Invalid, Malformed};
+use crate::AppState;
+use adledger_domain::event::ConnectionSettings;
+use adledger_domain::{ConnectionId, Platform, WorkspaceId};
+use adledger_projections::catalog;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(connect_platform, list_connections))
+        .routes(routes!(get_connection, disconnect))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConnectPlatform {
+    /// Only `sandbox` for now.
+    pub platform: String,
+    pub label: Option<String>,
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// Settings of the built-in sandbox platform: the same seed always yields the same data.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SandboxSettings {
+    #[serde(default)]
+    pub seed: u64,
+    /// 1 to 10.
+    #[serde(default = "default_accounts")]
+    pub ad_accounts: u32,
+    /// 1 to 1000.
+    #[serde(default = "default_campaigns")]
+    pub campaigns: u32,
+}
+
+fn default_accounts() -> u32 {
+    2
+}
+
+fn default_campaigns() -> u32 {
+    20
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Connection {
+    pub id: Uuid,
+    pub platform: String,
+    pub label: String,
+    pub status: String,
+    pub connected_at: DateTime<Utc>,
+    pub last_sync_id: Option<Uuid>,
+    pub last_sync_status: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// When the platform access token expires, where the platform says; reconnect before then
+    /// when it cannot be refreshed (Meta).
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<catalog::ConnectionView> for Connection {
+    fn from(v: catalog::ConnectionView) -> Self {
+        Self {
+            id: v.id.as_uuid(),
+            platform: v.platform,
+            label: v.label,
+            status: v.status,
+            connected_at: v.connected_at,
+            last_sync_id: v.last_sync_id.map(|s| s.as_uuid()),
+            last_sync_status: v.last_sync_status,
+            last_synced_at: v.last_synced_at,
+            token_expires_at: v.authorization_expires_at,
+        }
+    }
+}
+
+fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
+    match Platform::parse(&body.platform) {
+        Some(Platform::Sandbox) => {
+            let s = body.sandbox.as_ref();
+            let (seed, ad_accounts, campaigns) =
+                s.map_or((0, 2, 20), |s| (s.seed, s.ad_accounts, s.campaigns));
+            let mut errors = Vec::new();
+            if !(1..=10).contains(&ad_accounts) {
+                errors.push(FieldError::new(
+                    "sandbox.ad_accounts",
+                    "must be between 1 and 10",
+                ));
+            }
+            if !(1..=1000).contains(&campaigns) {
+                errors.push(FieldError::new(
+                    "sandbox.campaigns",
+                    "must be between 1 and 1000",
+                ));
+            }
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+            Ok(ConnectionSettings::Sandbox {
+                seed,
+                ad_accounts,
+                campaigns,
+            })
+        }
+        // Real platforms connect through their OAuth flow: the person must grant access.
+        Some(other @ (Platform::Meta | Platform::Google | Platform::Tiktok)) => {
+            Err(ApiError::invalid(
+                "platform",
+                format!(
+                    "{other} connects through its OAuth flow: POST \
+                     /v1/workspaces/{{workspace_id}}/connections/{other}/authorize"
+                ),
+            ))
+        }
+        None => Err(ApiError::invalid(
+            "platform",
+            format!("unknown platform {:?}; supported: sandbox", body.platform),
+        )),
+    }
+}
+
+/// Connect an ad-platform account to the workspace.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections", tag = "connections",
+    params(("workspace_id" = Uuid, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    request_body = ConnectPlatform,
+    responses((status = 201, body = Created),
+              Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
+async fn connect_platform(
+    State(state): State<AppState>,
+    ws: InWorkspace<ManageConnections>,
+    ApiJson(body): ApiJson<ConnectPlatform>,
+) -> Result<impl IntoResponse, ApiError> {
+    let settings = settings(&body)?;
+    let label = body
+        .label
+        .unwrap_or_else(|| format!("{} connection", body.platform));
+    let id = state
+        .commands
+        .connect_platform(&ws.ctx, ws.id, &label, settings)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/v1/workspaces/{}/connections/{id}", ws.id),
+        )],
+        Json(Created { id: id.as_uuid() }),
+    ))
+}
+
+/// List the workspace's connections with their sync status.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/connections", tag = "connections",
+    params(("workspace_id" = Uuid, Path)),
+    responses((status = 200, body = Vec<Connection>), Unauthenticated, NotFound, RateLimited))]
+async fn list_connections(
+    State(state): State<AppState>,
+    ws: InWorkspace<ReadWorkspace>,
+) -> Result<Json<Vec<Connection>>, ApiError> {
+    let rows = catalog::list_connections(state.store.pool(), ws.id).await?;
+    Ok(Json(rows.into_iter().map(Connection::from).collect()))
+}
+
+/// Read one connection.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}", tag = "connections",
+    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path)),
+    responses((status = 200, body = Connection), Unauthenticated, NotFound, RateLimited))]
+async fn get_connection(
+    State(state): State<AppState>,
+    ws: InWorkspace<ReadWorkspace>,
+    InPath(connection): InPath<ConnectionId>,
+) -> Result<Json<Connection>, ApiError> {
+    let view = find(&state, ws.id, connection).await?;
+    Ok(Json(view.into()))
+}
+
+/// The workspace's connection, or 404 (also while it is not projected yet).
+pub async fn find(
+    state: &AppState,
+    workspace: WorkspaceId,
+    connection: ConnectionId,
+) -> Result<catalog::ConnectionView, ApiError> {
+    catalog::get_connection(state.store.pool(), workspace, connection)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("connection {connection}")))
+}
+
+/// Disconnect: the tokens are revoked at the platform (best effort) and forgotten; the
+/// connection's history stays.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}", tag = "connections",
+    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path)),
+    responses((status = 204), Unauthenticated, Forbidden, NotFound, RateLimited))]
+async fn disconnect(
+    State(state): State<AppState>,
+    ws: InWorkspace<ManageConnections>,
+    InPath(connection): InPath<ConnectionId>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .commands
+        .disconnect(&ws.ctx, ws.id, connection)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
