@@ -10,41 +10,12 @@ use crate::AppState;
 use adledger_commands::access::Access;
 use adledger_commands::identity::Principal;
 use adledger_commands::{CommandContext, CommandError};
-use adledger_domain::{Permission, SessionId, UserId, WorkspaceId};
+use adledger_domain::{SessionId, UserId, WorkspaceId};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use std::marker::PhantomData;
 
-/// A zero-sized type that stands for one [`Permission`] in a handler's signature.
-pub trait Permit {
-    const PERMISSION: Permission;
-}
-
-macro_rules! permits {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
-        $(#[$doc])*
-        pub struct $name;
-
-        impl Permit for $name {
-            const PERMISSION: Permission = Permission::$name;
-        }
-    )*};
-}
-
-permits!(
-    /// The workspace, its connections, ad accounts, campaigns, sync runs and members.
-    ReadWorkspace,
-    /// Insights.
-    ReadInsights,
-    /// The event history and the audit view.
-    ReadHistory,
-    /// Connect platforms, start syncs, disconnect.
-    ManageConnections,
-    /// Create and revoke API keys.
-    ManageApiKeys,
-    /// Invite, change roles, remove and erase members.
-    ManageMembers,
-);
+pub use adledger_domain::access::permits::*;
 
 /// The `{workspace_id}` of the path, reached by the caller with permission `P`: 404 `not-found`
 /// to callers who do not reach it (outsiders, other workspaces' API keys), 403 `forbidden` to

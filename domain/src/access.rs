@@ -51,16 +51,44 @@ impl ApiKeyScope {
     }
 }
 
-/// One kind of action on a workspace. Routes name the permission they need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    /// The workspace, its connections, ad accounts, campaigns and sync runs.
+/// Declares the permissions once: the `Permission` enum, and a zero-sized type per permission
+/// (in [`permits`]) for routes that state what they need in their signature.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// One kind of action on a workspace. Routes name the permission they need.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($(#[$doc])* $name,)+
+        }
+
+        /// The permissions as types: `InWorkspace<permits::ReadInsights>` in a handler's
+        /// signature says what the route needs.
+        pub mod permits {
+            /// A zero-sized type that stands for one [`Permission`](super::Permission).
+            pub trait Permit {
+                const PERMISSION: super::Permission;
+            }
+
+            $(
+                $(#[$doc])*
+                pub struct $name;
+
+                impl Permit for $name {
+                    const PERMISSION: super::Permission = super::Permission::$name;
+                }
+            )+
+        }
+    };
+}
+
+permissions! {
+    /// The workspace, its connections, ad accounts, campaigns, sync runs and members.
     ReadWorkspace,
     /// Insights and their exports.
     ReadInsights,
     /// The event history, the audit view.
     ReadHistory,
-    /// Connect platforms, start syncs.
+    /// Connect platforms, start syncs, disconnect.
     ManageConnections,
     /// Create and revoke API keys.
     ManageApiKeys,
