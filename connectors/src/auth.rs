@@ -33,6 +33,15 @@ impl TokenSet {
         }
     }
 
+    /// What a token answer grants: an access token, and its lifetime when the platform states
+    /// one (`expires_in`, seconds from now).
+    pub(crate) fn granted(access_token: String, expires_in: Option<i64>) -> Self {
+        Self {
+            expires_at: expires_in.map(|s| Utc::now() + Duration::seconds(s)),
+            ..Self::bearer(access_token)
+        }
+    }
+
     /// Whether the access token expires within `margin` of `now`.
     pub fn expires_within(&self, now: DateTime<Utc>, margin: Duration) -> bool {
         self.expires_at.is_some_and(|at| at - margin <= now)
@@ -150,6 +159,14 @@ impl TokenSource for RefreshingTokens {
         }
         self.refresh_locked(&mut current).await
     }
+}
+
+/// A platform's authorization page with `pairs` as its form-encoded query, in their order.
+pub(crate) fn authorize_url(page: &str, pairs: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{page}?{query}")
 }
 
 /// A PKCE verifier (kept by the caller between redirect and callback) and its S256 challenge.

@@ -114,6 +114,15 @@ pub(crate) fn redact(error: ConnectorError, secrets: &[&str]) -> ConnectorError 
     }
 }
 
+/// What `call` gives, with every one of `secrets` scrubbed from its error: whichever step of a
+/// call that carried secrets failed, its error never repeats them.
+pub(crate) async fn redacted<T>(
+    secrets: &[&str],
+    call: impl std::future::Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    call.await.map_err(|e| redact(e, secrets))
+}
+
 /// A number as platforms send it: a JSON number, a numeric string, or a placeholder for "no
 /// data" (`"-"`, `""`, `null`), which counts as zero. Read from the number's own text, so
 /// `150.25` is exactly 150.25 (no trip through `f64`).

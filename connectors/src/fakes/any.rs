@@ -4,7 +4,7 @@
 use super::google::{self, FakeGoogle};
 use super::meta::{self, FakeMeta};
 use super::tiktok::{self, FakeTiktok};
-use super::RecordedRequest;
+use super::{FakeApi, Knobs, RecordedRequest};
 use crate::{Platforms, TokenSet};
 use adledger_domain::{DailyMetrics, Platform};
 use chrono::NaiveDate;
@@ -111,34 +111,26 @@ impl AnyFake {
     }
 
     pub fn throttle_next(&self, n: u32) {
-        match self {
-            AnyFake::Meta(f) => f.throttle_next(n),
-            AnyFake::Google(f) => f.throttle_next(n),
-            AnyFake::Tiktok(f) => f.throttle_next(n),
-        }
+        self.knobs().throttle_next(n);
     }
 
     pub fn revoke_tokens(&self) {
-        match self {
-            AnyFake::Meta(f) => f.revoke_tokens(),
-            AnyFake::Google(f) => f.revoke_tokens(),
-            AnyFake::Tiktok(f) => f.revoke_tokens(),
-        }
+        self.knobs().revoke();
     }
 
     pub fn regrant(&self) {
-        match self {
-            AnyFake::Meta(f) => f.regrant(),
-            AnyFake::Google(f) => f.regrant(),
-            AnyFake::Tiktok(f) => f.regrant(),
-        }
+        self.knobs().regrant();
     }
 
     pub fn restate(&self, date: NaiveDate) {
+        self.knobs().restate(date);
+    }
+
+    fn knobs(&self) -> &Knobs {
         match self {
-            AnyFake::Meta(f) => f.restate(date),
-            AnyFake::Google(f) => f.restate(date),
-            AnyFake::Tiktok(f) => f.restate(date),
+            AnyFake::Meta(f) => f.api.knobs(),
+            AnyFake::Google(f) => f.api.knobs(),
+            AnyFake::Tiktok(f) => f.api.knobs(),
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `login-customer-id: <manager>`, else `403 USER_PERMISSION_DENIED`), and one cancelled client.
 
 use super::{
-    json_number, lock, metrics, numbers, parse_date, Answer, Knobs, RecordedRequest, Server,
+    json_number, lock, metrics, numbers, parse_date, Answer, Fake, FakeApi, Knobs, RecordedRequest,
 };
 use crate::auth::TokenSet;
 use crate::google::GoogleConfig;
@@ -19,7 +19,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 pub const CLIENT_ID: &str = "fake-google-client.apps.googleusercontent.com";
 pub const CLIENT_SECRET: &str = "fake-google-client-secret";
@@ -62,7 +62,9 @@ impl Default for FakeGoogleOptions {
     }
 }
 
-struct State {
+/// Google's side of [`FakeGoogle`]. Throttled calls answer a quota error; revoked tokens answer
+/// 401, and refreshing them `invalid_grant`.
+pub struct GoogleApi {
     options: FakeGoogleOptions,
     knobs: Knobs,
     issued: AtomicU64,
@@ -71,30 +73,10 @@ struct State {
     refresh_tokens: Mutex<HashSet<String>>,
 }
 
-pub struct FakeGoogle {
-    server: Server,
-    state: Arc<State>,
-}
+/// A fake of Google Ads and Google OAuth.
+pub type FakeGoogle = Fake<GoogleApi>;
 
 impl FakeGoogle {
-    pub async fn start(options: FakeGoogleOptions) -> std::io::Result<Self> {
-        let state = Arc::new(State {
-            options,
-            knobs: Knobs::default(),
-            issued: AtomicU64::new(0),
-            access_tokens: Mutex::default(),
-            expired_tokens: Mutex::default(),
-            refresh_tokens: Mutex::default(),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(Box::new(move |r| handler_state.answer(r))).await?;
-        Ok(Self { server, state })
-    }
-
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
     /// A configuration pointing every URL at this fake.
     pub fn config(&self) -> GoogleConfig {
         let base = self.base_url();
@@ -113,13 +95,9 @@ impl FakeGoogle {
         }
     }
 
-    pub fn requests(&self) -> Vec<super::RecordedRequest> {
-        self.server.requests()
-    }
-
     /// A fresh, valid token set, as if the OAuth flow had run.
     pub fn issue_tokens(&self) -> TokenSet {
-        let (access, refresh) = self.state.issue(true);
+        let (access, refresh) = self.api.issue(true);
         TokenSet {
             access_token: Secret::new(access),
             refresh_token: refresh.map(Secret::new),
@@ -129,41 +107,21 @@ impl FakeGoogle {
         }
     }
 
-    /// The next `n` API calls answer with a quota error.
-    pub fn throttle_next(&self, n: u32) {
-        *lock(&self.state.knobs.throttle_next) = n;
-    }
-
-    /// Every token stops working; refreshing answers `invalid_grant`.
-    pub fn revoke_tokens(&self) {
-        *lock(&self.state.knobs.revoked) = true;
-    }
-
-    /// The person grants access again (after a revocation): the platform answers normally.
-    pub fn regrant(&self) {
-        *lock(&self.state.knobs.revoked) = false;
-    }
-
     /// Every access token issued so far expires (401); refresh still works.
     pub fn expire_access_token(&self) {
-        let mut valid = lock(&self.state.access_tokens);
-        lock(&self.state.expired_tokens).extend(valid.drain());
-    }
-
-    /// From now on `date` reports one more conversion (late attribution).
-    pub fn restate(&self, date: NaiveDate) {
-        lock(&self.state.knobs.restated).insert(date);
+        let mut valid = lock(&self.api.access_tokens);
+        lock(&self.api.expired_tokens).extend(valid.drain());
     }
 
     /// Ad account (customer) ids with campaigns, in the order discovery finds them: the
     /// directly accessible ones, then the manager's clients reachable only through it.
     pub fn customer_ids(&self) -> Vec<String> {
-        (1..=self.state.all_customers()).map(customer_id).collect()
+        (1..=self.api.all_customers()).map(customer_id).collect()
     }
 
     /// The customers reachable only through the manager (`managed_clients` of them).
     pub fn managed_customer_ids(&self) -> Vec<String> {
-        (self.state.options.customers + 1..=self.state.all_customers())
+        (self.api.options.customers + 1..=self.api.all_customers())
             .map(customer_id)
             .collect()
     }
@@ -174,17 +132,17 @@ impl FakeGoogle {
     }
 
     pub fn campaign_ids(&self, customer: &str) -> Vec<String> {
-        let Some(a) = self.state.customer_index(customer) else {
+        let Some(a) = self.api.customer_index(customer) else {
             return Vec::new();
         };
-        (1..=self.state.options.campaigns_per_customer)
+        (1..=self.api.options.campaigns_per_customer)
             .map(|c| campaign_id(a, c))
             .collect()
     }
 
     /// What the fake reports for (campaign, date) right now; `None` when it lists no row.
     pub fn expected_metrics(&self, campaign: &str, date: NaiveDate) -> Option<DailyMetrics> {
-        self.state.metrics(campaign, date).map(|(m, _)| m)
+        self.api.metrics(campaign, date).map(|(m, _)| m)
     }
 }
 
@@ -209,21 +167,47 @@ fn throttled(retry_delay: &str) -> Value {
             "requestId": "fake-throttle"}]}})
 }
 
-fn failure(code: u16, status: &str, kind: &str, error: &str, message: &str) -> Value {
-    json!({"error": {"code": code, "message": message, "status": status,
-        "details": [{"@type": "type.googleapis.com/google.ads.googleads.v23.errors.GoogleAdsFailure",
-            "errors": [{"errorCode": {kind: error}, "message": message}], "requestId": "fake"}]}})
+/// How the API refuses a call: Google's error shape, which searchStream wraps in an array.
+struct Refusal {
+    stream: bool,
 }
 
-/// Google's answer to a query this fake (like the API) does not accept.
-fn unexpected_query() -> Value {
-    failure(
-        400,
-        "INVALID_ARGUMENT",
-        "queryError",
-        "PROHIBITED_FIELD_COMBINATION",
-        "Unexpected query.",
-    )
+impl Refusal {
+    fn answer(&self, http_status: u16, error: Value) -> Answer {
+        Answer::json(
+            http_status,
+            if self.stream { json!([error]) } else { error },
+        )
+    }
+
+    /// A failure with this HTTP status (and the gRPC status Google names with it), whose one
+    /// error is `kind: error`.
+    fn failure(&self, code: u16, kind: &str, error: &str, message: &str) -> Answer {
+        let status = match code {
+            401 => "UNAUTHENTICATED",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            _ => "INVALID_ARGUMENT",
+        };
+        let body = json!({"error": {"code": code, "message": message, "status": status,
+            "details": [{"@type": "type.googleapis.com/google.ads.googleads.v23.errors.GoogleAdsFailure",
+                "errors": [{"errorCode": {kind: error}, "message": message}], "requestId": "fake"}]}});
+        self.answer(code, body)
+    }
+
+    /// Google's answer to a query this fake (like the API) does not accept.
+    fn unexpected_query(&self) -> Answer {
+        self.failure(
+            400,
+            "queryError",
+            "PROHIBITED_FIELD_COMBINATION",
+            "Unexpected query.",
+        )
+    }
+
+    fn not_found(&self) -> Answer {
+        self.failure(404, "requestError", "UNKNOWN", "Not found.")
+    }
 }
 
 fn oauth_error(status: u16, error: &str, description: &str) -> Answer {
@@ -233,7 +217,37 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Answer {
     )
 }
 
-impl State {
+impl FakeApi for GoogleApi {
+    type Options = FakeGoogleOptions;
+
+    fn new(options: FakeGoogleOptions) -> Self {
+        Self {
+            options,
+            knobs: Knobs::default(),
+            issued: AtomicU64::new(0),
+            access_tokens: Mutex::default(),
+            expired_tokens: Mutex::default(),
+            refresh_tokens: Mutex::default(),
+        }
+    }
+
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn answer(&self, r: &RecordedRequest) -> Answer {
+        match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/token") => self.token(r),
+            ("POST", "/revoke") => {
+                self.knobs.revoke();
+                Answer::json(200, json!({}))
+            }
+            _ => self.api(r),
+        }
+    }
+}
+
+impl GoogleApi {
     fn issue(&self, with_refresh: bool) -> (String, Option<String>) {
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let access = format!("ya29.fake-access-{n}");
@@ -328,17 +342,6 @@ impl State {
         Some((m, Value::Object(obj)))
     }
 
-    fn answer(&self, r: &RecordedRequest) -> Answer {
-        match (r.method.as_str(), r.path.as_str()) {
-            ("POST", "/token") => self.token(r),
-            ("POST", "/revoke") => {
-                *lock(&self.knobs.revoked) = true;
-                Answer::json(200, json!({}))
-            }
-            _ => self.api(r),
-        }
-    }
-
     fn token(&self, r: &RecordedRequest) -> Answer {
         let form_encoded = r
             .header("content-type")
@@ -390,10 +393,9 @@ impl State {
     }
 
     fn api(&self, r: &RecordedRequest) -> Answer {
-        let stream = r.path.ends_with("/googleAds:searchStream");
-        // searchStream wraps its errors in an array.
-        let wrap =
-            |status: u16, v: Value| Answer::json(status, if stream { json!([v]) } else { v });
+        let refuse = Refusal {
+            stream: r.path.ends_with("/googleAds:searchStream"),
+        };
         let token = r
             .header("authorization")
             .and_then(|h| h.strip_prefix("Bearer "))
@@ -404,38 +406,27 @@ impl State {
             } else {
                 "OAUTH_TOKEN_INVALID"
             };
-            return wrap(
+            return refuse.failure(
                 401,
-                failure(
-                    401,
-                    "UNAUTHENTICATED",
-                    "authenticationError",
-                    reason,
-                    "Request is missing required authentication credential.",
-                ),
+                "authenticationError",
+                reason,
+                "Request is missing required authentication credential.",
             );
         }
         if r.header("developer-token") != Some(DEVELOPER_TOKEN) {
-            return wrap(
+            return refuse.failure(
                 400,
-                failure(
-                    400,
-                    "INVALID_ARGUMENT",
-                    "authenticationError",
-                    "DEVELOPER_TOKEN_PARAMETER_MISSING",
-                    "The developer token is missing or invalid.",
-                ),
+                "authenticationError",
+                "DEVELOPER_TOKEN_PARAMETER_MISSING",
+                "The developer token is missing or invalid.",
             );
         }
         if self.knobs.take_throttle() {
-            return wrap(429, throttled(&self.options.retry_delay));
+            return refuse.answer(429, throttled(&self.options.retry_delay));
         }
         let prefix = format!("/{VERSION}/customers");
         let Some(rest) = r.path.strip_prefix(&prefix) else {
-            return wrap(
-                404,
-                failure(404, "NOT_FOUND", "requestError", "UNKNOWN", "Not found."),
-            );
+            return refuse.not_found();
         };
         if rest == ":listAccessibleCustomers" && r.method == "GET" {
             let mut names: Vec<String> = (1..=self.options.customers)
@@ -450,64 +441,38 @@ impl State {
             .strip_prefix('/')
             .and_then(|p| p.strip_suffix("/googleAds:searchStream"))
         else {
-            return wrap(
-                404,
-                failure(404, "NOT_FOUND", "requestError", "UNKNOWN", "Not found."),
-            );
+            return refuse.not_found();
         };
         if r.method != "POST"
             || !r
                 .header("content-type")
                 .is_some_and(|c| c.starts_with("application/json"))
         {
-            return wrap(
+            return refuse.failure(
                 400,
-                failure(
-                    400,
-                    "INVALID_ARGUMENT",
-                    "requestError",
-                    "INVALID_INPUT",
-                    "searchStream takes a JSON body.",
-                ),
+                "requestError",
+                "INVALID_INPUT",
+                "searchStream takes a JSON body.",
             );
         }
         let Some(query) = r
             .json()
             .and_then(|b| b.get("query").and_then(Value::as_str).map(str::to_owned))
         else {
-            return wrap(
-                400,
-                failure(
-                    400,
-                    "INVALID_ARGUMENT",
-                    "queryError",
-                    "BAD_QUERY",
-                    "No query.",
-                ),
-            );
+            return refuse.failure(400, "queryError", "BAD_QUERY", "No query.");
         };
-        self.search(customer, &query, r.header("login-customer-id"), &wrap)
+        self.search(customer, &query, r.header("login-customer-id"), &refuse)
     }
 
-    fn search(
-        &self,
-        customer: &str,
-        query: &str,
-        login: Option<&str>,
-        wrap: &dyn Fn(u16, Value) -> Answer,
-    ) -> Answer {
+    fn search(&self, customer: &str, query: &str, login: Option<&str>, refuse: &Refusal) -> Answer {
         let denied = || {
-            wrap(
+            refuse.failure(
                 403,
-                failure(
-                    403,
-                    "PERMISSION_DENIED",
-                    "authorizationError",
-                    "USER_PERMISSION_DENIED",
-                    "User doesn't have permission to access customer. Note: If you're accessing \
-                     a client customer, the manager's customer id must be set in the \
-                     'login-customer-id' header.",
-                ),
+                "authorizationError",
+                "USER_PERMISSION_DENIED",
+                "User doesn't have permission to access customer. Note: If you're accessing \
+                 a client customer, the manager's customer id must be set in the \
+                 'login-customer-id' header.",
             )
         };
         if !self.permitted(customer, login) {
@@ -524,7 +489,7 @@ impl State {
                 "customer_client.status",
             ];
             if !wanted.iter().all(|f| query.contains(f)) {
-                return wrap(400, unexpected_query());
+                return refuse.unexpected_query();
             }
             self.clients()
         } else if query.ends_with("FROM customer") {
@@ -553,19 +518,10 @@ impl State {
                 .split(" AND ")
                 .map(|d| parse_date(d.trim().trim_matches('\'')));
             let (Some(Some(from)), Some(Some(to))) = (dates.next(), dates.next()) else {
-                return wrap(
-                    400,
-                    failure(
-                        400,
-                        "INVALID_ARGUMENT",
-                        "queryError",
-                        "INVALID_DATE",
-                        "Bad date range.",
-                    ),
-                );
+                return refuse.failure(400, "queryError", "INVALID_DATE", "Bad date range.");
             };
             if !query.contains("metrics.cost_micros") || !query.contains("FROM campaign") {
-                return wrap(400, unexpected_query());
+                return refuse.unexpected_query();
             }
             let (currency, _) = CURRENCIES[(a - 1) % CURRENCIES.len()];
             let mut rows = Vec::new();
@@ -596,15 +552,11 @@ impl State {
                 })
                 .collect()
         } else {
-            return wrap(
+            return refuse.failure(
                 400,
-                failure(
-                    400,
-                    "INVALID_ARGUMENT",
-                    "queryError",
-                    "UNRECOGNIZED_FIELD",
-                    "Unsupported query.",
-                ),
+                "queryError",
+                "UNRECOGNIZED_FIELD",
+                "Unsupported query.",
             );
         };
         let batches: Vec<Value> = rows

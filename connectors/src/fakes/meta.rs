@@ -2,7 +2,7 @@
 //! revoke, cursor-paged ad accounts, campaigns and daily insights, async report jobs, and Meta's
 //! error shapes (throttles and token errors in 400 bodies, "reduce the amount of data").
 
-use super::{lock, metrics, numbers, Answer, Knobs, RecordedRequest, Server};
+use super::{lock, metrics, numbers, Answer, Fake, FakeApi, Knobs, RecordedRequest};
 use crate::auth::TokenSet;
 use crate::meta::MetaConfig;
 use crate::Secret;
@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub const CLIENT_ID: &str = "1234567890123456";
@@ -59,18 +59,15 @@ struct Job {
     polls: u32,
 }
 
-struct State {
+/// Meta's side of [`FakeMeta`]. Throttled calls answer error 80004 with a usage header; revoked
+/// tokens answer error 190.
+pub struct MetaApi {
     options: FakeMetaOptions,
     knobs: Knobs,
     issued: AtomicU64,
     short_tokens: Mutex<HashSet<String>>,
     long_tokens: Mutex<HashSet<String>>,
     jobs: Mutex<HashMap<String, Job>>,
-}
-
-pub struct FakeMeta {
-    server: Server,
-    state: Arc<State>,
 }
 
 fn account_id(a: usize) -> String {
@@ -81,25 +78,10 @@ fn campaign_id(a: usize, c: usize) -> String {
     format!("2385{a:03}{c:06}")
 }
 
+/// A fake of the Graph API.
+pub type FakeMeta = Fake<MetaApi>;
+
 impl FakeMeta {
-    pub async fn start(options: FakeMetaOptions) -> std::io::Result<Self> {
-        let state = Arc::new(State {
-            options,
-            knobs: Knobs::default(),
-            issued: AtomicU64::new(0),
-            short_tokens: Mutex::default(),
-            long_tokens: Mutex::default(),
-            jobs: Mutex::default(),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(Box::new(move |r| handler_state.answer(r))).await?;
-        Ok(Self { server, state })
-    }
-
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
     /// A configuration pointing at this fake, polling async jobs every 10 ms.
     pub fn config(&self) -> MetaConfig {
         MetaConfig {
@@ -118,50 +100,27 @@ impl FakeMeta {
         }
     }
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
     /// A valid long-lived token, as if the OAuth flow had run.
     pub fn issue_tokens(&self) -> TokenSet {
-        TokenSet::bearer(self.state.issue(&self.state.long_tokens, "EAAlong"))
-    }
-
-    /// The next `n` API calls answer with error 80004 (and a usage header).
-    pub fn throttle_next(&self, n: u32) {
-        *lock(&self.state.knobs.throttle_next) = n;
-    }
-
-    /// Every token stops working (error 190).
-    pub fn revoke_tokens(&self) {
-        *lock(&self.state.knobs.revoked) = true;
-    }
-
-    /// The person grants access again (after a revocation): the platform answers normally.
-    pub fn regrant(&self) {
-        *lock(&self.state.knobs.revoked) = false;
-    }
-
-    pub fn restate(&self, date: NaiveDate) {
-        lock(&self.state.knobs.restated).insert(date);
+        TokenSet::bearer(self.api.issue(&self.api.long_tokens, "EAAlong"))
     }
 
     pub fn account_ids(&self) -> Vec<String> {
-        (1..=self.state.options.accounts).map(account_id).collect()
+        (1..=self.api.options.accounts).map(account_id).collect()
     }
 
     pub fn campaign_ids(&self, account: &str) -> Vec<String> {
-        let Some(a) = self.state.account_index(account) else {
+        let Some(a) = self.api.account_index(account) else {
             return Vec::new();
         };
-        (1..=self.state.options.campaigns_per_account)
+        (1..=self.api.options.campaigns_per_account)
             .map(|c| campaign_id(a, c))
             .collect()
     }
 
     /// What the fake reports for (campaign, date); `None` when it lists no row.
     pub fn expected_metrics(&self, campaign: &str, date: NaiveDate) -> Option<DailyMetrics> {
-        self.state.row(campaign, date).map(|(m, _)| m)
+        self.api.row(campaign, date).map(|(m, _)| m)
     }
 }
 
@@ -174,11 +133,127 @@ fn graph_error(code: i64, subcode: Option<i64>, kind: &str, message: &str) -> An
     Answer::json(400, json!({ "error": error }))
 }
 
+/// Meta's answer about an object that does not exist (or is not this token's to see).
+fn unsupported(method: &str) -> Answer {
+    graph_error(
+        100,
+        Some(33),
+        "GraphMethodException",
+        &format!("Unsupported {method} request."),
+    )
+}
+
+/// The page size asked for (`limit`, 25 by default), at most `most`.
+fn limit(r: &RecordedRequest, most: usize) -> usize {
+    let limit: usize = r
+        .query_param("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(25);
+    limit.min(most).max(1)
+}
+
+/// Where the `after` cursor (`<mark><position>`) points: 0 without one.
+fn after(r: &RecordedRequest, mark: char) -> usize {
+    r.query_param("after")
+        .and_then(|c| c.strip_prefix(mark).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Meta's envelope of one page: cursors at `start` and `end`, and while `more` follow, a `next`
+/// URL as Meta writes it (its host, a token in the query: clients must not follow it).
+fn paged(
+    r: &RecordedRequest,
+    data: Value,
+    mark: char,
+    start: usize,
+    end: usize,
+    more: bool,
+) -> Answer {
+    let mut paging =
+        json!({"cursors": {"before": format!("{mark}{start}"), "after": format!("{mark}{end}")}});
+    if more {
+        paging["next"] = json!(format!(
+            "https://graph.facebook.com{}?access_token=EAAsecret&after={mark}{end}",
+            r.path
+        ));
+    }
+    Answer::json(200, json!({"data": data, "paging": paging}))
+}
+
 fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
-impl State {
+impl FakeApi for MetaApi {
+    type Options = FakeMetaOptions;
+
+    fn new(options: FakeMetaOptions) -> Self {
+        Self {
+            options,
+            knobs: Knobs::default(),
+            issued: AtomicU64::new(0),
+            short_tokens: Mutex::default(),
+            long_tokens: Mutex::default(),
+            jobs: Mutex::default(),
+        }
+    }
+
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn answer(&self, r: &RecordedRequest) -> Answer {
+        let Some(path) = r.path.strip_prefix(&format!("/{VERSION}/")) else {
+            return graph_error(2500, None, "OAuthException", "Unknown path components");
+        };
+        if path == "oauth/access_token" {
+            return self.token(r);
+        }
+        let token = r
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::to_owned)
+            .or_else(|| r.query_param("access_token"))
+            .unwrap_or_default();
+        let known =
+            lock(&self.long_tokens).contains(&token) || lock(&self.short_tokens).contains(&token);
+        if self.knobs.revoked() || !known {
+            return graph_error(190, Some(458), "OAuthException",
+                "Error validating access token: The user has not authorized application 1234567890123456.");
+        }
+        if r.method == "DELETE" && path == "me/permissions" {
+            self.knobs.revoke();
+            return Answer::json(200, json!({"success": true}));
+        }
+        if self.knobs.take_throttle() {
+            let usage = json!({ account_id(1): [{"type": "ads_insights", "call_count": 100,
+                "total_cputime": 40, "total_time": 60,
+                "estimated_time_to_regain_access": self.options.regain_access_minutes}]});
+            return graph_error(80004, Some(2_446_079), "OAuthException",
+                "(#80004) There have been too many calls to this ad-account. Wait a bit and try again.")
+                .with_header("x-business-use-case-usage", usage.to_string());
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        let answer = match (r.method.as_str(), parts.as_slice()) {
+            ("GET", ["me", "adaccounts"]) => self.accounts(r),
+            ("GET", [act, "campaigns"]) => self.campaigns(r, act),
+            ("GET", [act, "insights"]) if act.starts_with("act_") => self.sync_insights(r, act),
+            ("POST", [act, "insights"]) => self.start_job(r, act),
+            ("GET", [run]) => self.job_status(run),
+            ("GET", [run, "insights"]) => self.job_rows(r, run),
+            _ => Err(graph_error(
+                100,
+                None,
+                "GraphMethodException",
+                "Unsupported request.",
+            )),
+        };
+        // A refusal is an answer too.
+        answer.unwrap_or_else(|refusal| refusal)
+    }
+}
+
+impl MetaApi {
     fn issue(&self, set: &Mutex<HashSet<String>>, prefix: &str) -> String {
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let token = format!("{prefix}{n:04}ZD");
@@ -225,49 +300,6 @@ impl State {
         Some((m, row))
     }
 
-    fn answer(&self, r: &RecordedRequest) -> Answer {
-        let Some(path) = r.path.strip_prefix(&format!("/{VERSION}/")) else {
-            return graph_error(2500, None, "OAuthException", "Unknown path components");
-        };
-        if path == "oauth/access_token" {
-            return self.token(r);
-        }
-        let token = r
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::to_owned)
-            .or_else(|| r.query_param("access_token"))
-            .unwrap_or_default();
-        let known =
-            lock(&self.long_tokens).contains(&token) || lock(&self.short_tokens).contains(&token);
-        if self.knobs.revoked() || !known {
-            return graph_error(190, Some(458), "OAuthException",
-                "Error validating access token: The user has not authorized application 1234567890123456.");
-        }
-        if r.method == "DELETE" && path == "me/permissions" {
-            *lock(&self.knobs.revoked) = true;
-            return Answer::json(200, json!({"success": true}));
-        }
-        if self.knobs.take_throttle() {
-            let usage = json!({ account_id(1): [{"type": "ads_insights", "call_count": 100,
-                "total_cputime": 40, "total_time": 60,
-                "estimated_time_to_regain_access": self.options.regain_access_minutes}]});
-            return graph_error(80004, Some(2_446_079), "OAuthException",
-                "(#80004) There have been too many calls to this ad-account. Wait a bit and try again.")
-                .with_header("x-business-use-case-usage", usage.to_string());
-        }
-        let parts: Vec<&str> = path.split('/').collect();
-        match (r.method.as_str(), parts.as_slice()) {
-            ("GET", ["me", "adaccounts"]) => self.accounts(r),
-            ("GET", [act, "campaigns"]) => self.campaigns(r, act),
-            ("GET", [act, "insights"]) if act.starts_with("act_") => self.sync_insights(r, act),
-            ("POST", [act, "insights"]) => self.start_job(r, act),
-            ("GET", [run]) => self.job_status(run),
-            ("GET", [run, "insights"]) => self.job_rows(r, run),
-            _ => graph_error(100, None, "GraphMethodException", "Unsupported request."),
-        }
-    }
-
     fn token(&self, r: &RecordedRequest) -> Answer {
         if r.method != "GET" {
             return graph_error(100, None, "OAuthException", "Unsupported method.");
@@ -308,32 +340,28 @@ impl State {
     }
 
     /// One page of `items` after the cursor `after` (`c<offset>`), in Meta's envelope.
-    fn page(&self, r: &RecordedRequest, items: &[Value], most: usize) -> Answer {
-        let limit: usize = r
-            .query_param("limit")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(25);
-        let size = limit.min(most).max(1);
-        let offset: usize = r
-            .query_param("after")
-            .and_then(|c| c.strip_prefix('c').and_then(|n| n.parse().ok()))
-            .unwrap_or(0);
-        let start = offset.min(items.len());
+    fn page(&self, r: &RecordedRequest, items: &[Value], most: usize) -> Result<Answer, Answer> {
+        let size = limit(r, most);
+        let start = after(r, 'c').min(items.len());
         let end = (start + size).min(items.len());
-        let mut paging =
-            json!({"cursors": {"before": format!("c{start}"), "after": format!("c{end}")}});
-        if end < items.len() {
-            paging["next"] = json!(format!(
-                "https://graph.facebook.com{}?access_token=EAAsecret&after=c{end}",
-                r.path
-            ));
-        }
-        Answer::json(200, json!({"data": items[start..end], "paging": paging}))
+        Ok(paged(
+            r,
+            json!(items[start..end]),
+            'c',
+            start,
+            end,
+            end < items.len(),
+        ))
     }
 
-    fn accounts(&self, r: &RecordedRequest) -> Answer {
+    fn accounts(&self, r: &RecordedRequest) -> Result<Answer, Answer> {
         if r.query_param("fields").as_deref() != Some("id,account_id,name,currency,timezone_name") {
-            return graph_error(100, None, "OAuthException", "(#100) Missing fields.");
+            return Err(graph_error(
+                100,
+                None,
+                "OAuthException",
+                "(#100) Missing fields.",
+            ));
         }
         let items: Vec<Value> = (1..=self.options.accounts)
             .map(|a| {
@@ -346,19 +374,15 @@ impl State {
         self.page(r, &items, self.options.page_size)
     }
 
-    fn account_of(&self, act: &str) -> Option<usize> {
-        self.account_index(act.strip_prefix("act_")?)
+    /// The account `act_<id>` names, or Meta's refusal of a `method` request about it.
+    fn account_of(&self, act: &str, method: &str) -> Result<usize, Answer> {
+        act.strip_prefix("act_")
+            .and_then(|id| self.account_index(id))
+            .ok_or_else(|| unsupported(method))
     }
 
-    fn campaigns(&self, r: &RecordedRequest, act: &str) -> Answer {
-        let Some(a) = self.account_of(act) else {
-            return graph_error(
-                100,
-                Some(33),
-                "GraphMethodException",
-                "Unsupported get request.",
-            );
-        };
+    fn campaigns(&self, r: &RecordedRequest, act: &str) -> Result<Answer, Answer> {
+        let a = self.account_of(act, "get")?;
         let items: Vec<Value> = (1..=self.options.campaigns_per_account)
             .map(|c| json!({"id": campaign_id(a, c), "name": format!("Campaign {c}"),
                 "status": if c % 3 == 0 { "PAUSED" } else { "ACTIVE" }, "objective": "OUTCOME_SALES",
@@ -416,19 +440,12 @@ impl State {
         a: usize,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Answer {
+    ) -> Result<Answer, Answer> {
         let campaigns = self.options.campaigns_per_account.max(1);
         let days = usize::try_from((to - from).num_days() + 1).unwrap_or(0);
         let grid = days * campaigns;
-        let limit: usize = r
-            .query_param("limit")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(25);
-        let size = limit.min(self.options.insights_page_size).max(1);
-        let start: usize = r
-            .query_param("after")
-            .and_then(|c| c.strip_prefix('g').and_then(|n| n.parse().ok()))
-            .unwrap_or(0);
+        let size = limit(r, self.options.insights_page_size);
+        let start = after(r, 'g');
         let mut rows = Vec::with_capacity(size);
         let mut pos = start;
         while pos < grid && rows.len() < size {
@@ -446,58 +463,30 @@ impl State {
             }
             pos += 1;
         }
-        let mut paging =
-            json!({"cursors": {"before": format!("g{start}"), "after": format!("g{pos}")}});
-        if pos < grid {
-            paging["next"] = json!(format!(
-                "https://graph.facebook.com{}?access_token=EAAsecret&after=g{pos}",
-                r.path
-            ));
-        }
-        Answer::json(200, json!({"data": rows, "paging": paging}))
+        Ok(paged(r, json!(rows), 'g', start, pos, pos < grid))
     }
 
-    fn sync_insights(&self, r: &RecordedRequest, act: &str) -> Answer {
-        let Some(a) = self.account_of(act) else {
-            return graph_error(
-                100,
-                Some(33),
-                "GraphMethodException",
-                "Unsupported get request.",
-            );
-        };
-        let (from, to) = match self.range(r) {
-            Ok(range) => range,
-            Err(answer) => return answer,
-        };
+    fn sync_insights(&self, r: &RecordedRequest, act: &str) -> Result<Answer, Answer> {
+        let a = self.account_of(act, "get")?;
+        let (from, to) = self.range(r)?;
         if self
             .options
             .max_sync_days
             .is_some_and(|most| (to - from).num_days() + 1 > most)
         {
-            return graph_error(
+            return Err(graph_error(
                 1,
                 Some(1_504_018),
                 "OAuthException",
                 "Please reduce the amount of data you're asking for, then retry your request",
-            );
+            ));
         }
         self.insight_page(r, a, from, to)
     }
 
-    fn start_job(&self, r: &RecordedRequest, act: &str) -> Answer {
-        let Some(account) = self.account_of(act) else {
-            return graph_error(
-                100,
-                Some(33),
-                "GraphMethodException",
-                "Unsupported post request.",
-            );
-        };
-        let (from, to) = match self.range(r) {
-            Ok(range) => range,
-            Err(answer) => return answer,
-        };
+    fn start_job(&self, r: &RecordedRequest, act: &str) -> Result<Answer, Answer> {
+        let account = self.account_of(act, "post")?;
+        let (from, to) = self.range(r)?;
         let id = format!("60{:08}", self.issued.fetch_add(1, Ordering::SeqCst) + 1);
         lock(&self.jobs).insert(
             id.clone(),
@@ -508,43 +497,34 @@ impl State {
                 polls: 0,
             },
         );
-        Answer::json(200, json!({ "report_run_id": id }))
+        Ok(Answer::json(200, json!({ "report_run_id": id })))
     }
 
-    fn job_status(&self, run: &str) -> Answer {
+    fn job_status(&self, run: &str) -> Result<Answer, Answer> {
         let mut jobs = lock(&self.jobs);
-        let Some(job) = jobs.get_mut(run) else {
-            return graph_error(
-                100,
-                Some(33),
-                "GraphMethodException",
-                "Unsupported get request.",
-            );
-        };
+        let job = jobs.get_mut(run).ok_or_else(|| unsupported("get"))?;
         job.polls += 1;
         let done = job.polls > self.options.polls_before_done;
-        Answer::json(
+        Ok(Answer::json(
             200,
             json!({"id": run, "account_id": account_id(job.account),
             "async_status": if done { "Job Completed" } else { "Job Running" },
             "async_percent_completion": if done { 100 } else { 50 }}),
-        )
+        ))
     }
 
-    fn job_rows(&self, r: &RecordedRequest, run: &str) -> Answer {
+    fn job_rows(&self, r: &RecordedRequest, run: &str) -> Result<Answer, Answer> {
         let job = lock(&self.jobs)
             .get(run)
             .map(|j| (j.account, j.from, j.to, j.polls));
-        let Some((a, from, to, polls)) = job else {
-            return graph_error(
-                100,
-                Some(33),
-                "GraphMethodException",
-                "Unsupported get request.",
-            );
-        };
+        let (a, from, to, polls) = job.ok_or_else(|| unsupported("get"))?;
         if polls <= self.options.polls_before_done {
-            return graph_error(100, None, "OAuthException", "The report is not ready yet.");
+            return Err(graph_error(
+                100,
+                None,
+                "OAuthException",
+                "The report is not ready yet.",
+            ));
         }
         self.insight_page(r, a, from, to)
     }

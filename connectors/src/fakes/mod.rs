@@ -74,14 +74,14 @@ impl RecordedRequest {
 
 /// What a fake answers.
 #[derive(Debug, Clone)]
-pub(crate) struct Answer {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
+pub struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    pub fn json(status: u16, body: serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, body: serde_json::Value) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -89,9 +89,62 @@ impl Answer {
         }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
+    }
+}
+
+/// One platform's side of a fake: built from its options, it answers each request, reading the
+/// knobs every fake shares (which a test turns through [`Fake`]).
+pub trait FakeApi: Send + Sync + 'static {
+    type Options;
+    fn new(options: Self::Options) -> Self;
+    fn knobs(&self) -> &Knobs;
+    fn answer(&self, request: &RecordedRequest) -> Answer;
+}
+
+/// A running fake of one platform: its server, which records every request, and the platform's
+/// side that answers them. Stops when dropped.
+pub struct Fake<A> {
+    server: Server,
+    api: Arc<A>,
+}
+
+impl<A: FakeApi> Fake<A> {
+    pub async fn start(options: A::Options) -> std::io::Result<Self> {
+        let api = Arc::new(A::new(options));
+        let handler = api.clone();
+        let server = Server::start(Box::new(move |r| handler.answer(r))).await?;
+        Ok(Self { server, api })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.server.requests()
+    }
+
+    /// The next `n` API calls answer with the platform's throttle error.
+    pub fn throttle_next(&self, n: u32) {
+        self.api.knobs().throttle_next(n);
+    }
+
+    /// Every token stops working (the platform's token error), refresh included.
+    pub fn revoke_tokens(&self) {
+        self.api.knobs().revoke();
+    }
+
+    /// The person grants access again (after a revocation): the platform answers normally.
+    pub fn regrant(&self) {
+        self.api.knobs().regrant();
+    }
+
+    /// From now on `date` reports one more conversion (late attribution).
+    pub fn restate(&self, date: NaiveDate) {
+        self.api.knobs().restate(date);
     }
 }
 
@@ -192,15 +245,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Knobs every fake shares.
 #[derive(Debug, Default)]
-pub(crate) struct Knobs {
-    pub throttle_next: Mutex<u32>,
-    pub revoked: Mutex<bool>,
-    pub restated: Mutex<HashSet<NaiveDate>>,
+pub struct Knobs {
+    throttle_next: Mutex<u32>,
+    revoked: Mutex<bool>,
+    restated: Mutex<HashSet<NaiveDate>>,
 }
 
 impl Knobs {
+    fn throttle_next(&self, n: u32) {
+        *lock(&self.throttle_next) = n;
+    }
+
+    /// Also what a platform's own revoke endpoint does.
+    pub(crate) fn revoke(&self) {
+        *lock(&self.revoked) = true;
+    }
+
+    fn regrant(&self) {
+        *lock(&self.revoked) = false;
+    }
+
+    fn restate(&self, date: NaiveDate) {
+        lock(&self.restated).insert(date);
+    }
+
     /// Whether this API call is to be throttled (and counts it down).
-    pub fn take_throttle(&self) -> bool {
+    pub(crate) fn take_throttle(&self) -> bool {
         let mut n = lock(&self.throttle_next);
         if *n > 0 {
             *n -= 1;
@@ -210,11 +280,11 @@ impl Knobs {
         }
     }
 
-    pub fn revoked(&self) -> bool {
+    pub(crate) fn revoked(&self) -> bool {
         *lock(&self.revoked)
     }
 
-    pub fn is_restated(&self, date: NaiveDate) -> bool {
+    pub(crate) fn is_restated(&self, date: NaiveDate) -> bool {
         lock(&self.restated).contains(&date)
     }
 }

@@ -3,7 +3,7 @@
 //! "request_id","data"}` envelope and its error codes in HTTP 200 answers.
 
 use super::{
-    lock, metrics, numbers, page_bounds, parse_date, Answer, Knobs, RecordedRequest, Server,
+    lock, metrics, numbers, page_bounds, parse_date, Answer, Fake, FakeApi, Knobs, RecordedRequest,
 };
 use crate::auth::TokenSet;
 use crate::tiktok::TiktokConfig;
@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 pub const APP_ID: &str = "7100000000000000001";
 pub const SECRET: &str = "fake-tiktok-secret";
@@ -44,17 +44,14 @@ impl Default for FakeTiktokOptions {
     }
 }
 
-struct State {
+/// TikTok's side of [`FakeTiktok`]. Throttled calls answer code 40100; revoked tokens answer
+/// 40105, refresh included.
+pub struct TiktokApi {
     options: FakeTiktokOptions,
     knobs: Knobs,
     issued: AtomicU64,
     tokens: Mutex<HashSet<String>>,
     request_ids: AtomicU64,
-}
-
-pub struct FakeTiktok {
-    server: Server,
-    state: Arc<State>,
 }
 
 fn advertiser_id(a: usize) -> String {
@@ -65,24 +62,10 @@ fn campaign_id(a: usize, c: usize) -> String {
     format!("18{a:02}{c:08}")
 }
 
+/// A fake of the TikTok Business API.
+pub type FakeTiktok = Fake<TiktokApi>;
+
 impl FakeTiktok {
-    pub async fn start(options: FakeTiktokOptions) -> std::io::Result<Self> {
-        let state = Arc::new(State {
-            options,
-            knobs: Knobs::default(),
-            issued: AtomicU64::new(0),
-            tokens: Mutex::default(),
-            request_ids: AtomicU64::new(0),
-        });
-        let handler_state = state.clone();
-        let server = Server::start(Box::new(move |r| handler_state.answer(r))).await?;
-        Ok(Self { server, state })
-    }
-
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
     pub fn config(&self) -> TiktokConfig {
         let base = self.base_url();
         TiktokConfig {
@@ -97,58 +80,89 @@ impl FakeTiktok {
         }
     }
 
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
-    }
-
     pub fn issue_tokens(&self) -> TokenSet {
         TokenSet {
             advertiser_ids: self.advertiser_ids(),
-            ..TokenSet::bearer(self.state.issue())
+            ..TokenSet::bearer(self.api.issue())
         }
     }
 
-    /// The next `n` API calls answer code 40100.
-    pub fn throttle_next(&self, n: u32) {
-        *lock(&self.state.knobs.throttle_next) = n;
-    }
-
-    /// Every token stops working (40105), refresh included.
-    pub fn revoke_tokens(&self) {
-        *lock(&self.state.knobs.revoked) = true;
-    }
-
-    /// The person grants access again (after a revocation): the platform answers normally.
-    pub fn regrant(&self) {
-        *lock(&self.state.knobs.revoked) = false;
-    }
-
-    pub fn restate(&self, date: NaiveDate) {
-        lock(&self.state.knobs.restated).insert(date);
-    }
-
     pub fn advertiser_ids(&self) -> Vec<String> {
-        (1..=self.state.options.advertisers)
+        (1..=self.api.options.advertisers)
             .map(advertiser_id)
             .collect()
     }
 
     pub fn campaign_ids(&self, advertiser: &str) -> Vec<String> {
-        let Some(a) = self.state.advertiser_index(advertiser) else {
+        let Some(a) = self.api.advertiser_index(advertiser) else {
             return Vec::new();
         };
-        (1..=self.state.options.campaigns_per_advertiser)
+        (1..=self.api.options.campaigns_per_advertiser)
             .map(|c| campaign_id(a, c))
             .collect()
     }
 
     /// What the fake reports for (campaign, date); `None` when it lists no row.
     pub fn expected_metrics(&self, campaign: &str, date: NaiveDate) -> Option<DailyMetrics> {
-        self.state.row(campaign, date).map(|(m, _)| m)
+        self.api.row(campaign, date).map(|(m, _)| m)
     }
 }
 
-impl State {
+/// An unknown path, answered outside the envelope.
+fn not_found() -> Answer {
+    Answer::json(404, json!({"code": 40400, "message": "Not found"}))
+}
+
+impl FakeApi for TiktokApi {
+    type Options = FakeTiktokOptions;
+
+    fn new(options: FakeTiktokOptions) -> Self {
+        Self {
+            options,
+            knobs: Knobs::default(),
+            issued: AtomicU64::new(0),
+            tokens: Mutex::default(),
+            request_ids: AtomicU64::new(0),
+        }
+    }
+
+    fn knobs(&self) -> &Knobs {
+        &self.knobs
+    }
+
+    fn answer(&self, r: &RecordedRequest) -> Answer {
+        let Some(path) = r.path.strip_prefix(PREFIX) else {
+            return not_found();
+        };
+        match path {
+            "oauth2/access_token/" => return self.exchange(r),
+            "oauth2/refresh_token/" => {
+                return self.error(40105, "The refresh token is invalid or has expired.")
+            }
+            _ => {}
+        }
+        let token = r.header("access-token").unwrap_or("");
+        if self.knobs.revoked() || !lock(&self.tokens).contains(token) {
+            return self.error(40105, "Access token is incorrect or has been revoked.");
+        }
+        if self.knobs.take_throttle() {
+            return self.error(40100, "Too many requests. Please retry in some time.");
+        }
+        if r.method != "GET" {
+            return self.error(40002, "Method not allowed");
+        }
+        match path {
+            "oauth2/advertiser/get/" => self.advertisers(r),
+            "advertiser/info/" => self.info(r),
+            // A refusal is an answer too.
+            "campaign/get/" => self.campaigns(r).unwrap_or_else(|refusal| refusal),
+            "report/integrated/get/" => self.report(r).unwrap_or_else(|refusal| refusal),
+            _ => not_found(),
+        }
+    }
+}
+
+impl TiktokApi {
     fn issue(&self) -> String {
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let token = format!("act.fake-tiktok-{n:04}");
@@ -196,36 +210,6 @@ impl State {
             json!({"campaign_name": format!("Campaign {campaign}"), "spend": spend,
                 "impressions": count(n.impressions), "clicks": count(n.clicks), "conversion": conversion}),
         ))
-    }
-
-    fn answer(&self, r: &RecordedRequest) -> Answer {
-        let Some(path) = r.path.strip_prefix(PREFIX) else {
-            return Answer::json(404, json!({"code": 40400, "message": "Not found"}));
-        };
-        match path {
-            "oauth2/access_token/" => return self.exchange(r),
-            "oauth2/refresh_token/" => {
-                return self.error(40105, "The refresh token is invalid or has expired.")
-            }
-            _ => {}
-        }
-        let token = r.header("access-token").unwrap_or("");
-        if self.knobs.revoked() || !lock(&self.tokens).contains(token) {
-            return self.error(40105, "Access token is incorrect or has been revoked.");
-        }
-        if self.knobs.take_throttle() {
-            return self.error(40100, "Too many requests. Please retry in some time.");
-        }
-        if r.method != "GET" {
-            return self.error(40002, "Method not allowed");
-        }
-        match path {
-            "oauth2/advertiser/get/" => self.advertisers(r),
-            "advertiser/info/" => self.info(r),
-            "campaign/get/" => self.campaigns(r),
-            "report/integrated/get/" => self.report(r),
-            _ => Answer::json(404, json!({"code": 40400, "message": "Not found"})),
-        }
     }
 
     fn exchange(&self, r: &RecordedRequest) -> Answer {
@@ -298,42 +282,45 @@ impl State {
         Ok((page, size.min(most.max(1))))
     }
 
-    fn page_of(&self, items: Vec<Value>, page: usize, size: usize) -> Answer {
-        let total = items.len();
+    /// Page `page` of `cells`, `size` a page, in TikTok's envelope: only that page's cells are
+    /// rendered (a cell that renders as nothing still counts, as TikTok's totals do).
+    fn page_of<T>(
+        &self,
+        cells: &[T],
+        page: usize,
+        size: usize,
+        render: impl Fn(&T) -> Option<Value>,
+    ) -> Answer {
+        let total = cells.len();
         let (start, end) = page_bounds(total, size, page);
+        let list: Vec<Value> = cells[start..end].iter().filter_map(render).collect();
         let total_page = total.div_ceil(size).max(1);
-        self.envelope(0, "OK", json!({"list": items[start..end],
+        self.envelope(0, "OK", json!({"list": list,
             "page_info": {"page": page, "page_size": size, "total_number": total, "total_page": total_page}}))
     }
 
-    fn campaigns(&self, r: &RecordedRequest) -> Answer {
-        let Some(a) = r
-            .query_param("advertiser_id")
+    /// The advertiser a request names, or TikTok's refusal.
+    fn advertiser(&self, r: &RecordedRequest) -> Result<usize, Answer> {
+        r.query_param("advertiser_id")
             .and_then(|id| self.advertiser_index(&id))
-        else {
-            return self.error(40002, "advertiser_id is invalid.");
-        };
-        let (page, size) = match self.paging(r, self.options.campaign_page_size) {
-            Ok(p) => p,
-            Err(answer) => return answer,
-        };
-        let items = (1..=self.options.campaigns_per_advertiser)
-            .map(|c| {
-                json!({"campaign_id": campaign_id(a, c), "campaign_name": format!("Campaign {c}"),
-                "advertiser_id": advertiser_id(a),
-                "operation_status": if c % 3 == 0 { "DISABLE" } else { "ENABLE" }})
-            })
-            .collect();
-        self.page_of(items, page, size)
+            .ok_or_else(|| self.error(40002, "advertiser_id is invalid."))
     }
 
-    fn report(&self, r: &RecordedRequest) -> Answer {
-        let Some(a) = r
-            .query_param("advertiser_id")
-            .and_then(|id| self.advertiser_index(&id))
-        else {
-            return self.error(40002, "advertiser_id is invalid.");
-        };
+    fn campaigns(&self, r: &RecordedRequest) -> Result<Answer, Answer> {
+        let a = self.advertiser(r)?;
+        let (page, size) = self.paging(r, self.options.campaign_page_size)?;
+        let campaigns: Vec<usize> = (1..=self.options.campaigns_per_advertiser).collect();
+        Ok(self.page_of(&campaigns, page, size, |&c| {
+            Some(
+                json!({"campaign_id": campaign_id(a, c), "campaign_name": format!("Campaign {c}"),
+                "advertiser_id": advertiser_id(a),
+                "operation_status": if c % 3 == 0 { "DISABLE" } else { "ENABLE" }}),
+            )
+        }))
+    }
+
+    fn report(&self, r: &RecordedRequest) -> Result<Answer, Answer> {
+        let a = self.advertiser(r)?;
         let expected = [
             ("service_type", "AUCTION"),
             ("report_type", "BASIC"),
@@ -342,7 +329,7 @@ impl State {
         ];
         for (name, value) in expected {
             if r.query_param(name).as_deref() != Some(value) {
-                return self.error(40002, &format!("{name}: invalid value."));
+                return Err(self.error(40002, &format!("{name}: invalid value.")));
             }
         }
         let metrics: Vec<String> = r
@@ -353,21 +340,18 @@ impl State {
             .iter()
             .all(|m| metrics.iter().any(|x| x == m))
         {
-            return self.error(40002, "metrics: invalid value.");
+            return Err(self.error(40002, "metrics: invalid value."));
         }
         let (Some(from), Some(to)) = (
             r.query_param("start_date").as_deref().and_then(parse_date),
             r.query_param("end_date").as_deref().and_then(parse_date),
         ) else {
-            return self.error(40002, "start_date and end_date are required.");
+            return Err(self.error(40002, "start_date and end_date are required."));
         };
         if from > to || (to - from).num_days() + 1 > 30 {
-            return self.error(40002, "The time span of the report cannot exceed 30 days.");
+            return Err(self.error(40002, "The time span of the report cannot exceed 30 days."));
         }
-        let (page, size) = match self.paging(r, self.options.report_page_size) {
-            Ok(p) => p,
-            Err(answer) => return answer,
-        };
+        let (page, size) = self.paging(r, self.options.report_page_size)?;
         // Which cells have a row is cheap to know; only the page's rows are rendered.
         let cells: Vec<(NaiveDate, String)> = from
             .iter_days()
@@ -377,22 +361,10 @@ impl State {
             })
             .filter(|(date, id)| numbers(id, *date, false).is_some())
             .collect();
-        let total = cells.len();
-        let (start, end) = page_bounds(total, size, page);
-        let list: Vec<Value> = cells[start..end]
-            .iter()
-            .filter_map(|(date, id)| {
-                let (_, m) = self.row(id, *date)?;
-                Some(json!({"dimensions": {"campaign_id": id, "stat_time_day": format!("{date} 00:00:00")},
-                    "metrics": m}))
-            })
-            .collect();
-        self.envelope(
-            0,
-            "OK",
-            json!({"list": list,
-            "page_info": {"page": page, "page_size": size, "total_number": total,
-                "total_page": total.div_ceil(size).max(1)}}),
-        )
+        Ok(self.page_of(&cells, page, size, |(date, id)| {
+            let (_, m) = self.row(id, *date)?;
+            Some(json!({"dimensions": {"campaign_id": id, "stat_time_day": format!("{date} 00:00:00")},
+                "metrics": m}))
+        }))
     }
 }

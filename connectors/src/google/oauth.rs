@@ -3,11 +3,10 @@
 //! at `{oauth}/revoke`. `invalid_grant` on refresh means the user must reconnect.
 
 use super::GoogleConfig;
-use crate::auth::{OAuthFlow, TokenSet};
-use crate::wire::{redact, short, Http, Reply};
+use crate::auth::{authorize_url, OAuthFlow, TokenSet};
+use crate::wire::{redacted, short, Http, Reply};
 use crate::{ConnectorError, Secret};
 use adledger_domain::Platform;
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 
 pub struct GoogleOAuth {
@@ -41,29 +40,37 @@ impl GoogleOAuth {
         }
     }
 
-    async fn token_call(&self, form: &[(&str, &str)]) -> Result<Reply, ConnectorError> {
-        let request = self
-            .http
-            .client()?
-            .post(format!("{}/token", self.config.oauth_url))
-            .form(form);
-        self.http.send(request).await
-    }
-
-    fn tokens(&self, reply: &Reply) -> Result<TokenSet, ConnectorError> {
-        let answer: TokenAnswer = reply.json("Google token answer")?;
-        Ok(TokenSet {
-            access_token: Secret::new(answer.access_token),
-            refresh_token: answer.refresh_token.map(Secret::new),
-            expires_at: answer.expires_in.map(|s| Utc::now() + Duration::seconds(s)),
-            scopes: answer
-                .scope
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            advertiser_ids: Vec::new(),
+    /// One grant at `{oauth}/token`: the token set, or the refusal classified (`refreshing`: an
+    /// `invalid_grant` means the user must reconnect). `secrets` never appear in an error.
+    async fn grant(
+        &self,
+        form: &[(&str, &str)],
+        secrets: &[&str],
+        refreshing: bool,
+    ) -> Result<TokenSet, ConnectorError> {
+        redacted(secrets, async {
+            let request = self
+                .http
+                .client()?
+                .post(format!("{}/token", self.config.oauth_url))
+                .form(form);
+            let reply = self.http.send(request).await?;
+            if !reply.is_success() {
+                return Err(self.failure(&reply, refreshing));
+            }
+            let answer: TokenAnswer = reply.json("Google token answer")?;
+            Ok(TokenSet {
+                refresh_token: answer.refresh_token.map(Secret::new),
+                scopes: answer
+                    .scope
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                ..TokenSet::granted(answer.access_token, answer.expires_in)
+            })
         })
+        .await
     }
 
     fn failure(&self, reply: &Reply, refreshing: bool) -> ConnectorError {
@@ -98,21 +105,22 @@ impl OAuthFlow for GoogleOAuth {
     }
 
     fn authorize_url(&self, state: &str, pkce_challenge: Option<&str>) -> String {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("redirect_uri", &self.config.redirect_url)
-            .append_pair("response_type", "code")
-            .append_pair("scope", GoogleConfig::SCOPE)
-            .append_pair("access_type", "offline")
-            .append_pair("prompt", "consent")
-            .append_pair("state", state);
+        let mut pairs = vec![
+            ("client_id", self.config.client_id.as_str()),
+            ("redirect_uri", self.config.redirect_url.as_str()),
+            ("response_type", "code"),
+            ("scope", GoogleConfig::SCOPE),
+            ("access_type", "offline"),
+            ("prompt", "consent"),
+            ("state", state),
+        ];
         if let Some(challenge) = pkce_challenge {
-            query
-                .append_pair("code_challenge", challenge)
-                .append_pair("code_challenge_method", "S256");
+            pairs.extend([
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+            ]);
         }
-        format!("{}?{}", self.config.auth_url, query.finish())
+        authorize_url(&self.config.auth_url, &pairs)
     }
 
     async fn exchange_code(
@@ -131,14 +139,7 @@ impl OAuthFlow for GoogleOAuth {
             form.push(("code_verifier", verifier));
         }
         let secrets = [code, self.config.client_secret.expose()];
-        let reply = self
-            .token_call(&form)
-            .await
-            .map_err(|e| redact(e, &secrets))?;
-        if !reply.is_success() {
-            return Err(redact(self.failure(&reply, false), &secrets));
-        }
-        self.tokens(&reply).map_err(|e| redact(e, &secrets))
+        self.grant(&form, &secrets, false).await
     }
 
     async fn refresh(&self, tokens: &TokenSet) -> Result<TokenSet, ConnectorError> {
@@ -152,14 +153,7 @@ impl OAuthFlow for GoogleOAuth {
             ("client_secret", self.config.client_secret.expose()),
         ];
         let secrets = [refresh_token.expose(), self.config.client_secret.expose()];
-        let reply = self
-            .token_call(&form)
-            .await
-            .map_err(|e| redact(e, &secrets))?;
-        if !reply.is_success() {
-            return Err(redact(self.failure(&reply, true), &secrets));
-        }
-        self.tokens(&reply).map_err(|e| redact(e, &secrets))
+        self.grant(&form, &secrets, true).await
     }
 
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ConnectorError> {
@@ -168,26 +162,25 @@ impl OAuthFlow for GoogleOAuth {
             .refresh_token
             .as_ref()
             .unwrap_or(&tokens.access_token);
-        let request = self
-            .http
-            .client()?
-            .post(format!("{}/revoke", self.config.oauth_url))
-            .query(&[("token", token.expose())])
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|e| redact(e, &[token.expose()]))?;
-        // `invalid_token`: already revoked or expired, which is what was wanted.
-        if reply.is_success() || reply.body.contains("invalid_token") {
-            Ok(())
-        } else {
-            Err(redact(self.failure(&reply, false), &[token.expose()]))
-        }
+        redacted(&[token.expose()], async {
+            let request = self
+                .http
+                .client()?
+                .post(format!("{}/revoke", self.config.oauth_url))
+                .query(&[("token", token.expose())])
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                );
+            let reply = self.http.send(request).await?;
+            // `invalid_token`: already revoked or expired, which is what was wanted.
+            if reply.is_success() || reply.body.contains("invalid_token") {
+                Ok(())
+            } else {
+                Err(self.failure(&reply, false))
+            }
+        })
+        .await
     }
 }
 

@@ -2,7 +2,7 @@
 //! and daily campaign insights per account. Short ranges are read directly, long ones through an
 //! async report job; when Meta asks for less data the range is halved and each half read again.
 
-use super::errors::{asks_for_less_data, classify};
+use super::errors::{asks_for_less_data, classify_reply};
 use super::MetaConfig;
 use crate::auth::TokenSource;
 use crate::wire::{halves, redact, Http, Num};
@@ -135,13 +135,6 @@ impl MetaClient {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{path}",
-            self.config.graph_url, self.config.api_version
-        )
-    }
-
     /// One call (GET, or POST with a form), its answer read as `T`.
     async fn call<T: DeserializeOwned>(
         &self,
@@ -153,9 +146,9 @@ impl MetaClient {
         let token = self.tokens.access_token().await?;
         let client = self.http.client()?;
         let request = if post {
-            client.post(self.url(path)).form(params)
+            client.post(self.config.graph(path)).form(params)
         } else {
-            client.get(self.url(path)).query(params)
+            client.get(self.config.graph(path)).query(params)
         };
         let secrets = [token.expose()];
         let reply = self
@@ -169,14 +162,7 @@ impl MetaClient {
         if asks_for_less_data(&reply.body) {
             return Err(Failure::LessData);
         }
-        let usage = reply
-            .headers
-            .get("x-business-use-case-usage")
-            .and_then(|v| v.to_str().ok());
-        Err(Failure::Other(redact(
-            classify(reply.status, usage, &reply.body),
-            &secrets,
-        )))
+        Err(Failure::Other(redact(classify_reply(&reply), &secrets)))
     }
 
     /// Every page of a list, by passing the `after` cursor (the `next` URL is not followed: it

@@ -67,6 +67,11 @@ impl MetaConfig {
             max_polls: 900,
         }))
     }
+
+    /// The Graph API URL of `path` (`{graph_url}/{version}/{path}`), for OAuth and data alike.
+    pub(crate) fn graph(&self, path: &str) -> String {
+        format!("{}/{}/{path}", self.graph_url, self.api_version)
+    }
 }
 
 /// What a deployment gives for Meta: the app's credentials (all or none), and endpoints that

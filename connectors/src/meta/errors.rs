@@ -2,7 +2,7 @@
 //! (with the wait in `x-business-use-case-usage`), 190 is an expired or revoked token, and
 //! "please reduce the amount of data" asks for a smaller request rather than a retry.
 
-use crate::wire::short;
+use crate::wire::{short, Reply};
 use crate::ConnectorError;
 use serde::Deserialize;
 use std::time::Duration;
@@ -39,6 +39,15 @@ pub fn asks_for_less_data(body: &str) -> bool {
         || e.message
             .to_ascii_lowercase()
             .contains("reduce the amount of data")
+}
+
+/// [`classify`] for an answer as read, with the wait its usage header states.
+pub(crate) fn classify_reply(reply: &Reply) -> ConnectorError {
+    let usage = reply
+        .headers
+        .get("x-business-use-case-usage")
+        .and_then(|v| v.to_str().ok());
+    classify(reply.status, usage, &reply.body)
 }
 
 /// The classified failure of a non-2xx answer. `business_usage` is the

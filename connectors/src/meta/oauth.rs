@@ -2,13 +2,12 @@
 //! exchange (`grant_type=fb_exchange_token`), both GETs. There is no refresh token: a connection
 //! near expiry needs the user again, so `refresh` answers AuthExpired.
 
-use super::errors::classify;
+use super::errors::{classify, classify_reply};
 use super::MetaConfig;
-use crate::auth::{OAuthFlow, TokenSet};
-use crate::wire::{redact, Http};
-use crate::{ConnectorError, Secret};
+use crate::auth::{authorize_url, OAuthFlow, TokenSet};
+use crate::wire::{redacted, Http};
+use crate::ConnectorError;
 use adledger_domain::Platform;
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 
 pub struct MetaOAuth {
@@ -31,38 +30,24 @@ impl MetaOAuth {
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{path}",
-            self.config.graph_url, self.config.api_version
-        )
-    }
-
     async fn token(
         &self,
         query: &[(&str, &str)],
         secrets: &[&str],
     ) -> Result<Granted, ConnectorError> {
-        let request = self
-            .http
-            .client()?
-            .get(self.url("oauth/access_token"))
-            .query(query);
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|e| redact(e, secrets))?;
-        if !reply.is_success() {
-            let usage = reply
-                .headers
-                .get("x-business-use-case-usage")
-                .and_then(|v| v.to_str().ok());
-            return Err(redact(classify(reply.status, usage, &reply.body), secrets));
-        }
-        reply
-            .json("Meta token answer")
-            .map_err(|e| redact(e, secrets))
+        redacted(secrets, async {
+            let request = self
+                .http
+                .client()?
+                .get(self.config.graph("oauth/access_token"))
+                .query(query);
+            let reply = self.http.send(request).await?;
+            if !reply.is_success() {
+                return Err(classify_reply(&reply));
+            }
+            reply.json("Meta token answer")
+        })
+        .await
     }
 }
 
@@ -77,16 +62,20 @@ impl OAuthFlow for MetaOAuth {
     }
 
     fn authorize_url(&self, state: &str, _pkce_challenge: Option<&str>) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("redirect_uri", &self.config.redirect_url)
-            .append_pair("state", state)
-            .append_pair("scope", &self.config.scopes.join(","))
-            .append_pair("response_type", "code")
-            .finish();
-        format!(
-            "{}/{}/dialog/oauth?{query}",
+        let page = format!(
+            "{}/{}/dialog/oauth",
             self.config.auth_url, self.config.api_version
+        );
+        let scope = self.config.scopes.join(",");
+        authorize_url(
+            &page,
+            &[
+                ("client_id", &self.config.client_id),
+                ("redirect_uri", &self.config.redirect_url),
+                ("state", state),
+                ("scope", &scope),
+                ("response_type", "code"),
+            ],
         )
     }
 
@@ -120,11 +109,8 @@ impl OAuthFlow for MetaOAuth {
             )
             .await?;
         Ok(TokenSet {
-            access_token: Secret::new(long.access_token),
-            refresh_token: None,
-            expires_at: long.expires_in.map(|s| Utc::now() + Duration::seconds(s)),
             scopes: self.config.scopes.clone(),
-            advertiser_ids: Vec::new(),
+            ..TokenSet::granted(long.access_token, long.expires_in)
         })
     }
 
@@ -134,21 +120,20 @@ impl OAuthFlow for MetaOAuth {
 
     async fn revoke(&self, tokens: &TokenSet) -> Result<(), ConnectorError> {
         let token = tokens.access_token.expose();
-        let request = self
-            .http
-            .client()?
-            .delete(self.url("me/permissions"))
-            .bearer_auth(token);
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|e| redact(e, &[token]))?;
-        match classify(reply.status, None, &reply.body) {
-            _ if reply.is_success() => Ok(()),
-            // Already expired or revoked: nothing left to revoke.
-            ConnectorError::AuthExpired => Ok(()),
-            other => Err(redact(other, &[token])),
-        }
+        redacted(&[token], async {
+            let request = self
+                .http
+                .client()?
+                .delete(self.config.graph("me/permissions"))
+                .bearer_auth(token);
+            let reply = self.http.send(request).await?;
+            match classify(reply.status, None, &reply.body) {
+                _ if reply.is_success() => Ok(()),
+                // Already expired or revoked: nothing left to revoke.
+                ConnectorError::AuthExpired => Ok(()),
+                other => Err(other),
+            }
+        })
+        .await
     }
 }

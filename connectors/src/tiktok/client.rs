@@ -5,7 +5,7 @@
 use super::errors::data;
 use super::TiktokConfig;
 use crate::auth::TokenSource;
-use crate::wire::{chunks, redact, Http, Num};
+use crate::wire::{chunks, redacted, Http, Num};
 use crate::{CampaignDay, Connector, ConnectorError, Discovery, Secret};
 use adledger_domain::connection::{AdAccount, DiscoveredCampaign};
 use adledger_domain::{AdAccountId, Currency, DailyMetrics, DateRange};
@@ -115,18 +115,17 @@ impl TiktokClient {
     ) -> Result<T, ConnectorError> {
         let token: Secret = self.tokens.access_token().await?;
         let secrets = [token.expose(), self.config.secret.expose()];
-        let request = self
-            .http
-            .client()?
-            .get(format!("{}/{path}", self.config.api_url))
-            .query(query)
-            .header("Access-Token", token.expose());
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|e| redact(e, &secrets))?;
-        data(&reply, what).map_err(|e| redact(e, &secrets))
+        redacted(&secrets, async {
+            let request = self
+                .http
+                .client()?
+                .get(format!("{}/{path}", self.config.api_url))
+                .query(query)
+                .header("Access-Token", token.expose());
+            let reply = self.http.send(request).await?;
+            data(&reply, what)
+        })
+        .await
     }
 
     /// Every page of a paged list.

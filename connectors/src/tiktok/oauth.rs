@@ -4,11 +4,10 @@
 
 use super::errors::data;
 use super::TiktokConfig;
-use crate::auth::{OAuthFlow, TokenSet};
-use crate::wire::{redact, Http};
+use crate::auth::{authorize_url, OAuthFlow, TokenSet};
+use crate::wire::{redacted, Http};
 use crate::{ConnectorError, Secret};
 use adledger_domain::Platform;
-use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -49,23 +48,23 @@ impl TiktokOAuth {
         body: Value,
         secrets: &[&str],
     ) -> Result<TokenSet, ConnectorError> {
-        let request = self
-            .http
-            .client()?
-            .post(format!("{}/{path}", self.config.api_url))
-            .json(&body);
         let mut all = secrets.to_vec();
         all.push(self.config.secret.expose());
-        let reply = self.http.send(request).await.map_err(|e| redact(e, &all))?;
-        let granted: Granted = data(&reply, "TikTok token answer").map_err(|e| redact(e, &all))?;
+        let granted: Granted = redacted(&all, async {
+            let request = self
+                .http
+                .client()?
+                .post(format!("{}/{path}", self.config.api_url))
+                .json(&body);
+            let reply = self.http.send(request).await?;
+            data(&reply, "TikTok token answer")
+        })
+        .await?;
         Ok(TokenSet {
-            access_token: Secret::new(granted.access_token),
             refresh_token: granted.refresh_token.map(Secret::new),
-            expires_at: granted
-                .expires_in
-                .map(|s| Utc::now() + Duration::seconds(s)),
             scopes: granted.scope.iter().map(text).collect(),
             advertiser_ids: granted.advertiser_ids.iter().map(text).collect(),
+            ..TokenSet::granted(granted.access_token, granted.expires_in)
         })
     }
 }
@@ -81,12 +80,14 @@ impl OAuthFlow for TiktokOAuth {
     }
 
     fn authorize_url(&self, state: &str, _pkce_challenge: Option<&str>) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("app_id", &self.config.app_id)
-            .append_pair("redirect_uri", &self.config.redirect_url)
-            .append_pair("state", state)
-            .finish();
-        format!("{}?{query}", self.config.auth_url)
+        authorize_url(
+            &self.config.auth_url,
+            &[
+                ("app_id", &self.config.app_id),
+                ("redirect_uri", &self.config.redirect_url),
+                ("state", state),
+            ],
+        )
     }
 
     async fn exchange_code(

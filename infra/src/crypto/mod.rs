@@ -4,13 +4,15 @@
 //! plaintext or a token, and never decides policy (who may log in, how long a session lives).
 
 pub mod keyring;
+pub mod master_keys;
 pub mod password;
 mod reveal;
 pub mod subject_keys;
 pub mod tokens;
 pub mod totp;
 
-pub use keyring::{KeyListError, MasterKeys, MASTER_KEYS_ENV};
+pub use keyring::{KeyListError, KeyRing, RingKey};
+pub use master_keys::{MasterKeys, MASTER_KEYS_ENV};
 pub use password::{hash_password, needs_rehash, verify_dummy, verify_password};
 pub use subject_keys::{is_sealed, sealed_subject, Opened, Sealer, ERASED_MARKER};
 pub use tokens::{

@@ -10,7 +10,7 @@
 //! erase generation counter), so this process never uses an erased key after `erase` returned.
 //! Other processes stop using it when their cached copy expires: at most one TTL later.
 
-use super::keyring::{decrypt, encrypt, MasterKeys, NONCE_LEN};
+use super::master_keys::{decrypt, encrypt, MasterKeys, NONCE_LEN};
 use super::{b64_decode, b64_encode, random_bytes, CryptoError};
 use aes_gcm::aead::KeyInit;
 use aes_gcm::Aes256Gcm;

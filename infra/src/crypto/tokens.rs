@@ -2,7 +2,7 @@
 //! all verify), and random opaque tokens (refresh, API key, invitation, OAuth state) stored only
 //! as their SHA-256. It never stores or prints a token or a signing secret.
 
-use super::keyring::{split_key_list, valid_kid, KeyListError};
+use super::keyring::{KeyListError, KeyRing, RingKey};
 use super::{b64_encode, random_bytes, CryptoError};
 use crate::secret::Secret;
 use chrono::{DateTime, Duration, Utc};
@@ -11,7 +11,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::Arc;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -62,111 +61,63 @@ pub enum TokenError {
     Malformed(String),
 }
 
-struct JwtKey {
+/// One HS256 signing secret.
+#[derive(Clone)]
+pub struct JwtKey {
     kid: String,
-    secret: Vec<u8>,
+    secret: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
 
+impl RingKey for JwtKey {
+    const ENV: &'static str = JWT_KEYS_ENV;
+    const RING: &'static str = "JwtKeys";
+
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The secret's bytes, as written, are the HMAC key.
+    fn read(kid: String, secret: &str) -> Result<Self, KeyListError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(KeyListError::TooShort {
+                kid,
+                actual: secret.len(),
+                min: MIN_SECRET_LEN,
+            });
+        }
+        Ok(Self::new(kid, secret.into()))
+    }
+
+    /// 32 random bytes as base64url text (43 characters).
+    fn random(kid: String) -> Result<Self, CryptoError> {
+        Ok(Self::new(kid, b64_encode(&random_bytes::<32>()?)))
+    }
+
+    fn write(&self) -> String {
+        self.secret.clone()
+    }
+}
+
 impl JwtKey {
-    fn new(kid: String, secret: Vec<u8>) -> Self {
+    fn new(kid: String, secret: String) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(&secret),
-            decoding: DecodingKey::from_secret(&secret),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
             kid,
             secret,
         }
     }
 }
 
-/// The JWT signing keys. Cheap to clone; `Debug` shows key ids only.
-#[derive(Clone)]
-pub struct JwtKeys {
-    keys: Arc<Vec<JwtKey>>,
-}
-
-impl fmt::Debug for JwtKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtKeys")
-            .field("kids", &self.kids())
-            .finish()
-    }
-}
+/// The JWT signing keys: the first signs, all verify.
+pub type JwtKeys = KeyRing<JwtKey>;
 
 impl JwtKeys {
-    /// Parses `kid2:SECRET,kid1:SECRET`; each secret's bytes (as written) are the HMAC key.
-    pub fn parse(text: &str) -> Result<Self, KeyListError> {
-        let keys = split_key_list(text)?
-            .into_iter()
-            .map(|(kid, secret)| {
-                if secret.len() < MIN_SECRET_LEN {
-                    return Err(KeyListError::TooShort {
-                        kid,
-                        actual: secret.len(),
-                        min: MIN_SECRET_LEN,
-                    });
-                }
-                Ok(JwtKey::new(kid, secret.into_bytes()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            keys: Arc::new(keys),
-        })
-    }
-
-    /// Reads [`JWT_KEYS_ENV`].
-    pub fn from_env() -> Result<Self, KeyListError> {
-        let text =
-            std::env::var(JWT_KEYS_ENV).map_err(|_| KeyListError::MissingEnv(JWT_KEYS_ENV))?;
-        Self::parse(&text)
-    }
-
-    /// One fresh key: 32 random bytes as base64url text (43 characters).
-    pub fn generate(kid: &str) -> Result<Self, CryptoError> {
-        Ok(Self {
-            keys: Arc::new(vec![new_key(kid)?]),
-        })
-    }
-
-    /// This ring with a fresh key `kid` in front, made the signing key.
-    pub fn with_new_active(&self, kid: &str) -> Result<Self, CryptoError> {
-        if self.keys.iter().any(|k| k.kid == kid) {
-            return Err(KeyListError::DuplicateKid { kid: kid.into() }.into());
-        }
-        let mut keys = vec![new_key(kid)?];
-        keys.extend(
-            self.keys
-                .iter()
-                .map(|k| JwtKey::new(k.kid.clone(), k.secret.clone())),
-        );
-        Ok(Self {
-            keys: Arc::new(keys),
-        })
-    }
-
-    /// The value for [`JWT_KEYS_ENV`], in ring order.
-    pub fn to_env_string(&self) -> Secret<String> {
-        let text = self
-            .keys
-            .iter()
-            .map(|k| format!("{}:{}", k.kid, String::from_utf8_lossy(&k.secret)))
-            .collect::<Vec<_>>()
-            .join(",");
-        Secret::new(text)
-    }
-
-    pub fn active_kid(&self) -> &str {
-        self.keys.first().map(|k| k.kid.as_str()).unwrap_or("")
-    }
-
-    pub fn kids(&self) -> Vec<&str> {
-        self.keys.iter().map(|k| k.kid.as_str()).collect()
-    }
-
     /// Signs `claims` with the first key; the header names it (`kid`).
     pub fn issue(&self, claims: &Claims) -> Result<String, CryptoError> {
-        let key = self.keys.first().ok_or(KeyListError::Empty)?;
+        let key = self.active()?;
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding)
@@ -186,11 +137,7 @@ impl JwtKeys {
         let kid = header
             .kid
             .ok_or_else(|| TokenError::Malformed("no kid in the header".into()))?;
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.kid == kid)
-            .ok_or(TokenError::UnknownKid(kid))?;
+        let key = self.by_kid(&kid).ok_or(TokenError::UnknownKid(kid))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
@@ -202,14 +149,6 @@ impl JwtKeys {
                 _ => TokenError::Malformed(e.to_string()),
             })
     }
-}
-
-fn new_key(kid: &str) -> Result<JwtKey, CryptoError> {
-    if !valid_kid(kid) {
-        return Err(KeyListError::BadKid { kid: kid.into() }.into());
-    }
-    let secret = b64_encode(&random_bytes::<32>()?);
-    Ok(JwtKey::new(kid.into(), secret.into_bytes()))
 }
 
 /// What an opaque token is for; its text starts with the kind's prefix.
