@@ -176,17 +176,20 @@ impl SyncWorker {
     }
 
     /// Renews the lease every third of its length; tells the run to stop when the worker shuts
-    /// down or the lease is lost (another worker took the job, or renewals kept failing for a
-    /// whole lease).
+    /// down (and goes on renewing while the run hands itself back, so that nobody takes it over
+    /// meanwhile) or when the lease is lost (another worker took the job, or renewals kept
+    /// failing for a whole lease).
     async fn keep_lease(self, job: Uuid, stop: Interrupter, mut shutdown: Shutdown) {
         let every = self.config.lease / 3;
         let mut last_renewed = tokio::time::Instant::now();
+        let mut stopping = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = shutdown.wait() => {
+                _ = shutdown.wait(), if !stopping => {
                     stop.stop(StopReason::Shutdown);
-                    return;
+                    stopping = true;
+                    continue;
                 }
             }
             match self
