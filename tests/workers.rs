@@ -15,11 +15,10 @@ use adledger_infra::testing::TestDatabase;
 use adledger_infra::EventStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-use support::Process;
+use support::{eventually_within, Process};
 use uuid::Uuid;
 
 mod support;
@@ -104,24 +103,6 @@ async fn completion(store: &EventStore, conn: ConnectionId) -> Option<(SyncId, S
         })
 }
 
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Every day of `range` is stored exactly once per campaign (recorded once, never restated:
 /// the sandbox reports the same numbers to every attempt), nothing else is stored.
 async fn every_day_stored_once(store: &EventStore, conn: ConnectionId, range: DateRange) {
@@ -170,7 +151,7 @@ async fn a_worker_killed_mid_sync_is_taken_over_and_the_run_ends_once() {
     // Roles run apart: this worker leads the scheduler, which starts the connection's first
     // sync, and carries the run out.
     let mut a = worker(&db, true);
-    let (_, first) = eventually(
+    let (_, first) = eventually_within(
         "a worker claims the scheduled sync",
         Duration::from_secs(60),
         || async { claims(&store, conn).await.into_iter().next() },
@@ -178,7 +159,7 @@ async fn a_worker_killed_mid_sync_is_taken_over_and_the_run_ends_once() {
     .await;
     assert!(is(&first.worker, &a), "{first:?}: {}", a.log_text());
     let mut b = worker(&db, true);
-    eventually("a few chunks stored", Duration::from_secs(60), || async {
+    eventually_within("a few chunks stored", Duration::from_secs(60), || async {
         (chunks_recorded(&store, conn).await >= 3).then_some(())
     })
     .await;
@@ -189,7 +170,7 @@ async fn a_worker_killed_mid_sync_is_taken_over_and_the_run_ends_once() {
     a.kill();
     let killed_at = Utc::now();
 
-    let (sync, counts) = eventually("the run ends", Duration::from_secs(120), || {
+    let (sync, counts) = eventually_within("the run ends", Duration::from_secs(120), || {
         completion(&store, conn)
     })
     .await;
@@ -242,7 +223,7 @@ async fn a_worker_stopped_by_sigterm_hands_its_run_back_at_once() {
         .unwrap();
 
     let mut a = worker(&db, false);
-    eventually("a few chunks stored", Duration::from_secs(60), || async {
+    eventually_within("a few chunks stored", Duration::from_secs(60), || async {
         (chunks_recorded(&store, conn).await >= 2).then_some(())
     })
     .await;
@@ -265,7 +246,7 @@ async fn a_worker_stopped_by_sigterm_hands_its_run_back_at_once() {
         .unwrap_or_else(|| panic!("the run was not handed back\n{}", a.log_text()));
 
     let b = worker(&db, false);
-    let (_, counts) = eventually("the run ends", Duration::from_secs(120), || {
+    let (_, counts) = eventually_within("the run ends", Duration::from_secs(120), || {
         completion(&store, conn)
     })
     .await;
@@ -348,7 +329,7 @@ async fn a_database_restart_under_a_running_sync_only_delays_it() {
         ..WorkerConfig::default()
     };
     tokio::spawn(SyncWorker::new(commands.clone(), config).run(stopped));
-    eventually("a few chunks stored", Duration::from_secs(60), || async {
+    eventually_within("a few chunks stored", Duration::from_secs(60), || async {
         (chunks_recorded(&store, conn).await >= 2).then_some(())
     })
     .await;
@@ -367,7 +348,7 @@ async fn a_database_restart_under_a_running_sync_only_delays_it() {
     .await
     .unwrap();
 
-    let (_, counts) = eventually("the run ends", Duration::from_secs(120), || {
+    let (_, counts) = eventually_within("the run ends", Duration::from_secs(120), || {
         completion(&store, conn)
     })
     .await;

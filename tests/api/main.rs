@@ -1,6 +1,8 @@
 //! Black-box API tests: the real application on port 0, a fresh database per test, plain HTTP.
 
 mod helpers;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod access;
 mod audit;

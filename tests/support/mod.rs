@@ -1,14 +1,34 @@
-//! Running `adledger` as a child process in tests, as an operator would: a process that is
-//! killed (SIGKILL) when dropped, also when a test fails half-way, and that logs to a file the
-//! failure messages name.
+//! What several test binaries share: waiting for an eventually consistent answer, and running
+//! `adledger` as a child process, as an operator would (killed with SIGKILL when dropped, also
+//! when a test fails half-way; logging to a file the failure messages name).
 
 // Each test binary that includes this module uses part of it.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Polls `check` every 20 ms until it answers `Some`, failing the test after `within`.
+pub async fn eventually_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 pub struct Process {
     child: Child,
