@@ -19,19 +19,23 @@ pub use adledger_domain::access::permits::*;
 
 /// The `{workspace_id}` of the path, reached by the caller with permission `P`: 404 `not-found`
 /// to callers who do not reach it (outsiders, other workspaces' API keys), 403 `forbidden` to
-/// members whose role (or keys whose scope) lacks `P`. Carries the metadata of the commands the
-/// request causes.
+/// members whose role (or keys whose scope) lacks `P`. Gives the metadata of the commands the
+/// request causes when it causes any ([`Self::context`]).
 pub struct InWorkspace<P: Permit> {
     pub id: WorkspaceId,
     /// How the caller reaches it: a member's role or an API key's scope.
     pub access: Access,
-    /// The request id as correlation id, the source sealed under the caller's key.
-    pub ctx: CommandContext,
     caller: Caller,
     permit: PhantomData<fn() -> P>,
 }
 
 impl<P: Permit> InWorkspace<P> {
+    /// The request id as correlation id, the source sealed under the caller's key: built only
+    /// by routes that write (sealing costs a key lookup; reads need none of it).
+    pub async fn context(&self, state: &AppState) -> Result<CommandContext, ApiError> {
+        self.caller.context(state).await
+    }
+
     /// The member acting, for what binds a person rather than the workspace (an OAuth grant is
     /// a person's consent): API keys get 403.
     pub fn member(&self) -> Result<UserId, ApiError> {
@@ -55,11 +59,9 @@ impl<P: Permit> FromRequestParts<AppState> for InWorkspace<P> {
                 CommandError::NotFound(_) => ApiError::NotFound(format!("workspace {id}")),
                 other => other.into(),
             })?;
-        let ctx = caller.context(state).await?;
         Ok(Self {
             id,
             access,
-            ctx,
             caller,
             permit: PhantomData,
         })
@@ -71,7 +73,14 @@ impl<P: Permit> FromRequestParts<AppState> for InWorkspace<P> {
 pub struct Person {
     pub user: UserId,
     pub session: SessionId,
-    pub ctx: CommandContext,
+    caller: Caller,
+}
+
+impl Person {
+    /// The metadata of the commands the request causes, built only by routes that write.
+    pub async fn context(&self, state: &AppState) -> Result<CommandContext, ApiError> {
+        self.caller.context(state).await
+    }
 }
 
 impl FromRequestParts<AppState> for Person {
@@ -79,8 +88,11 @@ impl FromRequestParts<AppState> for Person {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let (user, session) = caller.user()?;
-        let ctx = caller.context(state).await?;
-        Ok(Self { user, session, ctx })
+        Ok(Self {
+            user,
+            session,
+            caller,
+        })
     }
 }
 

@@ -86,7 +86,7 @@ async fn create_api_key(
         .ok_or_else(|| ApiError::invalid("scope", "must be read_only or read_write"))?;
     let created = state
         .identity
-        .create_api_key(&ws.ctx, ws.id, &body.name, scope)
+        .create_api_key(&ws.context(&state).await?, ws.id, &body.name, scope)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -108,7 +108,7 @@ async fn revoke_api_key(
 ) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .revoke_api_key(&ws.ctx, ws.id, api_key)
+        .revoke_api_key(&ws.context(&state).await?, ws.id, api_key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -198,7 +198,7 @@ async fn refresh(
 async fn logout(State(state): State<AppState>, person: Person) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .logout(&person.ctx, person.user, person.session)
+        .logout(&person.context(&state).await?, person.user, person.session)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -221,7 +221,10 @@ async fn me(State(state): State<AppState>, person: Person) -> Result<Json<Me>, A
 #[utoipa::path(delete, path = "/v1/me", tag = "auth",
     responses((status = 204), Unauthenticated, Forbidden, Invalid, RateLimited))]
 async fn erase_me(State(state): State<AppState>, person: Person) -> Result<StatusCode, ApiError> {
-    state.identity.erase_user(&person.ctx, person.user).await?;
+    state
+        .identity
+        .erase_user(&person.context(&state).await?, person.user)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,7 +239,7 @@ async fn change_password(
     state
         .identity
         .change_password(
-            &person.ctx,
+            &person.context(&state).await?,
             person.user,
             person.session,
             &body.current_password,
@@ -255,7 +258,10 @@ async fn start_totp(
     State(state): State<AppState>,
     person: Person,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
-    let enrolment = state.identity.start_totp(&person.ctx, person.user).await?;
+    let enrolment = state
+        .identity
+        .start_totp(&person.context(&state).await?, person.user)
+        .await?;
     Ok(Json(TotpEnrolment {
         secret: enrolment.secret,
         otpauth_uri: enrolment.otpauth_uri,
@@ -273,7 +279,7 @@ async fn confirm_totp(
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let recovery_codes = state
         .identity
-        .confirm_totp(&person.ctx, person.user, &body.code)
+        .confirm_totp(&person.context(&state).await?, person.user, &body.code)
         .await?;
     Ok(Json(RecoveryCodes { recovery_codes }))
 }
@@ -288,7 +294,7 @@ async fn disable_totp(
 ) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .disable_totp(&person.ctx, person.user, &body.code)
+        .disable_totp(&person.context(&state).await?, person.user, &body.code)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -149,7 +149,7 @@ async fn connect_platform(
         .unwrap_or_else(|| format!("{} connection", body.platform));
     let id = state
         .commands
-        .connect_platform(&ws.ctx, ws.id, &label, settings)
+        .connect_platform(&ws.context(&state).await?, ws.id, &label, settings)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -209,7 +209,7 @@ async fn disconnect(
 ) -> Result<StatusCode, ApiError> {
     state
         .commands
-        .disconnect(&ws.ctx, ws.id, connection)
+        .disconnect(&ws.context(&state).await?, ws.id, connection)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

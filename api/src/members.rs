@@ -109,7 +109,7 @@ async fn change_role(
     let role = role(&body.role)?;
     state
         .identity
-        .change_role(&ws.ctx, ws.id, user, role)
+        .change_role(&ws.context(&state).await?, ws.id, user, role)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -123,7 +123,10 @@ async fn remove_member(
     ws: InWorkspace<ManageMembers>,
     InPath(user): InPath<UserId>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.remove_member(&ws.ctx, ws.id, user).await?;
+    state
+        .identity
+        .remove_member(&ws.context(&state).await?, ws.id, user)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -138,7 +141,7 @@ async fn erase_member(
 ) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .erase_former_member(&ws.ctx, ws.id, user)
+        .erase_former_member(&ws.context(&state).await?, ws.id, user)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -166,7 +169,13 @@ async fn invite(
     };
     let invited = state
         .identity
-        .invite(&ws.ctx, ws.id, &body.email, role, expires_in)
+        .invite(
+            &ws.context(&state).await?,
+            ws.id,
+            &body.email,
+            role,
+            expires_in,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -190,7 +199,7 @@ async fn accept_invitation(
 ) -> Result<Json<Joined>, ApiError> {
     let (workspace, role) = state
         .identity
-        .accept_invitation(&person.ctx, person.user, &body.token)
+        .accept_invitation(&person.context(&state).await?, person.user, &body.token)
         .await?;
     Ok(Json(Joined {
         workspace_id: workspace.as_uuid(),

@@ -113,7 +113,13 @@ async fn start_sync(
     let campaigns = body.campaign_ids.into_iter().map(CampaignId).collect();
     let sync = state
         .commands
-        .start_sync(&ws.ctx, ws.id, connection, range, campaigns)
+        .start_sync(
+            &ws.context(&state).await?,
+            ws.id,
+            connection,
+            range,
+            campaigns,
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,

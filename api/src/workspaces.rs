@@ -78,7 +78,7 @@ async fn create_workspace(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = state
         .commands
-        .create_workspace(&person.ctx, &body.name)
+        .create_workspace(&person.context(&state).await?, &body.name)
         .await?;
     Ok((
         StatusCode::CREATED,
