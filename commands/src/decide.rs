@@ -4,7 +4,9 @@
 
 use crate::{CommandError, Commands};
 use adledger_domain::{Aggregate, DomainEvent, EventId, EventMetadata, StreamId, WorkspaceId};
-use adledger_infra::{AppendOutcome, AppendRequest, Idempotency, NewEvent, StoreError};
+use adledger_infra::{
+    AppendOutcome, AppendRequest, Idempotency, NewEvent, RecordedEvent, StoreError,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -97,6 +99,17 @@ impl Commands {
         workspace: WorkspaceId,
         stream: &StreamId,
     ) -> Result<Loaded<A>, CommandError> {
+        self.load_with_events(workspace, stream)
+            .await
+            .map(|(loaded, _)| loaded)
+    }
+
+    /// [`Self::load`], also answering the stored events (for what their metadata says).
+    pub(crate) async fn load_with_events<A: Aggregate>(
+        &self,
+        workspace: WorkspaceId,
+        stream: &StreamId,
+    ) -> Result<(Loaded<A>, Vec<RecordedEvent>), CommandError> {
         let events = self.store.read_stream(stream).await?;
         let mut state = A::default();
         for recorded in &events {
@@ -108,10 +121,11 @@ impl Commands {
                 .map_err(|e| StoreError::Corrupt(format!("{}: {e}", recorded.event_id)))?;
             state = state.evolve(&event, recorded.occurred_at);
         }
-        Ok(Loaded {
+        let loaded = Loaded {
             state,
             version: events.len() as i64,
-        })
+        };
+        Ok((loaded, events))
     }
 
     /// Decides `command` on the target's aggregate at the clock's time and appends the decision,

@@ -21,6 +21,7 @@ use adledger_domain::{
     AdAccountId, CampaignId, ConnectionId, DailyMetrics, DateRange, DomainError, EventMetadata,
     SyncFailure, SyncId, WorkerId, WorkspaceId,
 };
+use adledger_infra::RecordedEvent;
 use chrono::{Duration, NaiveDate};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
@@ -78,27 +79,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Commands {
-    /// The metadata of the request that started `sync` (so that its run's events name who asked
-    /// for it and correlate with that request), caused by the run.
-    async fn started_by(
-        &self,
-        connection: ConnectionId,
-        sync: SyncId,
-    ) -> Result<EventMetadata, CommandError> {
-        let events = self.store.read_stream(&connection.stream()).await?;
-        let started = events.iter().find(|e| {
-            e.event_type == "SyncStarted"
-                && e.payload.get("sync_id").and_then(|v| v.as_str()) == Some(&sync.to_string())
-        });
-        let metadata = match started {
-            Some(e) => serde_json::from_value(e.metadata.clone())
-                .unwrap_or_else(|_| EventMetadata::system("sync-worker", sync.as_uuid())),
-            None => EventMetadata::system("sync-worker", sync.as_uuid()),
-        };
-        Ok(metadata.caused_by(sync.as_uuid()))
-    }
+/// The metadata of the request that started `sync` (so that its run's events name who asked for
+/// it and correlate with that request), caused by the run.
+fn started_by(events: &[RecordedEvent], sync: SyncId) -> EventMetadata {
+    let started = events.iter().find(|e| {
+        e.event_type == "SyncStarted"
+            && e.payload.get("sync_id").and_then(|v| v.as_str()) == Some(&sync.to_string())
+    });
+    let metadata = match started {
+        Some(e) => serde_json::from_value(e.metadata.clone())
+            .unwrap_or_else(|_| EventMetadata::system("sync-worker", sync.as_uuid())),
+        None => EventMetadata::system("sync-worker", sync.as_uuid()),
+    };
+    metadata.caused_by(sync.as_uuid())
+}
 
+impl Commands {
     /// Carries out `sync` as `worker`, which holds its lease, until it ends or `interrupt` says
     /// to stop. Errors are adledger's own (the database stayed unreachable): the run is then
     /// left to be taken over.
@@ -110,10 +106,13 @@ impl Commands {
         worker: &WorkerId,
         interrupt: Interrupt,
     ) -> Result<RunEnd, CommandError> {
-        let metadata = retrying("reading the sync's start", || {
-            self.started_by(connection, sync)
+        // One read serves both: who started the run, and the state the claim is decided on.
+        let stream = connection.stream();
+        let (loaded, events) = retrying("reading the sync's connection", || {
+            self.load_with_events::<Connection>(workspace, &stream)
         })
         .await?;
+        let metadata = started_by(&events, sync);
         let run = Run {
             commands: self,
             metadata,
@@ -122,7 +121,7 @@ impl Commands {
             sync,
             worker,
             interrupt,
-            state: Mutex::new(None),
+            state: Mutex::new(Some(loaded)),
             campaigns: Mutex::default(),
         };
         let claim = connection::Command::ClaimSync {
