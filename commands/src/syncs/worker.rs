@@ -243,19 +243,14 @@ impl SyncWorker {
         let worker = &self.config.id;
         let settled = match end {
             JobEnd::Sync(Ok(RunEnd::Completed(_) | RunEnd::Failed(_) | RunEnd::AlreadyEnded))
-            | JobEnd::Discovery(Ok(Discovered::Done)) => {
-                retrying("finishing a job", || async {
-                    Ok(self.jobs.finish(lease.id).await?)
-                })
-                .await
-            }
+            | JobEnd::Discovery(Ok(Discovered::Done)) => self.finish(lease).await,
             JobEnd::Sync(Ok(RunEnd::Interrupted(StopReason::Shutdown))) => {
                 self.release(lease, None).await
             }
             JobEnd::Sync(Ok(RunEnd::Interrupted(StopReason::LeaseLost))) => Ok(()),
             JobEnd::Discovery(Ok(Discovered::RetryLater)) if lease.claims >= DISCOVERY_ATTEMPTS => {
                 tracing::warn!(job = %lease.id, "discovery keeps failing; the next sync discovers");
-                self.jobs.finish(lease.id).await.map_err(CommandError::from)
+                self.finish(lease).await
             }
             JobEnd::Discovery(Ok(Discovered::RetryLater)) => {
                 self.release(lease, Some(DISCOVERY_RETRY)).await
@@ -269,6 +264,13 @@ impl SyncWorker {
             // The lease lapses and another worker takes the job up: nothing is lost.
             tracing::warn!(%error, job = %lease.id, "could not settle a job");
         }
+    }
+
+    async fn finish(&self, lease: &Lease) -> Result<(), CommandError> {
+        retrying("finishing a job", || async {
+            Ok(self.jobs.finish(lease.id).await?)
+        })
+        .await
     }
 
     async fn release(&self, lease: &Lease, wait: Option<Duration>) -> Result<(), CommandError> {
