@@ -23,7 +23,7 @@ pub mod workspace;
 
 pub use access::{ApiKeyScope, Permission, Role};
 pub use aggregate::Aggregate;
-pub use date_range::DateRange;
+pub use date_range::{DateRange, Day, DayError};
 pub use error::DomainError;
 pub use event::{DecodeError, DomainEvent};
 pub use failure::{FailureKind, SyncFailure};
