@@ -1,6 +1,7 @@
 //! The command line. Every flag also reads an environment variable.
 
 use crate::{bench, demo, ops, startup};
+use adledger_commands::connections::SandboxLimits;
 use adledger_connectors::config::{ConfigError, Given};
 use adledger_connectors::google::{GoogleConfig, GoogleSettings};
 use adledger_connectors::meta::{MetaConfig, MetaSettings};
@@ -205,6 +206,18 @@ pub struct SyncArgs {
     #[arg(long, env = "ADLEDGER_SYNC_GRACE_SECS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub sync_grace_secs: u64,
+    /// Campaigns one sandbox connection may have (the sandbox generates whatever it is asked
+    /// for, so what one workspace may ask of it is bounded here).
+    #[arg(long, env = "ADLEDGER_SANDBOX_MAX_CAMPAIGNS",
+          default_value_t = SandboxLimits::DEFAULT_MAX_CAMPAIGNS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sandbox_max_campaigns: u32,
+    /// Campaign-days (campaigns × days of the range) one sync of a sandbox connection may
+    /// cover: each is an event in the log and a row of daily insights.
+    #[arg(long, env = "ADLEDGER_SANDBOX_MAX_CAMPAIGN_DAYS_PER_SYNC",
+          default_value_t = SandboxLimits::DEFAULT_MAX_CAMPAIGN_DAYS_PER_SYNC,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub sandbox_max_campaign_days_per_sync: u64,
 }
 
 impl SyncArgs {
@@ -216,6 +229,15 @@ impl SyncArgs {
                 self.sync_backfill_days,
             )
         })
+    }
+
+    /// What sandbox connections and their syncs (started over the API or by the scheduler) may
+    /// ask for.
+    pub fn sandbox_limits(&self) -> SandboxLimits {
+        SandboxLimits {
+            max_campaigns: self.sandbox_max_campaigns,
+            max_campaign_days_per_sync: self.sandbox_max_campaign_days_per_sync,
+        }
     }
 
     /// The sync worker of this process.

@@ -2,6 +2,7 @@
 //! connection of 20 campaigns and 90 days of insights. Idempotency keys make a second run append
 //! nothing new.
 
+use adledger_commands::connections::SandboxLimits;
 use adledger_commands::identity::{AuthPolicy, Identity};
 use adledger_commands::{CommandContext, CommandError};
 use adledger_domain::event::ConnectionSettings;
@@ -30,6 +31,20 @@ impl Default for DemoArgs {
             seed: 42,
             campaigns: 20,
             days: 90,
+        }
+    }
+}
+
+impl DemoArgs {
+    /// Limits that let this demo through, never below the defaults.
+    fn sandbox_limits(&self) -> SandboxLimits {
+        let defaults = SandboxLimits::default();
+        let days = u64::try_from(self.days).unwrap_or(0);
+        SandboxLimits {
+            max_campaigns: defaults.max_campaigns.max(self.campaigns),
+            max_campaign_days_per_sync: defaults
+                .max_campaign_days_per_sync
+                .max(u64::from(self.campaigns).saturating_mul(days)),
         }
     }
 }
@@ -64,11 +79,12 @@ pub async fn run(url: &Secret<String>, args: DemoArgs) -> anyhow::Result<()> {
     adledger_infra::migrate::run(url).await?;
     let db = Database::connect(url, 5).await?;
     let store = EventStore::new(db.app.clone());
-    let identity = crate::startup::identity(
-        &store,
-        crate::startup::keys_from_env()?,
-        AuthPolicy::default(),
-    );
+    let keys = crate::startup::keys_from_env()?;
+    // The operator asked for this much on the server's own command line: the sandbox limits
+    // of API callers do not bind it.
+    let commands = crate::startup::commands(&store, &keys, Default::default())
+        .with_sandbox_limits(args.sandbox_limits());
+    let identity = Identity::new(commands, keys, AuthPolicy::default());
     let workspace = seed(&identity, &args).await?;
     store.sequence_all().await?;
     for p in adledger_projections::all() {

@@ -176,6 +176,7 @@ pub async fn spawn_api_with_commands(
             .http
             .caller_rate_limit_per_minute
             .map(adledger_api::RateLimiter::per_minute),
+        reads: store.with_statement_timeout(options.http.statement_timeout()),
         store,
         ready_max_lag: options.ready_max_lag,
         readiness: options.readiness,
@@ -221,7 +222,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let commands = match &keys {
         Some(keys) => commands(&store, keys, platforms.clone()),
         None => worker_commands(&store, platforms.clone())?,
-    };
+    }
+    .with_sandbox_limits(config.syncs.sandbox_limits());
     let mut tasks = Vec::new();
     if config.role != Role::Api {
         tasks.extend(spawn_workers(&store, source, &stopped));

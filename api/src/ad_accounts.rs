@@ -3,12 +3,12 @@
 use crate::access::{InWorkspace, ReadWorkspace};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::paging::{self, Page, PageSize, Scope};
 use crate::responses::{Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::ConnectionId;
+use adledger_domain::{AdAccountId, ConnectionId};
 use adledger_projections::catalog;
-use axum::extract::State;
-use axum::Json;
+use axum::extract::{OriginalUri, State};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -24,6 +24,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct AdAccountParams {
     /// Only the ad accounts of this connection.
     connection_id: Option<Uuid>,
+    /// Where the page starts: the `cursor` in the previous page's `Link: <…>; rel="next"`.
+    /// Absent: the first page.
+    #[param(max_length = 1024)]
+    cursor: Option<String>,
+    /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,16 +59,25 @@ impl From<catalog::AdAccountView> for AdAccount {
     }
 }
 
-/// List the ad accounts discovered through the workspace's connections.
+/// List the ad accounts discovered through the workspace's connections, by connection and the
+/// platform's id, a page at a time.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ad-accounts", tag = "connections",
     params(("workspace_id" = Uuid, Path), AdAccountParams),
-    responses((status = 200, body = Vec<AdAccount>), Unauthenticated, NotFound, Invalid, RateLimited))]
+    responses((status = 200, body = Vec<AdAccount>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, NotFound, Invalid, RateLimited))]
 async fn list_ad_accounts(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<AdAccountParams>,
-) -> Result<Json<Vec<AdAccount>>, ApiError> {
+) -> Result<Page<AdAccount>, ApiError> {
+    let size = PageSize::parse(params.limit)?;
     let connection = params.connection_id.map(ConnectionId);
-    let rows = catalog::list_ad_accounts(state.store.pool(), ws.id, connection).await?;
-    Ok(Json(rows.into_iter().map(AdAccount::from).collect()))
+    let scope = Scope::new("ad-accounts", &(ws.id, connection));
+    let after = scope.decode::<(ConnectionId, AdAccountId)>(params.cursor.as_deref())?;
+    let pool = state.reads.pool();
+    let rows = catalog::list_ad_accounts(pool, ws.id, connection, after, size.fetch()).await?;
+    paging::page(&uri, &scope, size, rows, |a: &AdAccount| {
+        (ConnectionId(a.connection_id), AdAccountId(a.id.clone()))
+    })
 }

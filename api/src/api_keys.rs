@@ -3,12 +3,13 @@
 
 use crate::access::{InWorkspace, ManageApiKeys};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, InPath};
+use crate::extract::{ApiJson, ApiQuery, InPath};
+use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_commands::api_keys::ApiKeyView;
 use adledger_domain::{ApiKeyId, ApiKeyScope};
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -60,16 +61,26 @@ impl From<ApiKeyView> for ApiKey {
     }
 }
 
-/// The workspace's API keys (never the keys themselves).
+/// The workspace's API keys (never the keys themselves), revoked ones included, oldest first, a
+/// page at a time.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/api-keys", tag = "members",
-    params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<ApiKey>), Unauthenticated, Forbidden, NotFound, RateLimited))]
+    params(("workspace_id" = Uuid, Path), Paging),
+    responses((status = 200, body = Vec<ApiKey>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn list_api_keys(
     State(state): State<AppState>,
     ws: InWorkspace<ManageApiKeys>,
-) -> Result<Json<Vec<ApiKey>>, ApiError> {
-    let keys = state.identity.api_keys(ws.id).await?;
-    Ok(Json(keys.into_iter().map(ApiKey::from).collect()))
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Page<ApiKey>, ApiError> {
+    let size = PageSize::parse(paging.limit)?;
+    let scope = Scope::new("api-keys", &ws.id);
+    let after = scope.decode::<ApiKeyId>(paging.cursor.as_deref())?;
+    let keys = state
+        .identity
+        .api_keys(ws.id, after, size.fetch() as usize)
+        .await?;
+    paging::page(&uri, &scope, size, keys, |k: &ApiKey| ApiKeyId(k.id))
 }
 
 /// Create an API key for machine clients (owners and admins). The key is shown once.

@@ -3,11 +3,12 @@
 use crate::access::{InWorkspace, ReadHistory};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::paging::PageSize;
+use crate::paging::{NextLink, PageSize};
 use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
+use adledger_domain::Day;
 use adledger_projections::audit::{self as audit_log, AuditFilter};
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,13 +28,14 @@ pub struct AuditParams {
     actor: Option<String>,
     /// Only this action (an event type, e.g. `SyncStarted`).
     action: Option<String>,
-    /// Only entries at or after this time (RFC 3339).
+    /// Only entries at or after this time (RFC 3339, in 2000 to 2099).
     from: Option<DateTime<Utc>>,
-    /// Only entries before this time (RFC 3339).
+    /// Only entries before this time (RFC 3339, in 2000 to 2099).
     to: Option<DateTime<Utc>>,
     /// Cursor: the `next_before` of the previous page.
     before: Option<i64>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -83,14 +85,21 @@ pub struct AuditPage {
 /// Who did what in a workspace, when and from where, newest first, filterable and paginated.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit", tag = "audit",
     params(("workspace_id" = Uuid, Path), AuditParams),
-    responses((status = 200, body = AuditPage),
+    responses((status = 200, body = AuditPage, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
               Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn list_audit(
     State(state): State<AppState>,
     ws: InWorkspace<ReadHistory>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<AuditParams>,
-) -> Result<Json<AuditPage>, ApiError> {
+) -> Result<(NextLink, Json<AuditPage>), ApiError> {
     let size = PageSize::parse(params.limit)?;
+    // Times are only filters here, yet held to the dates accepted everywhere else.
+    for (field, at) in [("from", params.from), ("to", params.to)] {
+        if let Some(at) = at {
+            Day::new(at.date_naive()).map_err(|e| ApiError::invalid(field, e.to_string()))?;
+        }
+    }
     if let (Some(from), Some(to)) = (params.from, params.to) {
         if from >= to {
             return Err(ApiError::invalid("from", "must be before `to`"));
@@ -104,12 +113,16 @@ async fn list_audit(
         before: params.before,
         limit: size.fetch(),
     };
-    let rows = audit_log::list_audit(state.store.pool(), ws.id, &filter).await?;
+    let rows = audit_log::list_audit(state.reads.pool(), ws.id, &filter).await?;
     let (mut items, next_before) = size.cut(rows, |e: &AuditEntry| e.position);
     // Sources were sealed under the actor's key: opened for the reader, `[erased]` once erased.
     let fields = items
         .iter_mut()
         .flat_map(|e| [&mut e.ip, &mut e.user_agent]);
     crate::personal::reveal_fields(state.identity.sealer(), fields).await?;
-    Ok(Json(AuditPage { items, next_before }))
+    let next = next_before.map(|position| position.to_string());
+    Ok((
+        NextLink::new(&uri, "before", next.as_deref()),
+        Json(AuditPage { items, next_before }),
+    ))
 }

@@ -3,12 +3,12 @@
 use crate::access::{InWorkspace, ReadWorkspace};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::paging::PageSize;
+use crate::paging::{NextLink, PageSize};
 use crate::responses::{Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_domain::{CampaignId, ConnectionId};
 use adledger_projections::catalog;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ pub struct CampaignParams {
     /// Cursor: the `next_after` of the previous page.
     after: Option<Uuid>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -72,19 +73,25 @@ pub struct CampaignPage {
 /// List campaigns with their sync status, in pages.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/campaigns", tag = "campaigns",
     params(("workspace_id" = Uuid, Path), CampaignParams),
-    responses((status = 200, body = CampaignPage), Unauthenticated, NotFound, Invalid, RateLimited))]
+    responses((status = 200, body = CampaignPage, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, NotFound, Invalid, RateLimited))]
 async fn list_campaigns(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<CampaignParams>,
-) -> Result<Json<CampaignPage>, ApiError> {
+) -> Result<(NextLink, Json<CampaignPage>), ApiError> {
     let size = PageSize::parse(params.limit)?;
     let filter = catalog::CampaignFilter {
         connection_id: params.connection_id.map(ConnectionId),
         after: params.after.map(CampaignId),
         limit: size.fetch(),
     };
-    let rows = catalog::list_campaigns(state.store.pool(), ws.id, &filter).await?;
+    let rows = catalog::list_campaigns(state.reads.pool(), ws.id, &filter).await?;
     let (items, next_after) = size.cut(rows, |c: &Campaign| c.id);
-    Ok(Json(CampaignPage { items, next_after }))
+    let next = next_after.map(|id| id.to_string());
+    Ok((
+        NextLink::new(&uri, "after", next.as_deref()),
+        Json(CampaignPage { items, next_after }),
+    ))
 }

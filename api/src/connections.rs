@@ -3,14 +3,16 @@
 
 use crate::access::{InWorkspace, ManageConnections, ReadWorkspace};
 use crate::error::{ApiError, FieldError};
-use crate::extract::{ApiJson, InPath};
+use crate::extract::{ApiJson, ApiQuery, InPath};
+use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Created, Forbidden, NotFound, RateLimited, Unauthenticated};
 use crate::responses::{Invalid, Malformed};
 use crate::AppState;
+use adledger_commands::connections::SandboxLimits;
 use adledger_domain::event::ConnectionSettings;
-use adledger_domain::{ConnectionId, Platform, WorkspaceId};
+use adledger_domain::{ConnectionId, DomainError, Platform, WorkspaceId};
 use adledger_projections::catalog;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -41,9 +43,13 @@ pub struct SandboxSettings {
     pub seed: u64,
     /// 1 to 10.
     #[serde(default = "default_accounts")]
+    #[schema(minimum = 1, maximum = 10)]
     pub ad_accounts: u32,
-    /// 1 to 1000.
+    /// 1 to this server's limit (`ADLEDGER_SANDBOX_MAX_CAMPAIGNS`, default 1,000), dealt over
+    /// the ad accounts. A sync of the connection covers at most
+    /// `ADLEDGER_SANDBOX_MAX_CAMPAIGN_DAYS_PER_SYNC` (default 100,000) campaigns × days.
     #[serde(default = "default_campaigns")]
+    #[schema(minimum = 1)]
     pub campaigns: u32,
 }
 
@@ -86,7 +92,7 @@ impl From<catalog::ConnectionView> for Connection {
     }
 }
 
-fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
+fn settings(body: &ConnectPlatform, limits: SandboxLimits) -> Result<ConnectionSettings, ApiError> {
     match Platform::parse(&body.platform) {
         Some(Platform::Sandbox) => {
             let s = body.sandbox.as_ref();
@@ -99,20 +105,23 @@ fn settings(body: &ConnectPlatform) -> Result<ConnectionSettings, ApiError> {
                     "must be between 1 and 10",
                 ));
             }
-            if !(1..=1000).contains(&campaigns) {
+            let settings = ConnectionSettings::Sandbox {
+                seed,
+                ad_accounts,
+                campaigns,
+            };
+            if campaigns == 0 {
                 errors.push(FieldError::new(
                     "sandbox.campaigns",
-                    "must be between 1 and 1000",
+                    format!("must be between 1 and {}", limits.max_campaigns),
                 ));
+            } else if let Err(DomainError::Invalid { field, reason }) = limits.check(&settings) {
+                errors.push(FieldError::new(field, reason));
             }
             if !errors.is_empty() {
                 return Err(ApiError::Validation(errors));
             }
-            Ok(ConnectionSettings::Sandbox {
-                seed,
-                ad_accounts,
-                campaigns,
-            })
+            Ok(settings)
         }
         // Real platforms connect through their OAuth flow: the person must grant access.
         Some(other @ (Platform::Meta | Platform::Google | Platform::Tiktok)) => {
@@ -143,7 +152,7 @@ async fn connect_platform(
     ws: InWorkspace<ManageConnections>,
     ApiJson(body): ApiJson<ConnectPlatform>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let settings = settings(&body)?;
+    let settings = settings(&body, state.commands.sandbox_limits())?;
     let label = body
         .label
         .unwrap_or_else(|| format!("{} connection", body.platform));
@@ -161,16 +170,22 @@ async fn connect_platform(
     ))
 }
 
-/// List the workspace's connections with their sync status.
+/// List the workspace's connections with their sync status, in id order, a page at a time.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/connections", tag = "connections",
-    params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<Connection>), Unauthenticated, NotFound, RateLimited))]
+    params(("workspace_id" = Uuid, Path), Paging),
+    responses((status = 200, body = Vec<Connection>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, NotFound, Invalid, RateLimited))]
 async fn list_connections(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,
-) -> Result<Json<Vec<Connection>>, ApiError> {
-    let rows = catalog::list_connections(state.store.pool(), ws.id).await?;
-    Ok(Json(rows.into_iter().map(Connection::from).collect()))
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Page<Connection>, ApiError> {
+    let size = PageSize::parse(paging.limit)?;
+    let scope = Scope::new("connections", &ws.id);
+    let after = scope.decode::<ConnectionId>(paging.cursor.as_deref())?;
+    let rows = catalog::list_connections(state.reads.pool(), ws.id, after, size.fetch()).await?;
+    paging::page(&uri, &scope, size, rows, |c: &Connection| c.id)
 }
 
 /// Read one connection.
@@ -192,7 +207,7 @@ pub async fn find(
     workspace: WorkspaceId,
     connection: ConnectionId,
 ) -> Result<catalog::ConnectionView, ApiError> {
-    catalog::get_connection(state.store.pool(), workspace, connection)
+    catalog::get_connection(state.reads.pool(), workspace, connection)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("connection {connection}")))
 }

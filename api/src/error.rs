@@ -66,6 +66,9 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the request took longer than {} s", .0.as_secs_f64())]
     Timeout(std::time::Duration),
+    /// The database cancelled a query of the request at its statement timeout.
+    #[error("the request's query ran longer than this server allows and was cancelled")]
+    QueryCancelled,
     /// No credentials, or credentials that are wrong or expired.
     #[error("{0}")]
     Unauthenticated(String),
@@ -143,7 +146,7 @@ impl ApiError {
                 "rate-limited",
                 "Too many requests",
             ),
-            ApiError::Timeout(_) => (
+            ApiError::Timeout(_) | ApiError::QueryCancelled => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "request-timeout",
                 "Request timed out",
@@ -293,7 +296,10 @@ impl From<adledger_projections::ProjectionError> for ApiError {
 
 impl From<adledger_projections::QueryError> for ApiError {
     fn from(e: adledger_projections::QueryError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            adledger_projections::QueryError::Cancelled => ApiError::QueryCancelled,
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -84,7 +84,7 @@ async fn stream_events(
         .unwrap_or(false)
         .then(|| state.identity.sealer().clone());
     let body = Body::from_stream(ndjson(
-        state.store.clone(),
+        state.reads.clone(),
         filter,
         params.limit.unwrap_or(i64::MAX),
         sealer,

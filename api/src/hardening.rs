@@ -41,6 +41,16 @@ impl Default for HttpPolicy {
     }
 }
 
+impl HttpPolicy {
+    /// How long one statement of a request's reads may run before the database cancels it: a
+    /// little below the request's own limit (a tenth of it, at most 2 s), so that the query
+    /// stops and the answer is the same 503 `request-timeout`.
+    pub fn statement_timeout(&self) -> Duration {
+        let margin = (self.request_timeout / 10).min(Duration::from_secs(2));
+        self.request_timeout - margin
+    }
+}
+
 /// Wraps `router` in the policy's layers (outermost last).
 pub fn apply<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
@@ -74,7 +84,7 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                     HeaderName::from_static("x-request-id"),
                     HeaderName::from_static("x-api-key"),
                 ])
-                .expose_headers([HeaderName::from_static("x-request-id")])
+                .expose_headers([HeaderName::from_static("x-request-id"), header::LINK])
                 .max_age(Duration::from_secs(600)),
         );
     }

@@ -1,13 +1,17 @@
-//! Insights: daily numbers summed by period and by platform, ad account or campaign.
+//! Insights: daily numbers summed by period and by platform, ad account or campaign, a page of
+//! rows at a time (every answer is bounded, however long the range or fine the grouping).
 
 use crate::access::{InWorkspace, ReadInsights};
 use crate::error::{ApiError, FieldError};
 use crate::extract::ApiQuery;
+use crate::paging::{Bounds, NextLink, PageSize, Scope};
 use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::{CampaignId, ConnectionId, DateRange, WorkspaceId};
-use adledger_projections::daily_insights::{self, Granularity, GroupBy, InsightsQuery};
-use axum::extract::State;
+use adledger_domain::{CampaignId, ConnectionId, DateRange, Day, WorkspaceId};
+use adledger_projections::daily_insights::{
+    self, Granularity, GroupBy, InsightsKey, InsightsQuery,
+};
+use axum::extract::{OriginalUri, State};
 use axum::Json;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -16,6 +20,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+/// Rows per page: 1 to 5,000, 1,000 unless the query says (a page of 1,000 rows is about 500 kB
+/// of JSON).
+pub const PAGES: Bounds = Bounds {
+    default: 1_000,
+    max: 5_000,
+};
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_insights))
 }
@@ -23,9 +34,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InsightsParams {
-    /// First day, `YYYY-MM-DD` (the ad account's local date).
+    /// First day, `YYYY-MM-DD` (the ad account's local date), 2000-01-01 to 2099-12-31.
+    #[param(required = true, value_type = String, format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
     from: Option<String>,
-    /// Last day, inclusive.
+    /// Last day, inclusive, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31; at most 1,098 days after
+    /// `from`.
+    #[param(required = true, value_type = String, format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
     to: Option<String>,
     /// `day` (default), `week` (ISO weeks from Monday), `month` or `total`.
     granularity: Option<String>,
@@ -34,6 +48,13 @@ pub struct InsightsParams {
     connection_id: Option<Uuid>,
     /// Comma-separated campaign ids.
     campaign_ids: Option<String>,
+    /// Rows per page, 1 to 5,000 (default 1,000).
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<i64>,
+    /// Where the page starts: the previous page's `next_cursor`, with the same other parameters.
+    /// Absent: the first page.
+    #[param(max_length = 1024)]
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +63,11 @@ pub struct InsightsResponse {
     pub to: NaiveDate,
     pub granularity: String,
     pub group_by: Vec<String>,
+    /// In order of period, then platform, connection and ad account, campaign, currency.
     pub rows: Vec<InsightsRow>,
+    /// Pass as `cursor` (with the same other parameters) for the next page; absent on the last
+    /// page. Also in `Link: <…>; rel="next"`.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,13 +118,11 @@ impl From<daily_insights::InsightsRow> for InsightsRow {
     }
 }
 
-fn parse_date(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<NaiveDate> {
-    let message = match raw {
+fn parse_day(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Day> {
+    let message = match raw.map(Day::parse) {
         None => "is required (YYYY-MM-DD)".to_owned(),
-        Some(raw) => match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-            Ok(d) => return Some(d),
-            Err(_) => format!("{raw:?} is not a date (YYYY-MM-DD)"),
-        },
+        Some(Ok(day)) => return Some(day),
+        Some(Err(e)) => e.to_string(),
     };
     errors.push(FieldError::new(field, message));
     None
@@ -113,10 +136,22 @@ fn comma_separated(raw: Option<&str>) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn parse(workspace_id: WorkspaceId, p: &InsightsParams) -> Result<InsightsQuery, ApiError> {
+/// The query of one page, its page size and the scope of its cursors.
+fn parse(
+    workspace_id: WorkspaceId,
+    p: &InsightsParams,
+) -> Result<(InsightsQuery, PageSize, Scope), ApiError> {
     let mut errors = Vec::new();
-    let from = parse_date("from", p.from.as_deref(), &mut errors);
-    let to = parse_date("to", p.to.as_deref(), &mut errors);
+    let from = parse_day("from", p.from.as_deref(), &mut errors);
+    let to = parse_day("to", p.to.as_deref(), &mut errors);
+    let size = match PageSize::within(p.limit, PAGES) {
+        Ok(size) => Some(size),
+        Err(ApiError::Validation(invalid)) => {
+            errors.extend(invalid);
+            None
+        }
+        Err(other) => return Err(other),
+    };
     let granularity = match p.granularity.as_deref() {
         None => Some(Granularity::Day),
         Some(raw) => Granularity::parse(raw).or_else(|| {
@@ -148,8 +183,10 @@ fn parse(workspace_id: WorkspaceId, p: &InsightsParams) -> Result<InsightsQuery,
             )),
         }
     }
+    campaign_ids.sort();
+    campaign_ids.dedup();
     let range = match (from, to) {
-        (Some(from), Some(to)) => match DateRange::new(from, to) {
+        (Some(from), Some(to)) => match DateRange::between(from, to) {
             Ok(r) => Some(r),
             Err(e) => {
                 errors.push(FieldError::new("to", e.to_string()));
@@ -158,41 +195,72 @@ fn parse(workspace_id: WorkspaceId, p: &InsightsParams) -> Result<InsightsQuery,
         },
         _ => None,
     };
-    match (range, granularity) {
-        (Some(range), Some(granularity)) if errors.is_empty() => Ok(InsightsQuery {
+    let (Some(range), Some(granularity), Some(size), true) =
+        (range, granularity, size, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let connection_id = p.connection_id.map(ConnectionId);
+    // Every parameter but the page's own shapes the rows, so a cursor holds for them only
+    // (whatever the order they were listed in).
+    let mut grouped = group_by.clone();
+    grouped.sort();
+    let scope = Scope::new(
+        "insights",
+        &(
             workspace_id,
             range,
             granularity,
-            group_by,
-            connection_id: p.connection_id.map(ConnectionId),
-            campaign_ids,
-        }),
-        _ => Err(ApiError::Validation(errors)),
-    }
+            grouped,
+            connection_id,
+            &campaign_ids,
+        ),
+    );
+    let after = scope.decode::<InsightsKey>(p.cursor.as_deref())?;
+    let query = InsightsQuery {
+        workspace_id,
+        range,
+        granularity,
+        group_by,
+        connection_id,
+        campaign_ids,
+        after,
+        limit: size.fetch(),
+    };
+    Ok((query, size, scope))
 }
 
 /// Impressions, clicks, spend, conversions and conversion value with CTR, CPC, CPM, CPA and ROAS,
-/// per period and group, per currency.
+/// per period and group, per currency, a page of rows at a time: follow `next_cursor` until it is
+/// absent.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/insights", tag = "insights",
     params(("workspace_id" = Uuid, Path), InsightsParams),
-    responses((status = 200, body = InsightsResponse),
+    responses((status = 200, body = InsightsResponse,
+               headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
               Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn get_insights(
     State(state): State<AppState>,
     ws: InWorkspace<ReadInsights>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(params): ApiQuery<InsightsParams>,
-) -> Result<Json<InsightsResponse>, ApiError> {
-    let query = parse(ws.id, &params)?;
-    let rows = daily_insights::insights(state.store.pool(), &query).await?;
-    Ok(Json(InsightsResponse {
-        from: query.range.from(),
-        to: query.range.to(),
-        granularity: query.granularity.as_str().to_owned(),
-        group_by: query
-            .group_by
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect(),
-        rows: rows.into_iter().map(InsightsRow::from).collect(),
-    }))
+) -> Result<(NextLink, Json<InsightsResponse>), ApiError> {
+    let (query, size, scope) = parse(ws.id, &params)?;
+    let rows = daily_insights::insights(state.reads.pool(), &query).await?;
+    let (rows, next) = size.cut(rows, daily_insights::InsightsRow::key);
+    let next_cursor = next.map(|key| scope.encode(&key)).transpose()?;
+    Ok((
+        NextLink::new(&uri, "cursor", next_cursor.as_deref()),
+        Json(InsightsResponse {
+            from: query.range.from(),
+            to: query.range.to(),
+            granularity: query.granularity.as_str().to_owned(),
+            group_by: query
+                .group_by
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            rows: rows.into_iter().map(InsightsRow::from).collect(),
+            next_cursor,
+        }),
+    ))
 }

@@ -50,6 +50,9 @@ pub struct AppState {
     /// Requests per minute per signed-in user or API key.
     pub caller_limiter: Option<rate_limit::RateLimiter>,
     pub store: EventStore,
+    /// The same store for the reads that answer requests: the database cancels any statement
+    /// of it that runs past [`HttpPolicy::statement_timeout`].
+    pub reads: EventStore,
     /// `/readyz` answers 503 when a projection lags the log by more than this many events.
     pub ready_max_lag: i64,
     pub readiness: Readiness,

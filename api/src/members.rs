@@ -3,12 +3,13 @@
 
 use crate::access::{InWorkspace, ManageMembers, Person, ReadWorkspace};
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, InPath};
+use crate::extract::{ApiJson, ApiQuery, InPath};
+use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_commands::members::Member as MemberView;
 use adledger_domain::{Role, UserId};
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -83,16 +84,25 @@ fn role(raw: &str) -> Result<Role, ApiError> {
         .ok_or_else(|| ApiError::invalid("role", "must be one of owner, admin, analyst, auditor"))
 }
 
-/// The members of a workspace and their roles.
+/// The members of a workspace and their roles, by user id, a page at a time.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/members", tag = "members",
-    params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<Member>), Unauthenticated, NotFound, RateLimited))]
+    params(("workspace_id" = Uuid, Path), Paging),
+    responses((status = 200, body = Vec<Member>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, NotFound, Invalid, RateLimited))]
 async fn list_members(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,
-) -> Result<Json<Vec<Member>>, ApiError> {
-    let members = state.identity.members(ws.id).await?;
-    Ok(Json(members.into_iter().map(Member::from).collect()))
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Page<Member>, ApiError> {
+    let size = PageSize::parse(paging.limit)?;
+    let scope = Scope::new("members", &ws.id);
+    let after = scope.decode::<UserId>(paging.cursor.as_deref())?;
+    let members = state
+        .identity
+        .members(ws.id, after, size.fetch() as usize)
+        .await?;
+    paging::page(&uri, &scope, size, members, |m: &Member| UserId(m.user_id))
 }
 
 /// Change a member's role (owners only). The last owner cannot be demoted.

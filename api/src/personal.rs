@@ -45,8 +45,9 @@ pub async fn reveal_fields<'a>(
 pub async fn export(state: &AppState, user: UserId) -> Result<Value, ApiError> {
     let identity = &state.identity;
     let profile = identity.profile(user).await?;
-    let pool = state.store.pool();
-    let memberships = adledger_projections::catalog::memberships_of(pool, user).await?;
+    let pool = state.reads.pool();
+    let memberships =
+        adledger_projections::catalog::memberships_of(pool, user, None, i64::MAX).await?;
     let sessions = identity.store().sessions_of(user).await?;
     let filter = LogFilter {
         after: 0,
@@ -55,7 +56,7 @@ pub async fn export(state: &AppState, user: UserId) -> Result<Value, ApiError> {
         stream_id: Some(user.stream()),
         limit: 100_000,
     };
-    let events = state.store.read_log(&filter).await?;
+    let events = state.reads.read_log(&filter).await?;
     let mut events: Vec<Value> = events
         .iter()
         .map(|e| serde_json::to_value(e).map_err(|e| ApiError::Internal(e.to_string())))

@@ -1,13 +1,14 @@
 //! Sync runs: start one (a sync worker carries it out), follow its progress.
 
 use crate::access::{InWorkspace, ManageConnections, ReadWorkspace};
-use crate::error::{ApiError, Problem};
-use crate::extract::{ApiJson, InPath};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ApiJson, ApiQuery, InPath};
+use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId};
+use adledger_domain::{CampaignId, ConnectionId, DateRange, Day, SyncId};
 use adledger_projections::catalog;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -25,8 +26,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StartSync {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+    /// First day, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31.
+    #[schema(format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub from: String,
+    /// Last day, inclusive, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31; at most 1,098 days after
+    /// `from`.
+    #[schema(format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    pub to: String,
     /// Campaigns to sync; empty or absent means every campaign of the connection.
     #[serde(default)]
     pub campaign_ids: Vec<Uuid>,
@@ -91,6 +97,18 @@ impl From<catalog::SyncRunView> for SyncRun {
     }
 }
 
+/// The range of a sync request: each day read strictly (422 naming `from` or `to`).
+fn range(body: &StartSync) -> Result<DateRange, ApiError> {
+    let from = Day::parse(&body.from).map_err(|e| FieldError::new("from", e.to_string()));
+    let to = Day::parse(&body.to).map_err(|e| FieldError::new("to", e.to_string()));
+    match (from, to) {
+        (Ok(from), Ok(to)) => Ok(DateRange::between(from, to)?),
+        (from, to) => Err(ApiError::Validation(
+            [from.err(), to.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
 /// Start syncing a connection (or some of its campaigns) over a date range. Answers at once with
 /// the run's id; a sync worker carries it out. Follow it at
 /// `/v1/workspaces/{workspace_id}/syncs/{sync_id}`.
@@ -109,7 +127,7 @@ async fn start_sync(
     InPath(connection): InPath<ConnectionId>,
     ApiJson(body): ApiJson<StartSync>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let range = DateRange::new(body.from, body.to)?;
+    let range = range(&body)?;
     let campaigns = body.campaign_ids.into_iter().map(CampaignId).collect();
     let sync = state
         .commands
@@ -134,19 +152,29 @@ async fn start_sync(
     ))
 }
 
-/// The sync runs of a connection, newest first.
+/// The sync runs of a connection, newest first, a page at a time (a connection synced every hour
+/// has thousands).
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}/syncs", tag = "syncs",
-    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path)),
-    responses((status = 200, body = Vec<SyncRun>), Unauthenticated, NotFound, RateLimited))]
+    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path), Paging),
+    responses((status = 200, body = Vec<SyncRun>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, NotFound, Invalid, RateLimited))]
 async fn list_syncs(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,
     InPath(connection): InPath<ConnectionId>,
-) -> Result<Json<Vec<SyncRun>>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Page<SyncRun>, ApiError> {
     // An unknown connection is a 404, not an empty list.
     crate::connections::find(&state, ws.id, connection).await?;
-    let runs = catalog::list_sync_runs(state.store.pool(), ws.id, connection).await?;
-    Ok(Json(runs.into_iter().map(SyncRun::from).collect()))
+    let size = PageSize::parse(paging.limit)?;
+    let scope = Scope::new("syncs", &(ws.id, connection));
+    let after = scope.decode::<(DateTime<Utc>, SyncId)>(paging.cursor.as_deref())?;
+    let pool = state.reads.pool();
+    let runs = catalog::list_sync_runs(pool, ws.id, connection, after, size.fetch()).await?;
+    paging::page(&uri, &scope, size, runs, |r: &SyncRun| {
+        (r.started_at, SyncId(r.id))
+    })
 }
 
 /// One sync run: status, counts, error.
@@ -158,7 +186,7 @@ async fn get_sync(
     ws: InWorkspace<ReadWorkspace>,
     InPath(sync): InPath<SyncId>,
 ) -> Result<Json<SyncRun>, ApiError> {
-    catalog::get_sync_run(state.store.pool(), ws.id, sync)
+    catalog::get_sync_run(state.reads.pool(), ws.id, sync)
         .await?
         .map(|r| Json(r.into()))
         .ok_or_else(|| ApiError::NotFound(format!("sync {sync}")))

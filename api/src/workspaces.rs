@@ -2,13 +2,15 @@
 
 use crate::access::{InWorkspace, Person, ReadWorkspace};
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{
     Created, Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated,
 };
 use crate::AppState;
+use adledger_domain::WorkspaceId;
 use adledger_projections::catalog;
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -87,15 +89,25 @@ async fn create_workspace(
     ))
 }
 
-/// The workspaces the signed-in person belongs to, with their role in each.
-#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces",
-    responses((status = 200, body = Vec<Membership>), Unauthenticated, RateLimited))]
+/// The workspaces the signed-in person belongs to, with their role in each, oldest membership
+/// first, a page at a time.
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(Paging),
+    responses((status = 200, body = Vec<Membership>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+              Unauthenticated, Forbidden, Invalid, RateLimited))]
 async fn list_workspaces(
     State(state): State<AppState>,
     person: Person,
-) -> Result<Json<Vec<Membership>>, ApiError> {
-    let rows = catalog::memberships_of(state.store.pool(), person.user).await?;
-    Ok(Json(rows.into_iter().map(Membership::from).collect()))
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Page<Membership>, ApiError> {
+    let size = PageSize::parse(paging.limit)?;
+    let scope = Scope::new("workspaces", &person.user);
+    let after = scope.decode::<(DateTime<Utc>, WorkspaceId)>(paging.cursor.as_deref())?;
+    let rows =
+        catalog::memberships_of(state.reads.pool(), person.user, after, size.fetch()).await?;
+    paging::page(&uri, &scope, size, rows, |m: &Membership| {
+        (m.joined_at, m.workspace_id)
+    })
 }
 
 /// Read a workspace.
@@ -107,7 +119,7 @@ async fn get_workspace(
     ws: InWorkspace<ReadWorkspace>,
 ) -> Result<Json<Workspace>, ApiError> {
     // The stream says it exists; its read-model row may not be projected yet.
-    catalog::get_workspace(state.store.pool(), ws.id)
+    catalog::get_workspace(state.reads.pool(), ws.id)
         .await?
         .map(|w| Json(w.into()))
         .ok_or_else(|| ApiError::NotFound(format!("workspace {}", ws.id)))

@@ -90,18 +90,32 @@ impl Identity {
             .map(|_| ())
     }
 
-    pub async fn api_keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKeyView>, CommandError> {
+    /// The workspace's API keys in id order (oldest first: ids are UUID v7), from after
+    /// `after`, at most `limit` of them.
+    pub async fn api_keys(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<ApiKeyId>,
+        limit: usize,
+    ) -> Result<Vec<ApiKeyView>, CommandError> {
+        use std::ops::Bound::{Excluded, Unbounded};
         let state = self.workspace(workspace).await?;
+        let start = after.map_or(Unbounded, Excluded);
+        let page: Vec<_> = state
+            .api_keys
+            .range((start, Unbounded))
+            .take(limit)
+            .collect();
+        let ids: Vec<ApiKeyId> = page.iter().map(|(id, _)| **id).collect();
         let used: std::collections::HashMap<ApiKeyId, ApiKeyRecord> = self
             .ids
-            .api_keys_of(workspace)
+            .api_keys_of(workspace, &ids)
             .await?
             .into_iter()
             .map(|r| (r.api_key_id, r))
             .collect();
-        Ok(state
-            .api_keys
-            .iter()
+        Ok(page
+            .into_iter()
             .map(|(id, key)| ApiKeyView {
                 api_key_id: *id,
                 name: key.name.clone(),

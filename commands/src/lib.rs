@@ -62,6 +62,8 @@ pub struct Commands {
     connectors: Option<Arc<connections::ConnectorSetup>>,
     /// Builds the connector of a connection instead (tests, scripted platforms).
     connector_factory: Option<ConnectorFactory>,
+    /// How much one sandbox connection and one of its syncs may ask the sandbox for.
+    sandbox_limits: connections::SandboxLimits,
 }
 
 impl Commands {
@@ -72,7 +74,18 @@ impl Commands {
             breakers: Arc::default(),
             connectors: None,
             connector_factory: None,
+            sandbox_limits: connections::SandboxLimits::default(),
         }
+    }
+
+    /// Sandbox connections and syncs are held to `limits` (the operator's settings).
+    pub fn with_sandbox_limits(mut self, limits: connections::SandboxLimits) -> Self {
+        self.sandbox_limits = limits;
+        self
+    }
+
+    pub fn sandbox_limits(&self) -> connections::SandboxLimits {
+        self.sandbox_limits
     }
 
     /// Decisions are taken at the times `clock` tells (tests drive a [`ManualClock`]).

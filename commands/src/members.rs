@@ -75,18 +75,32 @@ impl Identity {
             .map(|_| ())
     }
 
-    pub async fn members(&self, workspace: WorkspaceId) -> Result<Vec<Member>, CommandError> {
+    /// The workspace's members in user-id order, from after `after`, at most `limit` of them
+    /// (emails are looked up for those only).
+    pub async fn members(
+        &self,
+        workspace: WorkspaceId,
+        after: Option<UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>, CommandError> {
+        use std::ops::Bound::{Excluded, Unbounded};
         let state = self.workspace(workspace).await?;
-        let users: Vec<UserId> = state.members.keys().copied().collect();
+        let start = after.map_or(Unbounded, Excluded);
+        let page: Vec<(UserId, Role)> = state
+            .members
+            .range((start, Unbounded))
+            .take(limit)
+            .map(|(user, role)| (*user, *role))
+            .collect();
+        let users: Vec<UserId> = page.iter().map(|(user, _)| *user).collect();
         let emails: std::collections::HashMap<UserId, String> =
             self.ids.emails(&users).await?.into_iter().collect();
-        Ok(state
-            .members
-            .iter()
+        Ok(page
+            .into_iter()
             .map(|(user_id, role)| Member {
-                user_id: *user_id,
-                role: *role,
-                email: emails.get(user_id).cloned(),
+                user_id,
+                role,
+                email: emails.get(&user_id).cloned(),
             })
             .collect())
     }

@@ -186,6 +186,10 @@ pub enum Command {
         range: DateRange,
         /// Empty means every campaign of the connection.
         campaign_ids: Vec<CampaignId>,
+        /// The most campaign-days (campaigns × days of the range) a sync of the sandbox may
+        /// cover: the sandbox generates whatever it is asked for, so its operator bounds it.
+        /// `None`: no bound. Real platforms bound their own answers.
+        max_sandbox_campaign_days: Option<u64>,
     },
     /// `worker` holds the run's lease and carries it out from now on.
     ClaimSync {
@@ -360,6 +364,37 @@ impl Connected {
             to: range.to(),
             campaign_ids: campaign_ids.to_vec(),
         })])
+    }
+
+    /// Refuses a sandbox sync over more than `max` campaign-days. Every campaign counts when
+    /// none is named, by the settings too: discovery may not have listed them yet.
+    fn within_sandbox_limit(
+        &self,
+        range: &DateRange,
+        campaign_ids: &[CampaignId],
+        max: Option<u64>,
+    ) -> Result<(), DomainError> {
+        let (ConnectionSettings::Sandbox { campaigns, .. }, Some(max)) = (&self.settings, max)
+        else {
+            return Ok(());
+        };
+        let count = match campaign_ids.len() {
+            0 => self.campaigns.len().max(*campaigns as usize),
+            named => named,
+        } as u64;
+        let days = range.len_days().unsigned_abs();
+        let asked = count.saturating_mul(days);
+        if asked > max {
+            return Err(DomainError::invalid(
+                "to",
+                format!(
+                    "a sandbox sync covers at most {max} campaign-days (campaigns × days); this \
+                     one asks for {count} × {days} = {asked}: shorten the range or name fewer \
+                     campaigns"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn claim(&self, sync_id: SyncId, worker: &WorkerId) -> Result<Vec<DomainEvent>, DomainError> {
@@ -555,7 +590,11 @@ impl Aggregate for Connection {
                 sync_id,
                 range,
                 campaign_ids,
-            } => conn.start(*sync_id, range, campaign_ids),
+                max_sandbox_campaign_days,
+            } => {
+                conn.within_sandbox_limit(range, campaign_ids, *max_sandbox_campaign_days)?;
+                conn.start(*sync_id, range, campaign_ids)
+            }
             Command::ClaimSync { sync_id, worker } => conn.claim(*sync_id, worker),
             Command::HandBackSync {
                 sync_id,

@@ -56,6 +56,17 @@ impl Database {
     }
 }
 
+/// A pool like `pool` (the same settings and role), lazily connected, whose sessions have the
+/// database cancel any statement that runs longer than `timeout`: for reads that answer a
+/// request, so that its time limit stops the query itself and not only the wait for it.
+pub fn with_statement_timeout(pool: &PgPool, timeout: Duration) -> PgPool {
+    let millis = timeout.as_millis().max(1);
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("statement_timeout", millis)]);
+    pool.options().clone().connect_lazy_with(options)
+}
+
 pub fn connect_options(url: &Secret<String>) -> Result<PgConnectOptions, DbError> {
     Ok(PgConnectOptions::from_str(url.expose())
         .map_err(|source| DbError::BadUrl {

@@ -293,16 +293,21 @@ impl IdentityStore {
         row.map(api_key_record).transpose()
     }
 
+    /// The records of these keys of `workspace` (a page of its keys).
     pub async fn api_keys_of(
         &self,
         workspace: WorkspaceId,
+        keys: &[ApiKeyId],
     ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = sqlx::query(
             "SELECT api_key_id, workspace_id, key_hash, scope, revoked_at IS NOT NULL AS revoked,
                     last_used_at
-             FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, api_key_id",
+             FROM api_keys WHERE workspace_id = $1 AND api_key_id = ANY($2)
+             ORDER BY created_at, api_key_id",
         )
         .bind(workspace.0)
+        .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(api_key_record).collect()

@@ -79,7 +79,22 @@ impl Table {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database cancelled the query: it ran past the session's `statement_timeout`.
+    #[error("the query ran past its statement timeout and was cancelled")]
+    Cancelled,
+}
+
+impl From<sqlx::Error> for QueryError {
+    fn from(e: sqlx::Error) -> Self {
+        // 57014 query_canceled: a statement timeout (or a cancel request) stopped it.
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+                QueryError::Cancelled
+            }
+            _ => QueryError::Database(e),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -398,6 +398,8 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             group_by: vec![GroupBy::Campaign],
             connection_id: None,
             campaign_ids: vec![],
+            after: None,
+            limit: 100_000,
         },
     )
     .await
@@ -433,6 +435,8 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             group_by: vec![GroupBy::Campaign, GroupBy::Campaign],
             connection_id: Some(campaigns[0].connection),
             campaign_ids: picked.to_vec(),
+            after: None,
+            limit: 100_000,
         },
     )
     .await
@@ -452,6 +456,8 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             group_by: vec![],
             connection_id: None,
             campaign_ids: vec![],
+            after: None,
+            limit: 100_000,
         },
     )
     .await
@@ -485,6 +491,8 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
         group_by,
         connection_id: None,
         campaign_ids: vec![],
+        after: None,
+        limit: 100_000,
     };
 
     // Weekly, by campaign: buckets start on the ISO Monday.
@@ -568,6 +576,73 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
     let impressions: i64 = rows.iter().map(|r| r.impressions).sum();
     let want: i64 = in_range.iter().map(|(_, r)| r.impressions).sum();
     assert_eq!(impressions, want);
+}
+
+#[tokio::test]
+async fn insights_pages_of_any_size_concatenate_to_the_whole_answer() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = &db.db.app;
+    let ws = WorkspaceId(Uuid::now_v7());
+    let mut log = Log::new(store.clone(), ws);
+    seed_insights(&mut log, 1_500).await;
+    log.sequence().await;
+    catch_up(&store, pool, &*projection("daily_insights"), 500)
+        .await
+        .unwrap();
+    let dimensions = [GroupBy::Platform, GroupBy::AdAccount, GroupBy::Campaign];
+    for granularity in Granularity::ALL {
+        for mask in 0..8usize {
+            let group_by: Vec<GroupBy> = (0..3)
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| dimensions[i])
+                .collect();
+            let query = InsightsQuery {
+                workspace_id: ws,
+                range: whole_range(),
+                granularity,
+                group_by: group_by.clone(),
+                connection_id: None,
+                campaign_ids: vec![],
+                after: None,
+                limit: 100_000,
+            };
+            let whole = daily_insights::insights(pool, &query).await.unwrap();
+            assert!(!whole.is_empty());
+            let keys: Vec<_> = whole.iter().map(InsightsRow::key).collect();
+            let mut unique = keys.clone();
+            unique.dedup();
+            assert_eq!(
+                unique, keys,
+                "{granularity:?} {group_by:?}: one row per key"
+            );
+            let sizes: &[i64] = if whole.len() > 100 { &[7, 64] } else { &[1, 3] };
+            for &limit in sizes {
+                let mut pages = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = daily_insights::insights(
+                        pool,
+                        &InsightsQuery {
+                            after: after.clone(),
+                            limit,
+                            ..query.clone()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    assert!(page.len() as i64 <= limit);
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.key());
+                    pages.extend(page);
+                }
+                assert_eq!(
+                    pages, whole,
+                    "{granularity:?} {group_by:?}, pages of {limit}"
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -878,7 +953,9 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert_eq!(connection.last_sync_status.as_deref(), Some("failed"));
     assert!(connection.last_synced_at.is_some());
     assert_eq!(
-        catalog::list_connections(pool, ws).await.unwrap(),
+        catalog::list_connections(pool, ws, None, 100)
+            .await
+            .unwrap(),
         vec![connection]
     );
     assert!(
@@ -888,7 +965,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
             .is_none()
     );
 
-    let accounts = catalog::list_ad_accounts(pool, ws, Some(ids.connection))
+    let accounts = catalog::list_ad_accounts(pool, ws, Some(ids.connection), None, 100)
         .await
         .unwrap();
     assert_eq!(
@@ -899,9 +976,20 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
         [("act_0", "EUR"), ("act_1", "USD")]
     );
     assert_eq!(
-        catalog::list_ad_accounts(pool, ws, None).await.unwrap(),
+        catalog::list_ad_accounts(pool, ws, None, None, 100)
+            .await
+            .unwrap(),
         accounts
     );
+    // A page starts after the last item of the one before.
+    let first = catalog::list_ad_accounts(pool, ws, None, None, 1)
+        .await
+        .unwrap();
+    let after = Some((first[0].connection_id, first[0].id.clone()));
+    let rest = catalog::list_ad_accounts(pool, ws, None, after, 100)
+        .await
+        .unwrap();
+    assert_eq!([first, rest].concat(), accounts);
 
     // Keyset paging, two at a time, visits every campaign once in id order.
     let mut seen = Vec::new();
@@ -968,10 +1056,15 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
     assert_eq!(one.error.as_deref(), Some("throttled: rate limited"));
     assert_eq!(one.days_recorded, 3);
     assert_eq!(one.campaign_ids, vec![ids.campaigns[1]]);
-    let runs = catalog::list_sync_runs(pool, ws, ids.connection)
+    let runs = catalog::list_sync_runs(pool, ws, ids.connection, None, 100)
         .await
         .unwrap();
-    assert_eq!(runs, vec![one, full], "newest first");
+    let older =
+        catalog::list_sync_runs(pool, ws, ids.connection, Some((one.started_at, one.id)), 1)
+            .await
+            .unwrap();
+    assert_eq!(runs, vec![one, full.clone()], "newest first");
+    assert_eq!(older, vec![full], "the page after the newest");
 
     // Insights grouped by campaign carry the catalog's name.
     let c = ids.campaigns[3];
@@ -1005,6 +1098,8 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
             group_by: vec![GroupBy::Campaign, GroupBy::Platform],
             connection_id: None,
             campaign_ids: vec![],
+            after: None,
+            limit: 100_000,
         },
     )
     .await

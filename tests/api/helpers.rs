@@ -65,7 +65,21 @@ pub async fn spawn_app_with_options(
     auth: adledger_commands::identity::AuthPolicy,
     platforms: adledger_connectors::Platforms,
 ) -> TestApp {
-    spawn(http, auth, platforms, true).await
+    spawn(http, auth, platforms, true, Default::default()).await
+}
+
+/// An app whose operator bounds what the sandbox may be asked for to `limits`.
+pub async fn spawn_app_with_sandbox_limits(
+    limits: adledger_commands::connections::SandboxLimits,
+) -> TestApp {
+    spawn(
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        true,
+        limits,
+    )
+    .await
 }
 
 /// An app whose process runs no sync worker (an API replica): syncs it starts wait for one.
@@ -75,6 +89,7 @@ pub async fn spawn_api_only() -> TestApp {
         Default::default(),
         Default::default(),
         false,
+        Default::default(),
     )
     .await
 }
@@ -84,6 +99,7 @@ async fn spawn(
     auth: adledger_commands::identity::AuthPolicy,
     platforms: adledger_connectors::Platforms,
     sync_worker: bool,
+    sandbox: adledger_commands::connections::SandboxLimits,
 ) -> TestApp {
     let db = TestDatabase::new().await;
     let store = db.store();
@@ -92,7 +108,8 @@ async fn spawn(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let keys = test_keys();
-    let commands = adledger::startup::commands(&store, &keys, platforms.clone());
+    let commands =
+        adledger::startup::commands(&store, &keys, platforms.clone()).with_sandbox_limits(sandbox);
     if sync_worker {
         let worker =
             adledger_commands::syncs::SyncWorker::new(commands.clone(), Default::default());

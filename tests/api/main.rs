@@ -14,6 +14,8 @@ mod health;
 mod insights;
 mod openapi;
 mod operators;
+mod paging;
 mod platforms;
 mod syncs;
+mod timeouts;
 mod workspaces;

@@ -1,4 +1,8 @@
-use crate::helpers::{assert_problem, eventually, spawn_api_only, spawn_app};
+use crate::helpers::{
+    assert_problem, eventually, spawn_api_only, spawn_app, spawn_app_with_sandbox_limits,
+};
+use crate::insights::BAD_DATES;
+use adledger_commands::connections::SandboxLimits;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -189,4 +193,150 @@ async fn an_api_process_only_records_the_start_and_a_worker_carries_the_sync_out
     let run = app.finished(&ws, &sync).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["days_recorded"], 10);
+}
+
+#[tokio::test]
+async fn sync_dates_must_be_iso_days_within_bounds() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Acme").await;
+    let conn = app.sandbox(&ws, 1, 2).await;
+    let path = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
+    let fields = |body: &Value| -> Vec<Value> {
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].clone())
+            .collect()
+    };
+    for bad in BAD_DATES {
+        for (body, field) in [
+            (json!({"from": bad, "to": "2024-01-02"}), "from"),
+            (json!({"from": "2024-01-01", "to": bad}), "to"),
+        ] {
+            let problem =
+                assert_problem(app.post(&path, &body).await, 422, "validation-failed").await;
+            assert_eq!(fields(&problem), [field], "{bad:?}: {problem}");
+        }
+    }
+    // Both wrong: both named.
+    let problem = assert_problem(
+        app.post(&path, &json!({"from": "2024-1-1", "to": "0000-01-01"}))
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["from", "to"], "{problem}");
+    // At most 1,098 days.
+    let problem = assert_problem(
+        app.post(&path, &json!({"from": "2024-01-01", "to": "2027-01-03"}))
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(fields(&problem), ["to"], "{problem}");
+    eventually("no stray syncs", || async {
+        let runs = app
+            .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}/syncs"))
+            .await;
+        runs.as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
+}
+
+/// The request (10 ad accounts, 1,000 campaigns, synced over 1,098 days: 1.1 million
+/// events from one call) is refused with the defaults, naming the field and the limit; an
+/// operator's own limits hold the same way.
+#[tokio::test]
+async fn what_the_sandbox_may_be_asked_for_is_bounded() {
+    let app = spawn_app().await;
+    let ws = app.workspace("Acme").await;
+    let connections = format!("/v1/workspaces/{ws}/connections");
+    let sandbox = |ad_accounts: u32, campaigns: u32| {
+        json!({"platform": "sandbox",
+               "sandbox": {"seed": 1, "ad_accounts": ad_accounts, "campaigns": campaigns}})
+    };
+    let problem = assert_problem(
+        app.post(&connections, &sandbox(10, 1_001)).await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(
+        problem["errors"][0]["field"], "sandbox.campaigns",
+        "{problem}"
+    );
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("1000"), "{message}");
+
+    let r = app.post(&connections, &sandbox(10, 100)).await;
+    assert_eq!(r.status(), 201);
+    let conn = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let syncs = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
+    // 100 campaigns × 1,001 days is over 100,000 campaign-days.
+    let problem = assert_problem(
+        app.post(&syncs, &json!({"from": "2024-01-01", "to": "2026-09-27"}))
+            .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "to", "{problem}");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("100000") && message.contains("100 × 1001"),
+        "{message}"
+    );
+    // Naming one campaign, the same range is 1,001 campaign-days.
+    let campaign = eventually("the campaigns to be discovered", || async {
+        let page = app
+            .get_json(&format!("/v1/workspaces/{ws}/campaigns?limit=1"))
+            .await;
+        page["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let r = app
+        .post(
+            &syncs,
+            &json!({"from": "2024-01-01", "to": "2026-09-27", "campaign_ids": [campaign]}),
+        )
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    // An operator's own limits.
+    let strict = spawn_app_with_sandbox_limits(SandboxLimits {
+        max_campaigns: 5,
+        max_campaign_days_per_sync: 50,
+    })
+    .await;
+    let ws = strict.workspace("Strict").await;
+    let connections = format!("/v1/workspaces/{ws}/connections");
+    let problem = assert_problem(
+        strict.post(&connections, &sandbox(1, 6)).await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert_eq!(
+        problem["errors"][0]["field"], "sandbox.campaigns",
+        "{problem}"
+    );
+    assert!(problem["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("between 1 and 5"));
+    let conn = strict.sandbox(&ws, 1, 5).await;
+    let syncs = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
+    let r = strict
+        .post(&syncs, &json!({"from": "2024-01-01", "to": "2024-01-11"}))
+        .await;
+    assert_problem(r, 422, "validation-failed").await;
+    let run = strict.sync(&ws, &conn, "2024-01-01", "2024-01-10").await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["days_recorded"], 50);
 }

@@ -8,6 +8,7 @@ mod oauth;
 mod sandbox;
 
 pub use oauth::{Authorization, AUTHORIZATION_TTL};
+pub use sandbox::SandboxLimits;
 
 use crate::{CommandContext, CommandError, Commands, Target};
 use adledger_connectors::Platforms;

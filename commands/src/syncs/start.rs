@@ -41,6 +41,7 @@ impl Commands {
             sync_id,
             range,
             campaign_ids,
+            max_sandbox_campaign_days: Some(self.sandbox_limits.max_campaign_days_per_sync),
         };
         let target = connection_target(&ctx.metadata, workspace, connection).idempotent(idem);
         match self.decide(target, &command).await? {

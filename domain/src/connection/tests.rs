@@ -110,6 +110,7 @@ fn start(n: u128) -> Command {
         sync_id: sync(n),
         range: january(),
         campaign_ids: vec![],
+        max_sandbox_campaign_days: None,
     }
 }
 
@@ -273,8 +274,33 @@ fn syncing_an_unknown_campaign_is_refused() {
             sync_id: sync(3),
             range: january(),
             campaign_ids: vec![stranger],
+            max_sandbox_campaign_days: None,
         })
         .then_error(DomainError::UnknownCampaign(stranger));
+}
+
+#[test]
+fn a_sandbox_sync_covers_at_most_the_campaign_days_its_operator_allows() {
+    let start = |campaign_ids: Vec<CampaignId>, max| Command::StartSync {
+        sync_id: sync(1),
+        range: january(),
+        campaign_ids,
+        max_sandbox_campaign_days: Some(max),
+    };
+    // Every campaign: two by the settings (discovery has listed one so far) × 31 days.
+    given::<Connection>(discovered())
+        .when(start(vec![], 62))
+        .then([started(1, vec![])]);
+    given::<Connection>(discovered())
+        .when(start(vec![], 61))
+        .then_invalid("to");
+    // One campaign named: 31.
+    given::<Connection>(discovered())
+        .when(start(vec![campaign_id()], 31))
+        .then([started(1, vec![campaign_id()])]);
+    given::<Connection>(discovered())
+        .when(start(vec![campaign_id()], 30))
+        .then_invalid("to");
 }
 
 #[test]

@@ -163,6 +163,16 @@ impl EventStore {
         &self.pool
     }
 
+    /// The same store over a pool of its own whose statements the database cancels after
+    /// `timeout` ([`crate::db::with_statement_timeout`]): what the API reads through.
+    pub fn with_statement_timeout(&self, timeout: std::time::Duration) -> Self {
+        Self {
+            pool: crate::db::with_statement_timeout(&self.pool, timeout),
+            appended: self.appended.clone(),
+            head: self.head.clone(),
+        }
+    }
+
     /// Resolves after the next local append (or at once if one happened since the last wait).
     pub async fn appended(&self) {
         self.appended.notified().await

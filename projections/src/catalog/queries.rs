@@ -1,6 +1,7 @@
 //! Reads of the catalog for the REST API: workspaces and their members, connections, ad accounts,
-//! campaigns and sync runs, as typed views. SQL is fixed text; every caller-supplied value is a
-//! bound parameter. Nothing here writes.
+//! campaigns and sync runs, as typed views. Listings that grow come a page at a time: each in one
+//! total order, from after the key of the previous page's last item (`after`), at most `limit`
+//! items. SQL is fixed text; every caller-supplied value is a bound parameter. Nothing here writes.
 
 use crate::QueryError;
 use adledger_domain::{AdAccountId, CampaignId, ConnectionId, SyncId, UserId, WorkspaceId};
@@ -123,17 +124,25 @@ pub async fn get_workspace(
     )
 }
 
-/// The workspaces a person belongs to, oldest membership first.
+/// The workspaces a person belongs to, oldest membership first (then by workspace id), from
+/// after `after` (a membership's `joined_at` and workspace).
 pub async fn memberships_of(
     pool: &PgPool,
     user: UserId,
+    after: Option<(DateTime<Utc>, WorkspaceId)>,
+    limit: i64,
 ) -> Result<Vec<MembershipView>, QueryError> {
     Ok(sqlx::query_as(
         "SELECT m.workspace_id, w.name AS workspace_name, m.role, m.joined_at
          FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id
-         WHERE m.user_id = $1 ORDER BY m.joined_at, m.workspace_id",
+         WHERE m.user_id = $1
+           AND ($2::timestamptz IS NULL OR (m.joined_at, m.workspace_id) > ($2, $3::uuid))
+         ORDER BY m.joined_at, m.workspace_id LIMIT $4",
     )
     .bind(user.as_uuid())
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, ws)| ws.as_uuid()))
+    .bind(limit.max(0))
     .fetch_all(pool)
     .await?)
 }
@@ -141,14 +150,22 @@ pub async fn memberships_of(
 const CONNECTION_COLUMNS: &str = "id, platform, label, status, connected_at, last_sync_id, \
      last_sync_status, last_synced_at, authorization_expires_at";
 
+/// A workspace's connections in id order, from after `after`.
 pub async fn list_connections(
     pool: &PgPool,
     workspace: WorkspaceId,
+    after: Option<ConnectionId>,
+    limit: i64,
 ) -> Result<Vec<ConnectionView>, QueryError> {
-    let sql =
-        format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 ORDER BY id");
+    let sql = format!(
+        "SELECT {CONNECTION_COLUMNS} FROM connections
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id > $2)
+         ORDER BY id LIMIT $3"
+    );
     Ok(sqlx::query_as(&sql)
         .bind(workspace.as_uuid())
+        .bind(after.map(|c| c.as_uuid()))
+        .bind(limit.max(0))
         .fetch_all(pool)
         .await?)
 }
@@ -188,19 +205,27 @@ where
         .await?)
 }
 
+/// A workspace's ad accounts (of one connection, when given) by connection and the platform's
+/// id, from after `after`.
 pub async fn list_ad_accounts(
     pool: &PgPool,
     workspace: WorkspaceId,
     connection: Option<ConnectionId>,
+    after: Option<(ConnectionId, AdAccountId)>,
+    limit: i64,
 ) -> Result<Vec<AdAccountView>, QueryError> {
     Ok(sqlx::query_as(
         "SELECT connection_id, external_id, name, currency, time_zone, synced_through
          FROM ad_accounts
          WHERE workspace_id = $1 AND ($2::uuid IS NULL OR connection_id = $2)
-         ORDER BY connection_id, external_id",
+           AND ($3::uuid IS NULL OR (connection_id, external_id) > ($3, $4::text))
+         ORDER BY connection_id, external_id LIMIT $5",
     )
     .bind(workspace.as_uuid())
     .bind(connection.map(|c| c.as_uuid()))
+    .bind(after.as_ref().map(|(c, _)| c.as_uuid()))
+    .bind(after.as_ref().map(|(_, a)| a.0.as_str()))
+    .bind(limit.max(0))
     .fetch_all(pool)
     .await?)
 }
@@ -245,19 +270,27 @@ pub async fn get_sync_run(
     .await
 }
 
-/// Runs of one connection, newest first.
+/// Runs of one connection, newest first (then by id, descending), from after `after` (a run's
+/// `started_at` and id).
 pub async fn list_sync_runs(
     pool: &PgPool,
     workspace: WorkspaceId,
     connection: ConnectionId,
+    after: Option<(DateTime<Utc>, SyncId)>,
+    limit: i64,
 ) -> Result<Vec<SyncRunView>, QueryError> {
     let sql = format!(
-        "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs WHERE workspace_id = $1 AND connection_id = $2
-         ORDER BY started_at DESC, id DESC"
+        "SELECT {SYNC_RUN_COLUMNS} FROM sync_runs
+         WHERE workspace_id = $1 AND connection_id = $2
+           AND ($3::timestamptz IS NULL OR (started_at, id) < ($3, $4::uuid))
+         ORDER BY started_at DESC, id DESC LIMIT $5"
     );
     Ok(sqlx::query_as(&sql)
         .bind(workspace.as_uuid())
         .bind(connection.as_uuid())
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, id)| id.as_uuid()))
+        .bind(limit.max(0))
         .fetch_all(pool)
         .await?)
 }

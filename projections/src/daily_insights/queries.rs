@@ -1,7 +1,9 @@
 //! Reads of daily insights for the REST API: sums over a date range, bucketed by day, ISO week,
 //! month or in total, split by the dimensions asked for and always by currency (two currencies
-//! are never summed together). SQL is assembled from fixed fragments only; every caller-supplied
-//! value is a bound parameter. Nothing here writes.
+//! are never summed together), a page at a time: rows come in one total order (period, then the
+//! grouped dimensions, then currency) and a page starts after the [`InsightsKey`] of the previous
+//! page's last row, so concatenated pages are exactly the whole answer. SQL is assembled from
+//! fixed fragments only; every caller-supplied value is a bound parameter. Nothing here writes.
 
 use crate::QueryError;
 use adledger_domain::{
@@ -9,7 +11,7 @@ use adledger_domain::{
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -53,6 +55,22 @@ pub struct InsightsQuery {
     pub connection_id: Option<ConnectionId>,
     /// Empty means every campaign.
     pub campaign_ids: Vec<CampaignId>,
+    /// Only rows after this one (the last row of the previous page).
+    pub after: Option<InsightsKey>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// Where a row sits in the order of the answer: its period and grouped dimensions (`None` when
+/// not grouped by) and its currency. No two rows of one answer share a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsightsKey {
+    pub period: Option<NaiveDate>,
+    pub platform: Option<String>,
+    pub connection_id: Option<uuid::Uuid>,
+    pub ad_account_id: Option<String>,
+    pub campaign_id: Option<uuid::Uuid>,
+    pub currency: String,
 }
 
 /// Totals of one period and group, in one currency. Dimensions not grouped by are `None`. The
@@ -88,6 +106,18 @@ pub struct InsightsRow {
 }
 
 impl InsightsRow {
+    /// The row's place in the order of the answer, to start the next page after it.
+    pub fn key(&self) -> InsightsKey {
+        InsightsKey {
+            period: self.period,
+            platform: self.platform.clone(),
+            connection_id: self.connection_id.map(|c| c.as_uuid()),
+            ad_account_id: self.ad_account_id.as_ref().map(|a| a.0.clone()),
+            campaign_id: self.campaign_id.map(|c| c.as_uuid()),
+            currency: self.currency.clone(),
+        }
+    }
+
     /// Fills in the ratios from the totals.
     fn derive_ratios(mut self) -> Self {
         let derived = MetricTotals {
@@ -107,8 +137,10 @@ impl InsightsRow {
     }
 }
 
-/// The SELECT for one query shape. Only fixed fragments go in; values are parameters.
-fn insights_sql(granularity: Granularity, group_by: &[GroupBy]) -> String {
+/// The SELECT for one query shape. Only fixed fragments go in; values are parameters: `$1` to `$5`
+/// the filters, `$6` to `$11` the key to start after (`after`: only the grouped parts are
+/// compared, since the others are NULL in every row), `$12` the limit.
+fn insights_sql(granularity: Granularity, group_by: &[GroupBy], after: bool) -> String {
     let platform = group_by.contains(&GroupBy::Platform);
     let account = group_by.contains(&GroupBy::AdAccount);
     let campaign = group_by.contains(&GroupBy::Campaign);
@@ -126,6 +158,42 @@ fn insights_sql(granularity: Granularity, group_by: &[GroupBy]) -> String {
     if campaign {
         group.extend(["5", "6"]);
     }
+    // The key of a row is computed from each of its days alone, so comparing it before grouping
+    // keeps or drops whole groups: the sums of the rows kept are those of the whole answer.
+    let mut key: Vec<(&str, &str)> = Vec::new();
+    if granularity != Granularity::Total {
+        key.push((period, "$6"));
+    }
+    if platform {
+        key.push(("d.platform", "$7"));
+    }
+    if account {
+        key.extend([("d.connection_id", "$8"), ("d.ad_account_id", "$9")]);
+    }
+    if campaign {
+        key.push(("d.campaign_id", "$10"));
+    }
+    key.push(("d.currency::text", "$11"));
+    let after = if after {
+        let (columns, values): (Vec<&str>, Vec<&str>) = key.into_iter().unzip();
+        // Every period of the page starts on or after the cursor's, so no earlier day counts:
+        // a bound the (workspace_id, date) index can use.
+        let since = if granularity == Granularity::Total {
+            ""
+        } else {
+            "AND d.date >= $6 "
+        };
+        format!(
+            "{since}AND ({}) > ({})",
+            columns.join(", "),
+            values.join(", ")
+        )
+    } else {
+        // The parameters are bound whatever the shape; naming them keeps their types known.
+        "AND $6::date IS NULL AND $7::text IS NULL AND $8::uuid IS NULL AND $9::text IS NULL \
+         AND $10::uuid IS NULL AND $11::text IS NULL"
+            .to_owned()
+    };
     format!(
         "SELECT {period} AS period, {platform_col} AS platform, {connection_col} AS connection_id,
                 {account_col} AS ad_account_id, {campaign_col} AS campaign_id,
@@ -137,8 +205,10 @@ fn insights_sql(granularity: Granularity, group_by: &[GroupBy]) -> String {
          WHERE d.workspace_id = $1 AND d.date BETWEEN $2 AND $3
            AND ($4::uuid IS NULL OR d.connection_id = $4)
            AND (cardinality($5::uuid[]) = 0 OR d.campaign_id = ANY ($5::uuid[]))
+           {after}
          GROUP BY {group}
-         ORDER BY 1, 2, 3, 4, 5, 7",
+         ORDER BY 1, 2, 3, 4, 5, 7
+         LIMIT $12",
         platform_col = pick(platform, "d.platform", "NULL::text"),
         connection_col = pick(account, "d.connection_id", "NULL::uuid"),
         account_col = pick(account, "d.ad_account_id", "NULL::text"),
@@ -153,13 +223,15 @@ fn insights_sql(granularity: Granularity, group_by: &[GroupBy]) -> String {
     )
 }
 
-/// Sums of daily insights over a date range, bucketed and grouped as asked; never sums two
-/// currencies together.
+/// Sums of daily insights over a date range, bucketed and grouped as asked, in the answer's
+/// order from after `query.after`, at most `query.limit` rows; never sums two currencies
+/// together.
 pub async fn insights(
     pool: &PgPool,
     query: &InsightsQuery,
 ) -> Result<Vec<InsightsRow>, QueryError> {
-    let sql = insights_sql(query.granularity, &query.group_by);
+    let after = query.after.as_ref();
+    let sql = insights_sql(query.granularity, &query.group_by, after.is_some());
     let campaigns: Vec<Uuid> = query.campaign_ids.iter().map(|c| c.as_uuid()).collect();
     let rows: Vec<InsightsRow> = sqlx::query_as(&sql)
         .bind(query.workspace_id.as_uuid())
@@ -167,6 +239,13 @@ pub async fn insights(
         .bind(query.range.to())
         .bind(query.connection_id.map(|c| c.as_uuid()))
         .bind(&campaigns)
+        .bind(after.and_then(|k| k.period))
+        .bind(after.and_then(|k| k.platform.as_deref()))
+        .bind(after.and_then(|k| k.connection_id))
+        .bind(after.and_then(|k| k.ad_account_id.as_deref()))
+        .bind(after.and_then(|k| k.campaign_id))
+        .bind(after.map(|k| k.currency.as_str()))
+        .bind(query.limit.max(0))
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(InsightsRow::derive_ratios).collect())
@@ -198,9 +277,15 @@ mod tests {
 
     #[test]
     fn grouping_twice_by_one_dimension_changes_nothing() {
-        assert_eq!(
-            insights_sql(Granularity::Week, &[GroupBy::Campaign, GroupBy::Campaign]),
-            insights_sql(Granularity::Week, &[GroupBy::Campaign])
-        );
+        for after in [false, true] {
+            assert_eq!(
+                insights_sql(
+                    Granularity::Week,
+                    &[GroupBy::Campaign, GroupBy::Campaign],
+                    after
+                ),
+                insights_sql(Granularity::Week, &[GroupBy::Campaign], after)
+            );
+        }
     }
 }
