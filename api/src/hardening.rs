@@ -138,6 +138,20 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt;
 
+    #[test]
+    fn reads_are_cancelled_a_little_before_the_request_times_out() {
+        let at = |secs: f64| {
+            HttpPolicy {
+                request_timeout: Duration::from_secs_f64(secs),
+                ..HttpPolicy::default()
+            }
+            .statement_timeout()
+        };
+        assert_eq!(at(30.0), Duration::from_secs(28));
+        assert_eq!(at(2.0), Duration::from_millis(1_800));
+        assert_eq!(at(3_600.0), Duration::from_secs(3_598));
+    }
+
     #[tokio::test]
     async fn a_slow_handler_gets_a_timeout_problem_not_a_hung_connection() {
         let policy = HttpPolicy {

@@ -8,10 +8,14 @@ use crate::paging::{Bounds, NextLink, PageSize, Scope};
 use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, Day, WorkspaceId};
+use adledger_infra::EventStore;
 use adledger_projections::daily_insights::{
     self, Granularity, GroupBy, InsightsKey, InsightsQuery,
 };
+use axum::body::Body;
 use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -35,11 +39,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct InsightsParams {
     /// First day, `YYYY-MM-DD` (the ad account's local date), 2000-01-01 to 2099-12-31.
-    #[param(required = true, value_type = String, format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    #[param(required = true, value_type = String, format = Date, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     from: Option<String>,
     /// Last day, inclusive, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31; at most 1,098 days after
     /// `from`.
-    #[param(required = true, value_type = String, format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    #[param(required = true, value_type = String, format = Date, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     to: Option<String>,
     /// `day` (default), `week` (ISO weeks from Monday), `month` or `total`.
     granularity: Option<String>,
@@ -65,7 +69,7 @@ pub struct InsightsResponse {
     pub group_by: Vec<String>,
     /// In order of period, then platform, connection and ad account, campaign, currency.
     pub rows: Vec<InsightsRow>,
-    /// Pass as `cursor` (with the same other parameters) for the next page; absent on the last
+    /// Pass as `cursor` (with the same other parameters) for the next page; `null` on the last
     /// page. Also in `Link: <…>; rel="next"`.
     pub next_cursor: Option<String>,
 }
@@ -232,19 +236,27 @@ fn parse(
 
 /// Impressions, clicks, spend, conversions and conversion value with CTR, CPC, CPM, CPA and ROAS,
 /// per period and group, per currency, a page of rows at a time: follow `next_cursor` until it is
-/// absent.
+/// `null`. With `Accept: application/x-ndjson`, every row (from `cursor`, when given) streams
+/// instead, one JSON row per line, read a page at a time: the server's memory stays flat.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/insights", tag = "insights",
     params(("workspace_id" = Uuid, Path), InsightsParams),
-    responses((status = 200, body = InsightsResponse,
-               headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
+    responses((status = 200,
+               content((InsightsResponse = "application/json"),
+                       (InsightsRow = "application/x-ndjson")),
+               headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one (JSON only)"))),
               Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn get_insights(
     State(state): State<AppState>,
     ws: InWorkspace<ReadInsights>,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     ApiQuery(params): ApiQuery<InsightsParams>,
-) -> Result<(NextLink, Json<InsightsResponse>), ApiError> {
-    let (query, size, scope) = parse(ws.id, &params)?;
+) -> Result<Response, ApiError> {
+    let (mut query, size, scope) = parse(ws.id, &params)?;
+    if wants_ndjson(&headers) {
+        query.limit = STREAM_PAGE;
+        return stream(state.reads, query).await;
+    }
     let rows = daily_insights::insights(state.reads.pool(), &query).await?;
     let (rows, next) = size.cut(rows, daily_insights::InsightsRow::key);
     let next_cursor = next.map(|key| scope.encode(&key)).transpose()?;
@@ -262,5 +274,64 @@ async fn get_insights(
             rows: rows.into_iter().map(InsightsRow::from).collect(),
             next_cursor,
         }),
-    ))
+    )
+        .into_response())
+}
+
+/// Rows read per query of a stream.
+const STREAM_PAGE: i64 = 5_000;
+
+/// Whether the client asks for NDJSON rather than JSON.
+fn wants_ndjson(headers: &HeaderMap) -> bool {
+    let accepts = |media: &str| {
+        headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(media))
+    };
+    accepts("application/x-ndjson") && !accepts("application/json")
+}
+
+/// Every row of `query` from its `after`, as NDJSON. Each page is its own query (under the
+/// statement timeout of reads) from after the last row sent, so nothing is held but one page;
+/// a client that goes away stops it at the next page. The first page is read before answering,
+/// so that a failure then is still a problem answer, not a cut stream.
+async fn stream(reads: EventStore, query: InsightsQuery) -> Result<Response, ApiError> {
+    let first = daily_insights::insights(reads.pool(), &query).await?;
+    let pages = futures_util::stream::unfold((Some(first), query), move |(page, mut query)| {
+        let reads = reads.clone();
+        async move {
+            let rows = match page {
+                Some(rows) => rows,
+                None => match daily_insights::insights(reads.pool(), &query).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::error!(error = %e, "insights stream failed mid-way");
+                        let failed = Err(std::io::Error::other("reading insights failed"));
+                        return Some((failed, (Some(Vec::new()), query)));
+                    }
+                },
+            };
+            let last = rows.last()?.key();
+            let more = rows.len() as i64 >= query.limit;
+            let mut out = Vec::with_capacity(rows.len() * 400);
+            for row in rows {
+                if let Err(e) = serde_json::to_writer(&mut out, &InsightsRow::from(row)) {
+                    let failed = Err(std::io::Error::other(e));
+                    return Some((failed, (Some(Vec::new()), query)));
+                }
+                out.push(b'\n');
+            }
+            query.after = Some(last);
+            // An empty page ends the stream: after the last full one, or after a failure.
+            let next = if more { None } else { Some(Vec::new()) };
+            Some((Ok(bytes::Bytes::from(out)), (next, query)))
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(pages),
+    )
+        .into_response())
 }

@@ -27,11 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StartSync {
     /// First day, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31.
-    #[schema(format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    #[schema(format = Date, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub from: String,
     /// Last day, inclusive, `YYYY-MM-DD`, 2000-01-01 to 2099-12-31; at most 1,098 days after
     /// `from`.
-    #[schema(format = Date, pattern = r"^\d{4}-\d{2}-\d{2}$")]
+    #[schema(format = Date, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     pub to: String,
     /// Campaigns to sync; empty or absent means every campaign of the connection.
     #[serde(default)]

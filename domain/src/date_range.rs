@@ -29,6 +29,9 @@ impl Day {
     pub const MIN: Day = Day(NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date"));
     /// The last day accepted.
     pub const MAX: Day = Day(NaiveDate::from_ymd_opt(2099, 12, 31).expect("a valid date"));
+    /// The shape of an accepted day as a JSON Schema pattern, for the OpenAPI document (which
+    /// adds `format: date` for the days each month has).
+    pub const PATTERN: &'static str = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$";
 
     /// The strict reading of `raw`; nothing is trimmed or guessed.
     pub fn parse(raw: &str) -> Result<Self, DayError> {
