@@ -72,6 +72,20 @@ pub async fn projections(
 /// The projections fed from the Postgres log; then, with a topic, the relay's lag and, per
 /// projection and partition, what Kafka-mode workers have applied against what the topic holds.
 fn print_status(status: &DeploymentStatus) {
+    let waiting = &status.unsequenced;
+    println!(
+        "log head {}; {}{} events wait to be sequenced{}",
+        status.head,
+        if waiting.at_least { "at least " } else { "" },
+        waiting.count,
+        waiting
+            .oldest_age_seconds
+            .map(|age| format!(", the oldest for {age:.1} s"))
+            .unwrap_or_default()
+    );
+    if let Some(holder) = &status.horizon.holder {
+        println!("settle horizon held by {}", holder.describe());
+    }
     println!(
         "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
         "projection", "position", "head", "lag", "lag_s", "events_applied", "events/s"

@@ -11,6 +11,10 @@ use utoipa::ToSchema;
 
 const TYPE_PREFIX: &str = "urn:adledger:problem:";
 
+/// `Retry-After` of a 503 for a condition that should pass by itself (the database back, the
+/// read side caught up): long enough not to hammer a recovering server.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -60,6 +64,13 @@ pub enum ApiError {
     Upstream(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The database did not answer or gave no connection in time (down, restarting, or every
+    /// connection busy). The cause is logged, not answered.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable(String),
+    /// The route exists but not for this method; `Allow` lists the ones it takes.
+    #[error("{method} is not allowed here; allowed: {allowed}")]
+    MethodNotAllowed { method: String, allowed: String },
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("too many requests from this client; retry after {0} s")]
@@ -133,6 +144,16 @@ impl ApiError {
                 "Ad platform error",
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
+            ApiError::DatabaseUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
@@ -200,8 +221,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::DatabaseUnavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable")
+            }
+            _ => {}
         }
         let problem = self.problem();
         let status =
@@ -217,6 +242,12 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::TooManyAttempts(secs) | ApiError::RateLimited(secs) => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+            }
+            ApiError::NotReady(_) | ApiError::DatabaseUnavailable(_) | ApiError::Timeout(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(RETRY_AFTER_SECS),
+                );
             }
             ApiError::Unauthenticated(_)
             | ApiError::SecondFactorRequired
@@ -280,6 +311,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(e.to_string()),
             StoreError::IdempotencyKeyReused { key } => ApiError::IdempotencyKeyReused(key),
+            e if e.is_transient() => ApiError::DatabaseUnavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -287,13 +319,19 @@ impl From<StoreError> for ApiError {
 
 impl From<adledger_projections::ProjectionError> for ApiError {
     fn from(e: adledger_projections::ProjectionError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.is_transient() {
+            true => ApiError::DatabaseUnavailable(e.to_string()),
+            false => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
 impl From<adledger_projections::QueryError> for ApiError {
     fn from(e: adledger_projections::QueryError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.is_transient() {
+            true => ApiError::DatabaseUnavailable(e.to_string()),
+            false => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

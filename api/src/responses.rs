@@ -41,6 +41,7 @@ problems! {
     RateLimited = 429;
     /// `internal`: logged with its cause; the answer never carries it.
     Internal = 500;
-    /// `not-ready`: the database, migrations, a projection or the relay is not ready.
-    NotReady = 503;
+    /// `database-unavailable`: the database did not answer within the probe timeout (or gave
+    /// no connection in time); `Retry-After` says when to retry.
+    Unavailable = 503;
 }

@@ -104,7 +104,6 @@ async fn spawn(
         listener,
         keys.clone(),
         adledger::startup::ApiOptions {
-            ready_max_lag: 1_000,
             http,
             auth,
             platforms,

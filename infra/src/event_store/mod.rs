@@ -4,6 +4,7 @@
 
 mod append;
 mod canonical;
+pub mod horizon;
 mod read;
 pub mod sequencer;
 pub mod verify;
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
+pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};
 
@@ -116,7 +118,8 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same call may succeed once the database is back (a restart, a dropped
-    /// connection, a pool out of connections): worth retrying for work that must not be lost.
+    /// connection, a pool out of connections): worth retrying for work that must not be lost,
+    /// and answered as "database unavailable, retry later" (503) to an API client.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(e) => is_transient(e),
