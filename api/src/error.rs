@@ -68,9 +68,9 @@ pub enum ApiError {
     /// connection busy). The cause is logged, not answered.
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable(String),
-    /// The route exists but not for this method; `Allow` lists the ones it takes.
-    #[error("{method} is not allowed here; allowed: {allowed}")]
-    MethodNotAllowed { method: String, allowed: String },
+    /// The route exists but not for this method; the `Allow` header lists the ones it takes.
+    #[error("{0} is not allowed on this route; the Allow header lists the methods it takes")]
+    MethodNotAllowed(String),
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("too many requests from this client; retry after {0} s")]
@@ -149,7 +149,7 @@ impl ApiError {
                 "database-unavailable",
                 "Database unavailable",
             ),
-            ApiError::MethodNotAllowed { .. } => (
+            ApiError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",

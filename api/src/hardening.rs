@@ -125,16 +125,10 @@ async fn problem_answers(req: Request, next: Next) -> Response {
         .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         .unwrap_or_default();
     let mut problem = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed {
-            method: method.to_string(),
-            allowed: parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned(),
+        // axum adds `Allow` to this answer further out, after this layer.
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::MethodNotAllowed(method.to_string()).into_response()
         }
-        .into_response(),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge.into_response(),
         StatusCode::NOT_FOUND => ApiError::no_route(&path).into_response(),
         StatusCode::BAD_REQUEST => ApiError::Malformed(match said.is_empty() {

@@ -14,6 +14,7 @@ mod health;
 mod insights;
 mod openapi;
 mod operators;
+mod outage;
 mod platforms;
 mod syncs;
 mod workspaces;

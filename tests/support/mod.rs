@@ -1,6 +1,7 @@
-//! What several test binaries share: waiting for an eventually consistent answer, and running
+//! What several test binaries share: waiting for an eventually consistent answer, running
 //! `adledger` as a child process, as an operator would (killed with SIGKILL when dropped, also
-//! when a test fails half-way; logging to a file the failure messages name).
+//! when a test fails half-way; logging to a file the failure messages name), and a PostgreSQL
+//! cluster of a test's own that it may stop and start.
 
 // Each test binary that includes this module uses part of it.
 #![allow(dead_code)]
@@ -96,5 +97,63 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A PostgreSQL cluster of this test alone (scripts/pg.sh in a directory of its own), so that
+/// it can be stopped and started without disturbing other tests. Stopped and removed on drop.
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+impl PrivateCluster {
+    /// Runs `scripts/pg.sh <command>` on the cluster in `dir`; answers its standard output.
+    pub fn pg(dir: &PathBuf, command: &str) -> String {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+        let out = Command::new(script)
+            .arg(command)
+            .env_remove("DATABASE_URL")
+            .env("ADLEDGER_PG_DIR", dir)
+            .output()
+            .expect("run scripts/pg.sh");
+        assert!(
+            out.status.success(),
+            "pg.sh {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("adledger-pg-{}", Uuid::new_v4().simple()));
+        let env = Self::pg(&dir, "env");
+        let url = env
+            .trim()
+            .strip_prefix("export DATABASE_URL='")
+            .and_then(|rest| rest.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("unexpected pg.sh output {env:?}"))
+            .to_owned();
+        Self { dir, url }
+    }
+
+    /// `pg_ctl stop -m fast`: every session is cut, new connections are refused.
+    pub fn stop(&self) {
+        Self::pg(&self.dir, "stop");
+    }
+
+    /// Starts the stopped cluster again, on the same port.
+    pub fn restart(&self) {
+        Self::pg(&self.dir, "start");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh"))
+            .arg("stop")
+            .env("ADLEDGER_PG_DIR", &self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
