@@ -65,7 +65,7 @@ pub struct ReadinessState {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UnsequencedEvents {
-    /// Counted up to a cap (100 000): see `at_least`.
+    /// Counted up to a cap (10 000): see `at_least`.
     pub count: i64,
     /// The count stopped at its cap: there are at least `count`.
     pub at_least: bool,

@@ -81,7 +81,7 @@ fn render(status: &DeploymentStatus) -> String {
         &mut out,
         "adledger_log_unsequenced_events",
         "gauge",
-        "Committed events without a log position yet (counted up to 100000).",
+        "Committed events without a log position yet (counted up to 10000).",
         &[(String::new(), status.unsequenced.count as f64)],
     );
     family(

@@ -292,16 +292,19 @@ pub async fn deployment_status(
 
     let relay = match deployment.relay_topic {
         None => None,
-        // No relay has published yet: everything is still to send.
-        Some(topic) => Some(relay::status(pool, topic).await?.unwrap_or(RelayStatus {
-            topic: topic.to_owned(),
-            position: 0,
-            head,
-            lag_events: head,
-            lag_seconds: 0.0,
-            events_published: 0,
-            updated_at: None,
-        })),
+        Some(topic) => match relay::status(pool, topic).await? {
+            Some(status) => Some(status),
+            // No relay has published yet: everything is still to send, since the first event.
+            None => Some(RelayStatus {
+                topic: topic.to_owned(),
+                position: 0,
+                head,
+                lag_events: head,
+                lag_seconds: ages(pool, &[1]).await?.get(&1).copied().unwrap_or(0.0),
+                events_published: 0,
+                updated_at: None,
+            }),
+        },
     };
     Ok(DeploymentStatus {
         head,
@@ -393,20 +396,25 @@ async fn fill_lag_seconds(
     if positions.is_empty() {
         return Ok(());
     }
-    let ages: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT l.position, extract(epoch FROM clock_timestamp() - e.recorded_at)::float8
-         FROM event_log l JOIN events e ON e.id = l.event_row_id WHERE l.position = ANY($1)",
-    )
-    .bind(&positions)
-    .fetch_all(pool)
-    .await?;
-    let ages: HashMap<i64, f64> = ages.into_iter().collect();
+    let ages = ages(pool, &positions).await?;
     for status in projections {
         if let Some(age) = oldest_unapplied(status).and_then(|p| ages.get(&p)) {
             status.lag_seconds = age.max(0.0);
         }
     }
     Ok(())
+}
+
+/// Seconds since the events at `positions` were recorded (those that exist).
+async fn ages(pool: &PgPool, positions: &[i64]) -> Result<HashMap<i64, f64>, ProjectionError> {
+    let ages: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT l.position, extract(epoch FROM clock_timestamp() - e.recorded_at)::float8
+         FROM event_log l JOIN events e ON e.id = l.event_row_id WHERE l.position = ANY($1)",
+    )
+    .bind(positions)
+    .fetch_all(pool)
+    .await?;
+    Ok(ages.into_iter().collect())
 }
 
 /// md5 over every row of the projection's tables in key order, combined over its tables.
@@ -542,7 +550,7 @@ mod tests {
         let mut status = DeploymentStatus {
             head: 10,
             unsequenced: Unsequenced {
-                count: 100_000,
+                count: 10_000,
                 at_least: true,
                 oldest_age_seconds: Some(300.0),
                 held_by_horizon: true,
@@ -559,7 +567,7 @@ mod tests {
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(
             reasons[0].starts_with(
-                "the log is stalled: at least 100000 events wait to be sequenced, the oldest \
+                "the log is stalled: at least 10000 events wait to be sequenced, the oldest \
                  for 300 s (bound 60 s); they wait for transaction pid 4242 in database \"other\""
             ),
             "{reasons:?}"
