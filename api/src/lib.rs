@@ -141,9 +141,9 @@ fn declare_service_unavailable(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let response = ResponseBuilder::new()
         .description(
-            "`database-unavailable`: the database did not answer in time (down, \
-                 restarting, or every connection busy); or `request-timeout`: the request took \
-                 longer than the server's limit. `Retry-After` says when to retry.",
+            "`database-unavailable`: the database did not answer in time (down, restarting, \
+             or every connection busy); or `request-timeout`: the request took longer than the \
+             server's limit. `Retry-After` says when to retry.",
         )
         .content(
             "application/problem+json",

@@ -6,7 +6,6 @@
 //! whole deployment.
 
 use crate::error::ApiError;
-use crate::responses::Unavailable;
 use crate::AppState;
 use adledger_infra::HorizonHolder;
 use adledger_projections::status::{PartitionProgress, ProjectionSource};
@@ -50,8 +49,7 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
-         content_type = "text/plain; version=0.0.4"),
-        Unavailable))]
+         content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let status = crate::health::within_probe_timeout(&state, async {
         adledger_projections::deployment_status(&state.store, state.readiness.deployment())

@@ -122,3 +122,31 @@ async fn metrics_expose_the_log_head_and_projection_lag_in_prometheus_text() {
         "no relay without a topic"
     );
 }
+
+#[tokio::test]
+async fn the_document_lists_the_503_on_every_operation_but_liveness() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json").await;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let unavailable = &operation["responses"]["503"];
+            if path == "/healthz" {
+                assert!(unavailable.is_null(), "{method} {path}");
+                continue;
+            }
+            operations += 1;
+            assert!(
+                unavailable["content"]["application/problem+json"].is_object(),
+                "{method} {path}: {operation}"
+            );
+            if path != "/readyz" {
+                assert!(
+                    unavailable["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(operations > 40, "{operations}");
+}
