@@ -1,7 +1,9 @@
 //! Backup and restore as docs/runbooks.md tells it: a logical dump (`pg_dump -Fc`) of a database
 //! with some history, restored into a fresh cluster (no roles, no databases, its transaction ids
-//! far behind the original's), finds the hash chain intact with the same head hash, every read
+//! behind the original's), finds the hash chain intact with the same head hash, every read
 //! model rebuilt to the original's checksums, and the restored deployment taking writes again.
+//! And a point-in-time recovery from a base backup and archived WAL, which leaves out what was
+//! written after the target time.
 
 use crate::harness::{
     caught_up, checksums, completed_once, each_acknowledged_once, rebuilt_checksums, verified,
@@ -54,23 +56,19 @@ async fn restore(cluster: &PrivateCluster, dump: &Path) -> String {
     );
 
     // Events carry the transaction id of their writer (`tx_id`, with its epoch), and the
-    // sequencer takes them in that order after the last one sequenced. The fresh cluster counts
+    // sequencer takes them in that order after the last one sequenced. A fresh cluster counts
     // from a few hundred, so new events would sort before the restored ones and never be
     // sequenced. Before anything writes, start its next epoch past the log's: every new id is
-    // then above every restored one, and the 32-bit ids the rows carry do not move.
+    // then above every restored one, and the 32-bit ids the rows carry do not move. (Done
+    // whatever the runbook's check would say, so that the step itself stays tested: it is
+    // harmless when not needed.)
     let mut db = PgConnection::connect(&restored).await.unwrap();
-    let (max, current): (String, String) =
-        sqlx::query_as("SELECT max(tx_id)::text, pg_current_xact_id()::text FROM events")
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+    let max: String = sqlx::query_scalar("SELECT max(tx_id)::text FROM events")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     db.close().await.unwrap();
-    let (max, current): (u64, u64) = (max.parse().unwrap(), current.parse().unwrap());
-    assert!(
-        max > current,
-        "the fresh cluster's transaction ids ({current}) are behind the log's ({max}): the case \
-         the runbook's pg_resetwal step is for"
-    );
+    let max: u64 = max.parse().unwrap();
     cluster.stop();
     let epoch = (max >> 32) + 1;
     cluster.as_owner(

@@ -56,7 +56,7 @@ impl Server {
         server
     }
 
-    /// Starts the process (again), waiting until it answers `/healthz`.
+    /// Starts the process (again), waiting until it answers HTTP.
     pub async fn restart(&mut self) {
         assert!(self.process.is_none(), "the server is running");
         let process = Process::start(
@@ -83,10 +83,11 @@ impl Server {
         *self.address.write().expect("address lock") = format!("http://{address}");
         self.process = Some(process);
         let client = reqwest::Client::new();
+        // Any answer will do: the API serves (whether it is ready is the tests' business).
         let health = format!("http://{address}/healthz");
         eventually_within("the server to answer", Duration::from_secs(30), || {
             let request = client.get(&health).send();
-            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+            async move { request.await.ok().map(|_| ()) }
         })
         .await;
     }
