@@ -4,7 +4,7 @@
 use crate::ProjectionError;
 use adledger_infra::kafka::KafkaConfig;
 use sqlx::PgPool;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Whether read model `name` has applied every event up to `position`, fed from the Postgres log
 /// or, with `from_kafka`, from that topic.
@@ -34,20 +34,29 @@ pub async fn reached(
     if published.unwrap_or(0) < position {
         return Ok(false);
     }
-    let behind: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT partition, next_offset FROM projection_offsets
-         WHERE projection = $1 AND topic = $2 AND last_position < $3",
+    let applied: HashMap<i32, (i64, i64)> = sqlx::query_as::<_, (i32, i64, i64)>(
+        "SELECT partition, next_offset, last_position FROM projection_offsets
+         WHERE projection = $1 AND topic = $2",
     )
     .bind(name)
     .bind(&config.topic)
-    .bind(position)
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|(partition, next, last)| (partition, (next, last)))
+    .collect();
+    // Every partition of the topic counts, also one no worker has taken yet (nothing applied).
+    let behind: Vec<(i32, i64)> = (0..config.partitions)
+        .map(|p| (p, applied.get(&p).copied().unwrap_or((0, 0))))
+        .filter(|(_, (_, last))| *last < position)
+        .map(|(p, (next, _))| (p, next))
+        .collect();
     if behind.is_empty() {
         return Ok(true);
     }
     let partitions: BTreeSet<i32> = behind.iter().map(|(p, _)| *p).collect();
     let ends = crate::kafka::partition_ends(config, partitions).await;
+    // A partition whose end the broker does not tell cannot be shown to have caught up.
     Ok(behind
         .iter()
         .all(|(partition, next)| ends.get(partition).is_some_and(|end| end <= next)))
