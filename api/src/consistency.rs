@@ -296,6 +296,23 @@ impl utoipa::Modify for ReadYourWrites {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         use utoipa::openapi::Required;
         for (path, item) in openapi.paths.paths.iter_mut() {
+            let writes = [
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in writes.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (true, utoipa::openapi::RefOr::T(response)) =
+                        (status.starts_with('2'), response)
+                    {
+                        response
+                            .headers
+                            .insert(LOG_POSITION.as_str().to_owned(), position_header());
+                    }
+                }
+            }
             let Some(get) = item.get.as_mut() else {
                 continue;
             };
@@ -346,4 +363,22 @@ impl utoipa::Modify for ReadYourWrites {
                 });
         }
     }
+}
+
+fn position_header() -> utoipa::openapi::header::Header {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let mut header = utoipa::openapi::header::Header::new(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .minimum(Some(1)),
+    );
+    header.description = Some(
+        "The log position this write's last event reached, when the log placed it within 1 s: \
+         pass it as `min_position` to read the write elsewhere"
+            .to_owned(),
+    );
+    header
 }

@@ -137,3 +137,26 @@ async fn a_stalled_log_answers_503_to_the_writer_not_a_404() {
         "once the log moves, the writer reads its write"
     );
 }
+
+#[tokio::test]
+async fn the_document_declares_positions_on_writes_and_min_position_on_reads() {
+    let doc = adledger_api::openapi();
+    let doc = serde_json::to_value(&doc).unwrap();
+    let create = &doc["paths"]["/v1/workspaces"]["post"]["responses"]["201"];
+    assert_eq!(
+        create["headers"]["adledger-log-position"]["schema"]["type"], "integer",
+        "{create}"
+    );
+    let read = &doc["paths"]["/v1/workspaces/{workspace_id}"]["get"];
+    let parameters = read["parameters"].as_array().unwrap();
+    assert!(
+        parameters.iter().any(|p| p["name"] == "min_position"
+            && p["in"] == "query"
+            && p["schema"]["minimum"] == 0),
+        "{read}"
+    );
+    assert_eq!(
+        read["responses"]["503"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+}
