@@ -11,6 +11,7 @@ mod auth;
 mod caller;
 mod campaigns;
 mod connections;
+mod consistency;
 mod context;
 mod error;
 mod events;
@@ -27,6 +28,7 @@ mod personal;
 mod rate_limit;
 mod responses;
 mod syncs;
+mod text;
 mod workspaces;
 
 use adledger_commands::identity::Identity;
@@ -38,6 +40,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use consistency::Consistency;
 pub use error::{ApiError, Problem};
 pub use hardening::HttpPolicy;
 pub use rate_limit::RateLimiter;
@@ -54,6 +57,8 @@ pub struct AppState {
     pub ready_max_lag: i64,
     pub readiness: Readiness,
     pub http: HttpPolicy,
+    /// What each caller's next reads must see of their writes (read-your-writes).
+    pub consistency: std::sync::Arc<Consistency>,
 }
 
 /// What `/readyz` checks besides the database and migrations.
@@ -138,15 +143,24 @@ fn api_router() -> OpenApiRouter<AppState> {
     )
 }
 
+/// The routes and the OpenAPI document that describes them, completed with what every read
+/// route shares.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (router, mut doc) = api_router().split_for_parts();
+    consistency::ReadYourWrites.modify(&mut doc);
+    (router, doc)
+}
+
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    routes_and_document().1
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let policy = state.http.clone();
-    let (router, doc) = api_router().split_for_parts();
+    let (router, doc) = routes_and_document();
     let doc = std::sync::Arc::new(doc);
     let router = router
         .route(
@@ -157,6 +171,10 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::track_writes,
+        ))
         .with_state(state);
     hardening::apply(router, &policy)
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
