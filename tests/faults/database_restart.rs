@@ -55,8 +55,9 @@ async fn postgres_restarted_under_idempotent_writes_keeps_every_write_once() {
     })
     .await;
     let mut acks = writers.stop().await;
+    // Not asserted: a request that reaches the server while the database is down waits for a
+    // connection and may well succeed; only those cut mid-query are resent.
     let failed_sends = resent(&acks);
-    assert!(failed_sends > 0, "no write was cut by the restarts");
     eprintln!(
         "database restarts: {} writes acknowledged, {failed_sends} sends resent",
         acks.len()

@@ -75,11 +75,18 @@ impl Server {
                 ("ADLEDGER_CREDENTIAL_RATE_LIMIT_PER_MINUTE", "0"),
             ],
         );
-        let address = eventually_within("the server to listen", Duration::from_secs(60), || {
-            let found = listening_address(&process.log_text());
-            async move { found }
-        })
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            let log = process.log_text();
+            if let Some(address) = listening_address(&log) {
+                break address;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server did not listen within 60 s:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         *self.address.write().expect("address lock") = format!("http://{address}");
         self.process = Some(process);
         let client = reqwest::Client::new();
