@@ -256,9 +256,10 @@ async fn sequenced(
             return Ok(None);
         }
         // This process's sequencer wakes us as it moves the head; one elsewhere is polled for.
-        match tokio::time::timeout(pause.min(left), head.changed()).await {
-            Ok(Err(_)) => tokio::time::sleep(pause.min(left)).await,
-            Ok(Ok(())) | Err(_) => {}
+        let woken = tokio::time::timeout(pause.min(left), head.changed()).await;
+        if let Ok(Err(_)) = woken {
+            // No sequencer in this process to wake us: just wait.
+            tokio::time::sleep(pause.min(left)).await;
         }
         pause = (pause * 2).min(Duration::from_millis(50));
     }
