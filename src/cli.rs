@@ -584,8 +584,9 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
-    /// Print a checksum of a projection's read model (equal checksums, equal tables).
-    Checksum { name: String },
+    /// Print a checksum of a projection's read model (equal checksums, equal tables); without a
+    /// name, every projection's, one `NAME CHECKSUM` line each.
+    Checksum { name: Option<String> },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -179,6 +179,7 @@ pub async fn spawn_api_with_commands(
             .map(adledger_api::RateLimiter::per_minute),
         store,
         readiness: options.readiness,
+        consistency: Default::default(),
         http: options.http,
     };
     let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -71,6 +71,16 @@ pub enum ApiError {
     /// The route exists but not for this method; the `Allow` header lists the ones it takes.
     #[error("{0} is not allowed on this route; the Allow header lists the methods it takes")]
     MethodNotAllowed(String),
+    /// A read waited this long for the read model to reach the caller's write (or the position
+    /// it named) and it did not.
+    #[error(
+        "the read model has not reached your last write (or min_position) within {} s; retry",
+        .waited.as_secs_f64()
+    )]
+    NotCaughtUp {
+        waited: std::time::Duration,
+        retry_after_secs: u64,
+    },
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("too many requests from this client; retry after {0} s")]
@@ -153,6 +163,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
+            ),
+            ApiError::NotCaughtUp { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-caught-up",
+                "Not caught up",
             ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -240,7 +255,12 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         match &self {
-            ApiError::TooManyAttempts(secs) | ApiError::RateLimited(secs) => {
+            ApiError::TooManyAttempts(secs)
+            | ApiError::RateLimited(secs)
+            | ApiError::NotCaughtUp {
+                retry_after_secs: secs,
+                ..
+            } => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
             }
             ApiError::NotReady(_) | ApiError::DatabaseUnavailable(_) | ApiError::Timeout(_) => {

@@ -11,6 +11,7 @@ mod auth;
 mod caller;
 mod campaigns;
 mod connections;
+mod consistency;
 mod context;
 mod error;
 mod events;
@@ -27,6 +28,7 @@ mod personal;
 mod rate_limit;
 mod responses;
 mod syncs;
+mod text;
 mod workspaces;
 
 use adledger_commands::identity::Identity;
@@ -38,6 +40,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use consistency::Consistency;
 pub use error::{ApiError, Problem};
 pub use hardening::HttpPolicy;
 pub use rate_limit::RateLimiter;
@@ -52,6 +55,8 @@ pub struct AppState {
     pub store: EventStore,
     pub readiness: Readiness,
     pub http: HttpPolicy,
+    /// What each caller's next reads must see of their writes (read-your-writes).
+    pub consistency: std::sync::Arc<Consistency>,
 }
 
 /// What `/readyz` checks besides the database and migrations, and how long it may take.
@@ -134,30 +139,29 @@ impl utoipa::Modify for BearerAuth {
 /// Every route runs under the request time limit, and every route but `/healthz` reaches the
 /// database: each can answer 503 (`request-timeout`, or `database-unavailable` while the
 /// database is down), with `Retry-After`. Declared on the merged document once rather than on
-/// each route; a route that declares its own 503 keeps it.
+/// each route; a route that declares its own 503 (`/readyz`, reads' `not-caught-up`) gets these
+/// cases and the header added to it.
 fn declare_service_unavailable(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const CASES: &str = "`database-unavailable`: the database did not answer in time (down, \
+                         restarting, or every connection busy); or `request-timeout`: the \
+                         request took longer than the server's limit. `Retry-After` says when \
+                         to retry.";
+    let retry_after = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+        .description(Some("Seconds to wait before retrying"))
+        .build();
     let response = ResponseBuilder::new()
-        .description(
-            "`database-unavailable`: the database did not answer in time (down, restarting, \
-             or every connection busy); or `request-timeout`: the request took longer than the \
-             server's limit. `Retry-After` says when to retry.",
-        )
+        .description(CASES)
         .content(
             "application/problem+json",
             ContentBuilder::new()
                 .schema(Some(Ref::from_schema_name("Problem")))
                 .build(),
         )
-        .header(
-            "Retry-After",
-            HeaderBuilder::new()
-                .schema(ObjectBuilder::new().schema_type(Type::Integer))
-                .description(Some("Seconds to wait before retrying"))
-                .build(),
-        )
+        .header("Retry-After", retry_after.clone())
         .build();
     for (path, item) in openapi.paths.paths.iter_mut() {
         if path == "/healthz" {
@@ -173,11 +177,20 @@ fn declare_service_unavailable(openapi: &mut utoipa::openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
-            operation
+            let declared = operation
                 .responses
                 .responses
                 .entry("503".into())
                 .or_insert_with(|| response.clone().into());
+            if let RefOr::T(declared) = declared {
+                if !declared.description.contains("database-unavailable") {
+                    declared.description = format!("{} Also {CASES}", declared.description);
+                }
+                declared
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| retry_after.clone());
+            }
         }
     }
 }
@@ -208,18 +221,25 @@ fn api_router() -> OpenApiRouter<AppState> {
     )
 }
 
+/// The routes and the OpenAPI document that describes them, completed with what every read
+/// route shares.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (router, mut doc) = api_router().split_for_parts();
+    consistency::ReadYourWrites.modify(&mut doc);
+    declare_service_unavailable(&mut doc);
+    (router, doc)
+}
+
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = api_router().split_for_parts().1;
-    declare_service_unavailable(&mut doc);
-    doc
+    routes_and_document().1
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let policy = state.http.clone();
-    let (router, mut doc) = api_router().split_for_parts();
-    declare_service_unavailable(&mut doc);
+    let (router, doc) = routes_and_document();
     let doc = std::sync::Arc::new(doc);
     let router = router
         .route(
@@ -230,6 +250,10 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::track_writes,
+        ))
         .with_state(state);
     hardening::apply(router, &policy)
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))

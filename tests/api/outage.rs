@@ -82,7 +82,7 @@ async fn a_database_outage_answers_503_with_retry_after_fast_and_the_api_recover
     // Liveness does not depend on the database: the process must not be restarted for it.
     assert_eq!(app.get("/healthz").await.status(), 200);
 
-    tokio::task::block_in_place(|| cluster.restart());
+    tokio::task::block_in_place(|| cluster.start_again());
     ready(&app).await;
     assert_eq!(app.get("/v1/workspaces").await.status(), 200);
     let r = app

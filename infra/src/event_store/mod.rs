@@ -8,6 +8,7 @@ pub mod horizon;
 mod read;
 pub mod sequencer;
 pub mod verify;
+mod written;
 
 use adledger_domain::{EventId, StreamId, WorkspaceId};
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use tokio::sync::{watch, Notify};
 pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};
+pub use written::{EventRow, Written};
 
 /// One event to append, as a decision produced it.
 #[derive(Debug, Clone)]
