@@ -208,6 +208,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     let db = Database::connect_with(&config.url, pool).await?;
     let store = EventStore::new(db.app.clone());
+    store.check_transaction_ids().await?;
     let (trigger, stopped) = shutdown::channel();
     let kafka = config.workers.kafka.config();
     let source = match config.workers.source {

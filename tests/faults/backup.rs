@@ -69,13 +69,37 @@ async fn restore(cluster: &PrivateCluster, dump: &Path) -> String {
         .unwrap();
     db.close().await.unwrap();
     let max: u64 = max.parse().unwrap();
-    cluster.stop();
     let epoch = (max >> 32) + 1;
+    // adledger refuses to serve such a database, naming the step.
+    let pool = PgPool::connect(&restored).await.unwrap();
+    let refused = adledger_infra::EventStore::new(pool.clone())
+        .check_transaction_ids()
+        .await;
+    let next: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    match refused {
+        Err(adledger_infra::StoreError::TransactionIdsBehind { epoch: named, .. }) => {
+            assert_eq!(named, epoch)
+        }
+        // A fresh cluster is behind any that wrote this much; should it not be, nothing is wrong.
+        Ok(()) => assert!(next.parse::<u64>().unwrap() > max, "{next} <= {max}"),
+        Err(other) => panic!("checking the transaction ids: {other}"),
+    }
+    pool.close().await;
+    cluster.stop();
     cluster.as_owner(
         "pg_resetwal",
         &["-e", &epoch.to_string(), &cluster.data().to_string_lossy()],
     );
     cluster.start_again();
+    let pool = PgPool::connect(&restored).await.unwrap();
+    adledger_infra::EventStore::new(pool.clone())
+        .check_transaction_ids()
+        .await
+        .expect("past the log's transaction ids after the epoch step");
+    pool.close().await;
     restored
 }
 

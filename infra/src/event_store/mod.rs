@@ -114,6 +114,13 @@ pub enum StoreError {
     IdempotencyKeyReused { key: String },
     #[error("stored event is not readable: {0}")]
     Corrupt(String),
+    #[error(
+        "this database's next transaction id ({next}) is not above the log's newest ({newest}): \
+         it was restored into another cluster, and new events could never be sequenced. Stop \
+         PostgreSQL and run `pg_resetwal -e {epoch}` on its data directory before anything \
+         writes (docs/runbooks.md, \"Backup and restore\")"
+    )]
+    TransactionIdsBehind { newest: u64, next: u64, epoch: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
