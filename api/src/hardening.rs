@@ -78,7 +78,11 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
                     HeaderName::from_static("x-request-id"),
                     HeaderName::from_static("x-api-key"),
                 ])
-                .expose_headers([HeaderName::from_static("x-request-id")])
+                .expose_headers([
+                    HeaderName::from_static("x-request-id"),
+                    crate::consistency::LOG_POSITION,
+                    header::RETRY_AFTER,
+                ])
                 .max_age(Duration::from_secs(600)),
         );
     }

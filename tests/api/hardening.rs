@@ -89,6 +89,12 @@ async fn cors_answers_only_the_allowed_origins() {
         .await
         .unwrap();
     assert_eq!(simple.headers()["access-control-allow-origin"], ORIGIN);
+    // A browser client can read the position its write reached, to read it elsewhere.
+    let exposed = simple.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("adledger-log-position"), "{exposed}");
 
     // Without a configured allow-list no origin is allowed.
     let closed = spawn_app().await;
