@@ -42,7 +42,7 @@ impl RequestInfo {
             None => None,
             Some(v) => {
                 let key = v.to_str().unwrap_or_default();
-                if key.is_empty() || key.len() > 255 {
+                if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(ApiError::invalid(
                         "Idempotency-Key",
                         "must be 1 to 255 visible ASCII characters",

@@ -48,7 +48,8 @@ pub struct ProjectionLag {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -59,7 +60,7 @@ async fn healthz() -> Json<Health> {
 /// is within the configured lag of the log. A Kafka partition whose end the broker does not tell
 /// counts as caught up: a broker outage must not take the API out of rotation, since commands
 /// keep working without it.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Readiness), NotReady))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let pool = state.store.pool();

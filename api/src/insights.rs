@@ -24,15 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct InsightsParams {
     /// First day, `YYYY-MM-DD` (the ad account's local date).
+    #[param(required = true, format = Date)]
     from: Option<String>,
     /// Last day, inclusive.
+    #[param(required = true, format = Date)]
     to: Option<String>,
     /// `day` (default), `week` (ISO weeks from Monday), `month` or `total`.
+    #[param(schema_with = crate::schemas::granularity)]
     granularity: Option<String>,
     /// Comma-separated: `platform`, `ad_account`, `campaign`.
+    #[param(schema_with = crate::schemas::group_by)]
     group_by: Option<String>,
     connection_id: Option<Uuid>,
     /// Comma-separated campaign ids.
+    #[param(schema_with = crate::schemas::comma_separated_uuids)]
     campaign_ids: Option<String>,
 }
 

@@ -4,6 +4,7 @@ use crate::access::{InWorkspace, ManageConnections, ReadWorkspace};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, InPath};
 use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
+use crate::schemas::IdempotencyKey;
 use crate::AppState;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, SyncId};
 use adledger_projections::catalog;
@@ -95,11 +96,14 @@ impl From<catalog::SyncRunView> for SyncRun {
 /// the run's id; a sync worker carries it out. Follow it at
 /// `/v1/workspaces/{workspace_id}/syncs/{sync_id}`.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}/syncs", tag = "syncs",
-    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first run")),
+    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path), IdempotencyKey),
     request_body = StartSync,
     responses(
-        (status = 202, body = SyncAccepted),
+        (status = 202, description = "Started; follow it at `Location`", body = SyncAccepted,
+         headers(("Location" = String, description = "The run's address")),
+         links(("GetSync" = (operation_id = "get_sync",
+                             parameters(("workspace_id" = "$request.path.workspace_id"),
+                                        ("sync_id" = "$response.body#/sync_id")))))),
         (status = 409, description = "A sync is already running, or the connection needs reauthorization", body = Problem, content_type = "application/problem+json"),
         Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited,
     ))]
