@@ -3,7 +3,7 @@
 //! nothing new.
 
 use adledger_commands::identity::{AuthPolicy, Identity};
-use adledger_commands::{CommandContext, CommandError};
+use adledger_commands::{CommandContext, CommandError, IdempotencyKey};
 use adledger_domain::event::ConnectionSettings;
 use adledger_domain::{Actor, DateRange, DomainError, EventMetadata, UserId, WorkspaceId};
 use adledger_infra::{Database, EventStore, Secret};
@@ -39,7 +39,7 @@ fn context(user: UserId, key: &str) -> CommandContext {
     metadata.actor = Actor::User { user_id: user };
     CommandContext {
         metadata,
-        idempotency_key: Some(key.to_owned()),
+        idempotency_key: Some(IdempotencyKey::new(format!("demo user:{user}"), key)),
     }
 }
 

@@ -179,6 +179,7 @@ pub async fn spawn_api_with_commands(
         store,
         ready_max_lag: options.ready_max_lag,
         readiness: options.readiness,
+        consistency: Default::default(),
         http: options.http,
     };
     let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::Process;
+use support::{eventually_within, Process};
 use uuid::Uuid;
 
 mod support;
@@ -671,4 +671,42 @@ async fn readyz_reports_relay_lag_and_fails_while_the_relay_is_behind() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["projections"][0]["name"], "catalog");
     assert_eq!(body["projections"][0]["lag_events"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_fed_from_kafka_reaches_a_position_once_every_partition_has_applied_it() {
+    use adledger_projections::reached::reached;
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    seed(&store, 1..4, 2, 5).await;
+    let head = db.settle(&store).await;
+    let config = config(&kafka_brokers(), &unique_topic("test.reached"));
+    let _relay = spawn_relay(&store, &config);
+    wait_for_relay(store.pool(), &config.topic, head, Duration::from_secs(60)).await;
+    // Published, but no projection worker has applied anything.
+    assert!(!reached(store.pool(), "catalog", Some(&config), head)
+        .await
+        .unwrap());
+
+    let (_stop, stopped) = shutdown::channel();
+    adledger::startup::spawn_workers(
+        &store,
+        adledger::startup::WorkerSource::Kafka(config.clone(), Default::default()),
+        &stopped,
+    );
+    eventually_within(
+        "catalog from kafka to reach the head",
+        Duration::from_secs(60),
+        || async {
+            reached(store.pool(), "catalog", Some(&config), head)
+                .await
+                .unwrap()
+                .then_some(())
+        },
+    )
+    .await;
+    // Beyond what the relay published: not reached, whatever the partitions say.
+    assert!(!reached(store.pool(), "catalog", Some(&config), head + 1)
+        .await
+        .unwrap());
 }

@@ -15,11 +15,8 @@ use adledger_infra::testing::TestDatabase;
 use adledger_infra::EventStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
-use support::{eventually_within, Process};
-use uuid::Uuid;
+use support::{eventually_within, PrivateCluster, Process};
 
 mod support;
 
@@ -262,53 +259,6 @@ async fn a_worker_stopped_by_sigterm_hands_its_run_back_at_once() {
     );
     every_day_stored_once(&store, conn, range).await;
     assert_eq!(counts, whole_run_counts());
-}
-
-/// A PostgreSQL cluster of this test alone (scripts/pg.sh in a directory of its own), so that
-/// it can be stopped and started without disturbing other tests. Stopped and removed on drop.
-struct PrivateCluster {
-    dir: PathBuf,
-    url: String,
-}
-
-impl PrivateCluster {
-    fn pg(dir: &PathBuf, command: &str) -> String {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
-        let out = Command::new(script)
-            .arg(command)
-            .env_remove("DATABASE_URL")
-            .env("ADLEDGER_PG_DIR", dir)
-            .output()
-            .expect("run scripts/pg.sh");
-        assert!(
-            out.status.success(),
-            "pg.sh {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("adledger-pg-{}", Uuid::new_v4().simple()));
-        let env = Self::pg(&dir, "env");
-        let url = env
-            .trim()
-            .strip_prefix("export DATABASE_URL='")
-            .and_then(|rest| rest.strip_suffix('\''))
-            .unwrap_or_else(|| panic!("unexpected pg.sh output {env:?}"))
-            .to_owned();
-        Self { dir, url }
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh"))
-            .arg("stop")
-            .env("ADLEDGER_PG_DIR", &self.dir)
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

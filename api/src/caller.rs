@@ -4,11 +4,12 @@
 //! source sealed under the caller's key. What a route needs beyond authentication (a person, a
 //! permission in a workspace, an operator) is `crate::access`'s.
 
+use crate::consistency::WritingCaller;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
 use crate::AppState;
 use adledger_commands::identity::Principal;
-use adledger_commands::CommandContext;
+use adledger_commands::{CommandContext, IdempotencyKey};
 use adledger_domain::{Actor, EventMetadata, RequestSource, SessionId, UserId};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
@@ -24,11 +25,15 @@ const API_KEY_HEADER: &str = "x-api-key";
 pub struct RequestInfo {
     pub request_id: Uuid,
     pub source: RequestSource,
-    pub idempotency_key: Option<String>,
+    /// `METHOD /path`: an idempotency key belongs to its caller and to this.
+    route: String,
+    /// The `Idempotency-Key` header as sent; checked only once the caller is known, so an
+    /// anonymous request learns nothing but that it needs credentials.
+    idempotency_key: Option<axum::http::HeaderValue>,
 }
 
 impl RequestInfo {
-    pub fn from_parts(parts: &Parts) -> Result<Self, ApiError> {
+    pub fn from_parts(parts: &Parts) -> Self {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -38,31 +43,38 @@ impl RequestInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect());
-        let idempotency_key = match parts.headers.get(IDEMPOTENCY_KEY) {
-            None => None,
-            Some(v) => {
-                let key = v.to_str().unwrap_or_default();
-                if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                    return Err(ApiError::invalid(
-                        "Idempotency-Key",
-                        "must be 1 to 255 visible ASCII characters",
-                    ));
-                }
-                Some(key.to_owned())
-            }
-        };
-        Ok(Self {
+        Self {
             request_id: request_id(parts),
             source: RequestSource { ip, user_agent },
-            idempotency_key,
-        })
+            route: format!("{} {}", parts.method, parts.uri.path()),
+            idempotency_key: parts.headers.get(IDEMPOTENCY_KEY).cloned(),
+        }
+    }
+
+    /// The caller's `Idempotency-Key`, scoped to them (`caller`, see [`caller_key`]) and the route.
+    fn idempotency_key(&self, caller: &str) -> Result<Option<IdempotencyKey>, ApiError> {
+        let Some(raw) = &self.idempotency_key else {
+            return Ok(None);
+        };
+        let key = raw.to_str().unwrap_or_default();
+        let visible = |c: char| c.is_ascii_graphic() || c == ' ';
+        if key.is_empty() || key.len() > 255 || !key.chars().all(visible) {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        Ok(Some(IdempotencyKey::new(
+            format!("{caller} {}", self.route),
+            key,
+        )))
     }
 
     /// The metadata of the commands this request causes as `actor`, the request id as their
     /// correlation id. The source is still in clear: see [`Identity::seal_source`].
     ///
     /// [`Identity::seal_source`]: adledger_commands::identity::Identity::seal_source
-    pub fn context(&self, actor: Actor) -> CommandContext {
+    fn context(&self, actor: Actor, idempotency_key: Option<IdempotencyKey>) -> CommandContext {
         CommandContext {
             metadata: EventMetadata {
                 actor,
@@ -70,13 +82,20 @@ impl RequestInfo {
                 causation_id: None,
                 source: self.source.clone(),
             },
-            idempotency_key: self.idempotency_key.clone(),
+            idempotency_key,
         }
     }
 
-    /// An unauthenticated command context (registration, login): the command names the actor.
+    /// An unauthenticated command context (registration, login, an OAuth callback): the command
+    /// names the actor, and no idempotency key applies (nobody owns it).
     pub fn anonymous_context(&self) -> CommandContext {
-        self.context(Actor::Anonymous)
+        self.context(Actor::Anonymous, None)
+    }
+
+    /// The context of a command taken for `actor` on an anonymous route that identifies them by
+    /// other means (an OAuth callback's signed state).
+    pub fn context_of(&self, actor: Actor) -> CommandContext {
+        self.context(actor, None)
     }
 }
 
@@ -95,6 +114,8 @@ fn request_id(parts: &Parts) -> Uuid {
 pub struct Caller {
     pub principal: Principal,
     pub request: RequestInfo,
+    /// Its `Idempotency-Key`, scoped to it and the route.
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The request's own info, for routes that need no authentication.
@@ -103,7 +124,7 @@ pub struct Request(pub RequestInfo);
 impl FromRequestParts<AppState> for Request {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        RequestInfo::from_parts(parts).map(Request)
+        Ok(Request(RequestInfo::from_parts(parts)))
     }
 }
 
@@ -121,7 +142,7 @@ fn credential(parts: &Parts) -> Option<String> {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let request = RequestInfo::from_parts(parts)?;
+        let request = RequestInfo::from_parts(parts);
         let Some(credential) = credential(parts) else {
             return Err(ApiError::Unauthenticated(
                 "this route needs credentials: `Authorization: Bearer <access token or API key>`"
@@ -137,7 +158,27 @@ impl FromRequestParts<AppState> for Caller {
                 .await?
         };
         limit(&state.caller_limiter, &principal)?;
-        Ok(Caller { principal, request })
+        let key = caller_key(&principal);
+        let idempotency_key = request.idempotency_key(&key)?;
+        if parts.method.is_safe() {
+            state.consistency.before_read(state, &key, parts).await?;
+        } else if let Some(writing) = parts.extensions.get::<WritingCaller>() {
+            writing.set(key);
+        }
+        Ok(Caller {
+            principal,
+            request,
+            idempotency_key,
+        })
+    }
+}
+
+/// Names a caller among all callers: `user:<id>` or `key:<id>` (what rate limits and
+/// idempotency keys are kept per).
+pub fn caller_key(principal: &Principal) -> String {
+    match principal {
+        Principal::User { user_id, .. } => format!("user:{user_id}"),
+        Principal::ApiKey { api_key_id, .. } => format!("key:{api_key_id}"),
     }
 }
 
@@ -145,11 +186,7 @@ fn limit(limiter: &Option<RateLimiter>, principal: &Principal) -> Result<(), Api
     let Some(limiter) = limiter else {
         return Ok(());
     };
-    let key = match principal {
-        Principal::User { user_id, .. } => format!("user:{user_id}"),
-        Principal::ApiKey { api_key_id, .. } => format!("key:{api_key_id}"),
-    };
-    match limiter.take(key) {
+    match limiter.take(caller_key(principal)) {
         Ok(()) => Ok(()),
         Err(retry_after) => Err(ApiError::RateLimited(retry_after)),
     }
@@ -169,7 +206,9 @@ impl Caller {
 
     /// The metadata of the commands this request causes, its source sealed under the caller's key.
     pub async fn context(&self, state: &AppState) -> Result<CommandContext, ApiError> {
-        let ctx = self.request.context(self.principal.actor());
+        let ctx = self
+            .request
+            .context(self.principal.actor(), self.idempotency_key.clone());
         Ok(state.identity.seal_source(ctx).await?)
     }
 }

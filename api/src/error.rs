@@ -60,6 +60,16 @@ pub enum ApiError {
     Upstream(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    /// A read waited this long for the read model to reach the caller's write (or the position
+    /// it named) and it did not.
+    #[error(
+        "the read model has not reached your last write (or min_position) within {} s; retry",
+        .waited.as_secs_f64()
+    )]
+    NotCaughtUp {
+        waited: std::time::Duration,
+        retry_after_secs: u64,
+    },
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("too many requests from this client; retry after {0} s")]
@@ -133,6 +143,11 @@ impl ApiError {
                 "Ad platform error",
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
+            ApiError::NotCaughtUp { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-caught-up",
+                "Not caught up",
+            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",
@@ -215,7 +230,12 @@ impl IntoResponse for ApiError {
             .into_response();
         let headers = response.headers_mut();
         match &self {
-            ApiError::TooManyAttempts(secs) | ApiError::RateLimited(secs) => {
+            ApiError::TooManyAttempts(secs)
+            | ApiError::RateLimited(secs)
+            | ApiError::NotCaughtUp {
+                retry_after_secs: secs,
+                ..
+            } => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
             }
             ApiError::Unauthenticated(_)

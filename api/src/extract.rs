@@ -1,12 +1,16 @@
 //! Extractors whose rejections are problem+json with the offending field named, instead of
 //! axum's plain-text defaults: JSON bodies, query strings, and path parameters read by name into
-//! their id newtypes (one name per kind of id across every route).
+//! their id newtypes (one name per kind of id across every route). Text no Postgres column can
+//! hold (NUL characters) is refused here, before any handler sees it.
 
 use crate::error::ApiError;
+use crate::text;
 use adledger_domain::{ApiKeyId, ConnectionId, Platform, SyncId, UserId, WorkspaceId};
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -20,23 +24,50 @@ pub struct InPath<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::Malformed(
+                "expected a body with Content-Type: application/json".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::Malformed(e.body_text()),
+            })?;
+        if let Some(field) = text::nul_in_json(&bytes) {
+            return Err(ApiError::invalid(&field, text::NUL_MESSAGE));
+        }
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::invalid("body", e.body_text())),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::Malformed(
-                "expected a body with Content-Type: application/json".into(),
-            )),
-            Err(other) if other.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge)
-            }
             Err(other) => Err(ApiError::Malformed(other.body_text())),
         }
     }
 }
 
+/// `application/json`, or any `+json` type, as axum's own `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(field) = text::nul_in_query(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::invalid(&field, text::NUL_MESSAGE));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))

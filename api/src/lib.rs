@@ -11,6 +11,7 @@ mod auth;
 mod caller;
 mod campaigns;
 mod connections;
+mod consistency;
 mod context;
 mod error;
 mod events;
@@ -30,6 +31,7 @@ mod rate_limit;
 mod responses;
 mod schemas;
 mod syncs;
+mod text;
 mod workspaces;
 
 use adledger_commands::identity::Identity;
@@ -42,6 +44,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use consistency::Consistency;
 pub use error::{ApiError, Problem};
 pub use hardening::HttpPolicy;
 pub use rate_limit::RateLimiter;
@@ -58,6 +61,8 @@ pub struct AppState {
     pub ready_max_lag: i64,
     pub readiness: Readiness,
     pub http: HttpPolicy,
+    /// What each caller's next reads must see of their writes (read-your-writes).
+    pub consistency: std::sync::Arc<Consistency>,
 }
 
 /// What `/readyz` checks besides the database and migrations.
@@ -107,6 +112,15 @@ fn api_router() -> OpenApiRouter<AppState> {
     )
 }
 
+/// The routes and the OpenAPI document that describes them, completed with what every read
+/// route shares.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::Modify;
+    let (router, mut doc) = api_router().split_for_parts();
+    consistency::ReadYourWrites.modify(&mut doc);
+    (router, doc)
+}
+
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> &'static serde_json::Value {
     openapi::document()
@@ -115,8 +129,14 @@ pub fn openapi() -> &'static serde_json::Value {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let policy = state.http.clone();
-    let (router, _) = api_router().split_for_parts();
-    let router = router.fallback(error::not_found_fallback).with_state(state);
+    let (router, _) = routes_and_document();
+    let router = router
+        .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::track_writes,
+        ))
+        .with_state(state);
     hardening::apply(router, &policy)
         .layer(TraceLayer::new_for_http().make_span_with(context::request_span))
         .layer(PropagateRequestIdLayer::x_request_id())

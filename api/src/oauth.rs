@@ -155,7 +155,7 @@ async fn callback(
         .ok_or_else(|| ApiError::invalid("code", "is missing"))?;
     // The person who started the authorization acts, though the platform's redirect carries no
     // credential of theirs: the single-use state stands for them.
-    let ctx = request.context(Actor::User {
+    let ctx = request.context_of(Actor::User {
         user_id: authorization.user_id,
     });
     let ctx = state.identity.seal_source(ctx).await?;

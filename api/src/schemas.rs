@@ -126,9 +126,10 @@ impl utoipa::IntoParams for IdempotencyKey {
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        // 1 to 255 visible ASCII characters.
+        // 1 to 255 printable ASCII characters; spaces only inside, as HTTP drops them around
+        // a header's value.
         let key = string()
-            .pattern(Some("^[!-~]{1,255}$"))
+            .pattern(Some("^[!-~](?:[ -~]{0,253}[!-~])?$"))
             .min_length(Some(1))
             .max_length(Some(255))
             .build();

@@ -144,7 +144,17 @@ impl Commands {
                 None => self.load::<A>(target.workspace, &target.stream).await?,
             };
             let now = self.clock.now();
-            let events = loaded.state.decide(command, now)?;
+            let events = match loaded.state.decide(command, now) {
+                Ok(events) => events,
+                Err(rejected) => {
+                    // A retry racing the first request under its key may find the state that
+                    // request left (a sync already running): it gets the first answer.
+                    if let Some(first) = self.first_answer(target.idempotency.as_ref()).await? {
+                        return Ok(Outcome::Duplicate(first));
+                    }
+                    return Err(rejected.into());
+                }
+            };
             if events.is_empty() {
                 return Ok(Outcome::Decided {
                     after: loaded,
@@ -174,6 +184,9 @@ impl Commands {
                 }
                 Ok(AppendOutcome::Duplicate { outcome }) => return Ok(Outcome::Duplicate(outcome)),
                 Err(StoreError::WrongExpectedVersion { stream, expected }) => {
+                    if let Some(first) = self.first_answer(target.idempotency.as_ref()).await? {
+                        return Ok(Outcome::Duplicate(first));
+                    }
                     if attempt >= MAX_RETRIES {
                         return Err(CommandError::Conflict(format!(
                             "stream {stream} changed under {} attempts (last expected version \

@@ -1,5 +1,6 @@
 //! Idempotency keys: a retried request with the same key answers what the first one did and
-//! appends nothing; the same key with a different request is refused.
+//! appends nothing; the same key with a different request is refused. A key belongs to the
+//! caller who sent it and the route it was sent to, never to everyone.
 
 use crate::{CommandError, Commands};
 use adledger_infra::{AppendOutcome, Idempotency, StoreError};
@@ -8,18 +9,39 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+/// A client's idempotency key with what it is scoped to: who sent it and where (as Stripe scopes
+/// keys to an account), so one caller can neither answer another's retry nor burn their keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    scope: String,
+    key: String,
+}
+
+impl IdempotencyKey {
+    /// `scope` names the caller and the route, e.g. `user:<id> POST /v1/workspaces`.
+    pub fn new(scope: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            scope: scope.into(),
+            key: key.into(),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// The idempotency record for a command, when the caller sent a key. `request` names the command
 /// and holds every input that makes it this request; `outcome` is what it answers.
 pub fn idempotency(
-    key: Option<&String>,
-    scope: String,
+    key: Option<&IdempotencyKey>,
     request: &Value,
     outcome: impl Serialize,
 ) -> Result<Option<Idempotency>, CommandError> {
     let Some(key) = key else { return Ok(None) };
     Ok(Some(Idempotency {
-        scope,
-        key: key.clone(),
+        scope: key.scope.clone(),
+        key: key.key.clone(),
         fingerprint: fingerprint(request),
         outcome: serde_json::to_value(outcome)
             .map_err(|e| StoreError::Corrupt(format!("outcome is not serialisable: {e}")))?,
@@ -45,11 +67,23 @@ impl Commands {
         &self,
         idempotency: Option<&Idempotency>,
     ) -> Result<Option<T>, CommandError> {
+        match self.first_answer(idempotency).await? {
+            Some(outcome) => Ok(Some(stored(outcome)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored first answer under this key, as the store keeps it; the same key with another
+    /// request is refused.
+    pub(crate) async fn first_answer(
+        &self,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Option<Value>, CommandError> {
         let Some(idempotency) = idempotency else {
             return Ok(None);
         };
         match self.store.idempotent_outcome(idempotency).await? {
-            Some(AppendOutcome::Duplicate { outcome }) => Ok(Some(stored(outcome)?)),
+            Some(AppendOutcome::Duplicate { outcome }) => Ok(Some(outcome)),
             _ => Ok(None),
         }
     }

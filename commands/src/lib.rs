@@ -23,6 +23,7 @@ mod workspaces;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decide::{Loaded, Outcome, Target};
 pub use error::CommandError;
+pub use idempotency::IdempotencyKey;
 pub use syncs::worker::DEFAULT_MAX_CONCURRENT_SYNCS;
 pub use syncs::{ConnectorFactory, SYNC_CHUNK_DAYS};
 
@@ -37,7 +38,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct CommandContext {
     pub metadata: EventMetadata,
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 impl CommandContext {

@@ -8,9 +8,6 @@ use adledger_domain::{Actor, WorkspaceId};
 use serde_json::json;
 use uuid::Uuid;
 
-/// Scope of idempotency keys for commands that run before any workspace exists.
-const GLOBAL_SCOPE: &str = "global";
-
 impl Commands {
     pub async fn create_workspace(
         &self,
@@ -21,7 +18,6 @@ impl Commands {
         let workspace_id = WorkspaceId(Uuid::now_v7());
         let idem = idempotency(
             ctx.idempotency_key.as_ref(),
-            GLOBAL_SCOPE.to_owned(),
             &json!({"command": "create_workspace", "name": name.as_str()}),
             workspace_id,
         )?;

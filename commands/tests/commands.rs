@@ -1,6 +1,6 @@
 //! The command handlers against a real Postgres: idempotency, tenancy, and full sandbox syncs.
 
-use adledger_commands::{CommandContext, CommandError, Commands};
+use adledger_commands::{CommandContext, CommandError, Commands, IdempotencyKey};
 use adledger_domain::event::{ConnectionSettings, SyncCounts};
 use adledger_domain::{
     CampaignId, ConnectionId, DateRange, DomainError, DomainEvent, EventMetadata, WorkspaceId,
@@ -18,7 +18,7 @@ fn ctx() -> CommandContext {
 
 fn with_key(key: &str) -> CommandContext {
     CommandContext {
-        idempotency_key: Some(key.to_owned()),
+        idempotency_key: Some(IdempotencyKey::new("tests", key)),
         ..ctx()
     }
 }

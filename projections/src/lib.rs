@@ -10,6 +10,7 @@ pub mod catalog;
 mod columns;
 pub mod daily_insights;
 pub mod kafka;
+pub mod reached;
 mod runner;
 pub mod status;
 

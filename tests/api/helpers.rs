@@ -79,13 +79,43 @@ pub async fn spawn_api_only() -> TestApp {
     .await
 }
 
+/// An app on a database of this PostgreSQL server (a private cluster of the test's own, for
+/// tests that stop it or hold its snapshot horizon, which would disturb every other test).
+pub async fn spawn_app_on(server: &str) -> TestApp {
+    let db = TestDatabase::on(server).await;
+    spawn_with(
+        db,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+        true,
+    )
+    .await
+}
+
 async fn spawn(
     http: adledger_api::HttpPolicy,
     auth: adledger_commands::identity::AuthPolicy,
     platforms: adledger_connectors::Platforms,
     sync_worker: bool,
 ) -> TestApp {
-    let db = TestDatabase::new().await;
+    spawn_with(
+        TestDatabase::new().await,
+        http,
+        auth,
+        platforms,
+        sync_worker,
+    )
+    .await
+}
+
+async fn spawn_with(
+    db: TestDatabase,
+    http: adledger_api::HttpPolicy,
+    auth: adledger_commands::identity::AuthPolicy,
+    platforms: adledger_connectors::Platforms,
+    sync_worker: bool,
+) -> TestApp {
     let store = db.store();
     let (stop, stopped) = shutdown::channel();
     adledger::startup::spawn_workers(&store, adledger::startup::WorkerSource::Postgres, &stopped);

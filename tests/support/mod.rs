@@ -98,3 +98,50 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// A PostgreSQL cluster of this test alone (scripts/pg.sh in a directory of its own), so that
+/// it can be stopped and started without disturbing other tests. Stopped and removed on drop.
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub url: String,
+}
+
+impl PrivateCluster {
+    pub fn pg(dir: &PathBuf, command: &str) -> String {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
+        let out = Command::new(script)
+            .arg(command)
+            .env_remove("DATABASE_URL")
+            .env("ADLEDGER_PG_DIR", dir)
+            .output()
+            .expect("run scripts/pg.sh");
+        assert!(
+            out.status.success(),
+            "pg.sh {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("adledger-pg-{}", Uuid::new_v4().simple()));
+        let env = Self::pg(&dir, "env");
+        let url = env
+            .trim()
+            .strip_prefix("export DATABASE_URL='")
+            .and_then(|rest| rest.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("unexpected pg.sh output {env:?}"))
+            .to_owned();
+        Self { dir, url }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh"))
+            .arg("stop")
+            .env("ADLEDGER_PG_DIR", &self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -22,8 +22,7 @@ impl Commands {
         let connection_id = ConnectionId(Uuid::now_v7());
         let idem = idempotency(
             ctx.idempotency_key.as_ref(),
-            workspace.to_string(),
-            &json!({"command": "connect_platform", "label": label, "settings": &settings}),
+            &json!({"command": "connect_platform", "workspace": workspace, "label": label, "settings": &settings}),
             connection_id,
         )?;
         if let Some(id) = self.earlier(idem.as_ref()).await? {

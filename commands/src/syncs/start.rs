@@ -24,9 +24,9 @@ impl Commands {
         let sync_id = SyncId(Uuid::now_v7());
         let idem = idempotency(
             ctx.idempotency_key.as_ref(),
-            workspace.to_string(),
             &json!({
                 "command": "start_sync",
+                "workspace": workspace,
                 "connection": connection,
                 "from": range.from(),
                 "to": range.to(),

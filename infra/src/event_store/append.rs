@@ -2,18 +2,21 @@
 //! is exactly at the expected version. The unique (stream_id, stream_version) constraint turns a
 //! race between two writers into a conflict for one of them.
 
-use super::{AppendOutcome, AppendRequest, EventStore, Idempotency, StoreError};
+use super::{written, AppendOutcome, AppendRequest, EventStore, Idempotency, StoreError};
 use sqlx::postgres::PgDatabaseError;
 use sqlx::PgConnection;
 
 const INSERT_EVENTS: &str = "
-    INSERT INTO events (event_id, stream_id, stream_type, stream_version, workspace_id,
-                        event_type, schema_version, payload, metadata, occurred_at)
-    SELECT e.event_id, $1, $2, $3 + e.n, $4, e.event_type, e.schema_version, e.payload, $5,
-           e.occurred_at
-    FROM UNNEST($6::uuid[], $7::text[], $8::int4[], $9::jsonb[], $10::timestamptz[])
-         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, occurred_at, n)
-    WHERE $3 = 0 OR EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $3)";
+    WITH inserted AS (
+        INSERT INTO events (event_id, stream_id, stream_type, stream_version, workspace_id,
+                            event_type, schema_version, payload, metadata, occurred_at)
+        SELECT e.event_id, $1, $2, $3 + e.n, $4, e.event_type, e.schema_version, e.payload, $5,
+               e.occurred_at
+        FROM UNNEST($6::uuid[], $7::text[], $8::int4[], $9::jsonb[], $10::timestamptz[])
+             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, occurred_at, n)
+        WHERE $3 = 0 OR EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $3)
+        RETURNING id)
+    SELECT count(*), coalesce(max(id), 0) FROM inserted";
 
 impl EventStore {
     /// Appends `request.events` to a stream at `request.expected_version`.
@@ -25,17 +28,22 @@ impl EventStore {
             }
             Some(idem) => self.append_idempotent(&request, idem).await,
         };
-        if matches!(outcome, Ok(AppendOutcome::Appended { .. })) {
-            self.appended.notify_one();
+        match outcome {
+            Ok(Inserted::Appended { outcome, last_row }) => {
+                written::record(last_row);
+                self.appended.notify_one();
+                Ok(outcome)
+            }
+            Ok(Inserted::Duplicate(outcome)) => Ok(outcome),
+            Err(e) => Err(e),
         }
-        outcome
     }
 
     async fn append_idempotent(
         &self,
         request: &AppendRequest,
         idem: &Idempotency,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<Inserted, StoreError> {
         // No lookup first: callers that can skip work check `idempotent_outcome` themselves, and
         // the key's insert in this transaction decides every race on its own.
         let mut tx = self.pool.begin().await?;
@@ -46,7 +54,7 @@ impl EventStore {
                 drop(tx);
                 // A concurrent retry of the same request may have won the race.
                 return match self.idempotent_outcome(idem).await? {
-                    Some(previous) => Ok(previous),
+                    Some(previous) => Ok(Inserted::Duplicate(previous)),
                     None => Err(e),
                 };
             }
@@ -64,7 +72,7 @@ impl EventStore {
         if inserted.rows_affected() == 0 {
             drop(tx);
             return match self.idempotent_outcome(idem).await? {
-                Some(previous) => Ok(previous),
+                Some(previous) => Ok(Inserted::Duplicate(previous)),
                 None => Err(StoreError::Corrupt("idempotency key vanished".into())),
             };
         }
@@ -96,10 +104,20 @@ impl EventStore {
     }
 }
 
+/// What one append did: stored the events (the last one in `last_row`), or found the request's
+/// idempotency key already answered.
+enum Inserted {
+    Appended {
+        outcome: AppendOutcome,
+        last_row: i64,
+    },
+    Duplicate(AppendOutcome),
+}
+
 async fn insert_events(
     conn: &mut PgConnection,
     request: &AppendRequest,
-) -> Result<AppendOutcome, StoreError> {
+) -> Result<Inserted, StoreError> {
     let n = request.events.len();
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
@@ -113,7 +131,7 @@ async fn insert_events(
         payloads.push(&e.payload);
         times.push(e.occurred_at);
     }
-    let result = sqlx::query(INSERT_EVENTS)
+    let result: Result<(i64, i64), _> = sqlx::query_as(INSERT_EVENTS)
         .bind(request.stream_id.as_str())
         .bind(request.stream_type)
         .bind(request.expected_version)
@@ -124,15 +142,18 @@ async fn insert_events(
         .bind(&versions)
         .bind(&payloads)
         .bind(&times)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await;
     let conflict = || StoreError::WrongExpectedVersion {
         stream: request.stream_id.clone(),
         expected: request.expected_version,
     };
     match result {
-        Ok(done) if done.rows_affected() as usize == n => Ok(AppendOutcome::Appended {
-            last_version: request.expected_version + n as i64,
+        Ok((count, last_row)) if count as usize == n => Ok(Inserted::Appended {
+            outcome: AppendOutcome::Appended {
+                last_version: request.expected_version + n as i64,
+            },
+            last_row,
         }),
         Ok(_) => Err(conflict()),
         Err(sqlx::Error::Database(db))

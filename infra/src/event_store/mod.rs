@@ -7,6 +7,7 @@ mod canonical;
 mod read;
 pub mod sequencer;
 pub mod verify;
+mod written;
 
 use adledger_domain::{EventId, StreamId, WorkspaceId};
 use chrono::{DateTime, Utc};
@@ -18,6 +19,7 @@ use tokio::sync::{watch, Notify};
 
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};
+pub use written::{EventRow, Written};
 
 /// One event to append, as a decision produced it.
 #[derive(Debug, Clone)]
