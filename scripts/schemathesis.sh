@@ -87,12 +87,14 @@ call() {
     curl -fsS -X "$method" "$base$path" -H 'content-type: application/json' \
         ${token:+-H "authorization: Bearer $token"} ${body:+--data "$body"}
 }
+# One field of a JSON answer (python3 is there anyway: the fuzzer runs on it).
+field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 email=fuzz-owner@example.com
 password=fuzz-owner-password-1
 call POST /v1/auth/register "{\"email\":\"$email\",\"name\":\"Fuzz Owner\",\"password\":\"$password\"}" >/dev/null
 "$bin" operators grant "$email" >/dev/null
-owner=$(call POST /v1/auth/login "{\"email\":\"$email\",\"password\":\"$password\"}" | jq -r .access_token)
-workspace=$(call POST /v1/workspaces '{"name":"fuzz"}' "$owner" | jq -r .id)
+owner=$(call POST /v1/auth/login "{\"email\":\"$email\",\"password\":\"$password\"}" | field access_token)
+workspace=$(call POST /v1/workspaces '{"name":"fuzz"}' "$owner" | field id)
 # Reads wait for the projection in a moment; the id is known already.
 for _ in $(seq 1 50); do
     call GET "/v1/workspaces/$workspace" "" "$owner" >/dev/null 2>&1 && break
@@ -100,7 +102,7 @@ for _ in $(seq 1 50); do
 done
 call POST "/v1/workspaces/$workspace/connections" \
     '{"platform":"sandbox","label":"fuzz","sandbox":{"seed":1,"ad_accounts":1,"campaigns":3}}' "$owner" >/dev/null
-api_key=$(call POST "/v1/workspaces/$workspace/api-keys" '{"name":"fuzz","scope":"read_write"}' "$owner" | jq -r .key)
+api_key=$(call POST "/v1/workspaces/$workspace/api-keys" '{"name":"fuzz","scope":"read_write"}' "$owner" | field key)
 
 export SCHEMATHESIS_WORKSPACE_ID=$workspace
 # Hypothesis keeps its own files under .local too, not in the work tree.
