@@ -8,7 +8,7 @@
 # examples: a few minutes on 2 cores. Exits non-zero on any failure.
 #
 #   scripts/schemathesis.sh                 build, serve, fuzz, stop
-#   SCHEMATHESIS_MAX_EXAMPLES=50 scripts/schemathesis.sh
+#   SCHEMATHESIS_MAX_EXAMPLES=200 scripts/schemathesis.sh
 #   SCHEMATHESIS_RUNS="owner" scripts/schemathesis.sh   only some of api-key, owner, anonymous
 #   SCHEMATHESIS_ARGS="--include-path-regex /syncs" scripts/schemathesis.sh
 #
@@ -21,7 +21,7 @@ version=4.32.5
 venv=.local/venv
 out=.local/schemathesis
 seed=${SCHEMATHESIS_SEED:-20260511}
-max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-25}
+max_examples=${SCHEMATHESIS_MAX_EXAMPLES:-50}
 # The API key's run comes first: the owner's run may revoke every key it finds listed.
 runs=${SCHEMATHESIS_RUNS:-api-key owner anonymous}
 
