@@ -4,7 +4,9 @@
 #   scripts/pg.sh env    start it if needed and print `export DATABASE_URL=...` (for eval)
 #   scripts/pg.sh start  start it if needed
 #   scripts/pg.sh stop   stop it
+#   scripts/pg.sh restart  restart it at once (`pg_ctl restart -m fast`: sessions are cut)
 #   scripts/pg.sh status
+#   scripts/pg.sh bindir print the directory of the PostgreSQL programs (pg_dump, pg_ctl, ...)
 # When DATABASE_URL is already set, `env` prints it back and starts nothing.
 set -euo pipefail
 
@@ -106,11 +108,19 @@ case "${1:-env}" in
         fi
         ;;
     start) start; say "ready at $(url)" ;;
+    restart)
+        running || { say "not running"; exit 1; }
+        # pg_ctl reuses the server's options (postmaster.opts); the log must be named again, or
+        # the new server would write to this script's output.
+        as_owner "$bindir/pg_ctl" -D "$data" -l "$log" -m fast -w -t 60 restart >/dev/null
+        say "restarted"
+        ;;
+    bindir) echo "$bindir" ;;
     stop)
         if running; then as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null; say "stopped"; fi
         ;;
     status)
         if running; then say "running at $(url)"; else say "not running"; exit 1; fi
         ;;
-    *) echo "usage: $0 [env|start|stop|status]" >&2; exit 2 ;;
+    *) echo "usage: $0 [env|start|stop|restart|status|bindir]" >&2; exit 2 ;;
 esac

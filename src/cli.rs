@@ -11,6 +11,7 @@ use adledger_infra::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -172,6 +173,69 @@ impl HttpArgs {
                 .then_some(self.credential_rate_limit_per_minute),
             caller_rate_limit_per_minute: (self.caller_rate_limit_per_minute > 0)
                 .then_some(self.caller_rate_limit_per_minute),
+        }
+    }
+}
+
+/// When `/readyz` says "not ready", and how long it may take to say anything.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadinessArgs {
+    /// Not ready when the oldest committed event without a log position has waited longer than
+    /// this (seconds): the sequencer is stalled, or a transaction left open anywhere in the
+    /// cluster holds the log head (readiness names it).
+    #[arg(long, env = "ADLEDGER_READY_MAX_UNSEQUENCED_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ready_max_unsequenced_secs: u64,
+    /// Not ready when a projection this process serves from has an unapplied event older than
+    /// this (seconds). A time, not a count: a large sync that projections keep pace with stays
+    /// ready.
+    #[arg(long, env = "ADLEDGER_READY_MAX_LAG_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub ready_max_lag_secs: u64,
+    /// `/readyz` and `/metrics` answer within this (milliseconds), 503 past it: keep it below
+    /// the probe's own timeout.
+    #[arg(long, env = "ADLEDGER_READY_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub ready_timeout_ms: u64,
+}
+
+impl ReadinessArgs {
+    /// The bounds and timeout (`serve` adds the relay topic and the workers' source).
+    pub fn readiness(&self) -> adledger_api::Readiness {
+        adledger_api::Readiness {
+            relay_topic: None,
+            projections_from_kafka: None,
+            bounds: adledger_projections::ReadinessBounds {
+                max_unsequenced_age: Duration::from_secs(self.ready_max_unsequenced_secs),
+                max_lag: Duration::from_secs(self.ready_max_lag_secs),
+            },
+            probe_timeout: Duration::from_millis(self.ready_timeout_ms),
+        }
+    }
+}
+
+/// How the process waits for Postgres: briefly, so that an outage answers 503 in seconds.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// A query that gets no pooled connection within this (milliseconds) fails, and its request
+    /// answers 503 `database-unavailable` with `Retry-After`: the database is down, restarting,
+    /// refusing connections, or every connection is busy.
+    #[arg(long, env = "ADLEDGER_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub db_acquire_timeout_ms: u64,
+    /// Opening a connection outside the pool (migrations at start-up) gives up after this
+    /// (milliseconds).
+    #[arg(long, env = "ADLEDGER_DB_CONNECT_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub db_connect_timeout_ms: u64,
+}
+
+impl DbArgs {
+    pub fn pool(&self, max_connections: u32) -> adledger_infra::db::PoolConfig {
+        adledger_infra::db::PoolConfig {
+            max_connections,
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            connect_timeout: Duration::from_millis(self.db_connect_timeout_ms),
         }
     }
 }
@@ -416,9 +480,8 @@ pub enum Command {
         bind: SocketAddr,
         #[arg(long, env = "ADLEDGER_ROLE", value_enum, default_value = "all")]
         role: Role,
-        /// `/readyz` fails when a projection is more than this many events behind.
-        #[arg(long, env = "ADLEDGER_READY_MAX_LAG", default_value_t = 1_000)]
-        ready_max_lag: i64,
+        #[command(flatten)]
+        readiness: ReadinessArgs,
         /// Seed the demo workspace before serving.
         #[arg(long)]
         demo: bool,
@@ -426,6 +489,8 @@ pub enum Command {
         workers: WorkerArgs,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        db: DbArgs,
         #[command(flatten)]
         syncs: SyncArgs,
         #[command(flatten)]
@@ -436,6 +501,8 @@ pub enum Command {
     Worker {
         #[command(flatten)]
         workers: WorkerArgs,
+        #[command(flatten)]
+        db: DbArgs,
         #[command(flatten)]
         syncs: SyncArgs,
         #[command(flatten)]
@@ -517,8 +584,9 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
-    /// Print a checksum of a projection's read model (equal checksums, equal tables).
-    Checksum { name: String },
+    /// Print a checksum of a projection's read model (equal checksums, equal tables); without a
+    /// name, every projection's, one `NAME CHECKSUM` line each.
+    Checksum { name: Option<String> },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -538,10 +606,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             bind,
             role,
-            ready_max_lag,
+            readiness,
             demo,
             workers,
             http,
+            db,
             syncs,
             platforms,
         } => {
@@ -549,10 +618,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 url,
                 bind,
                 role,
-                ready_max_lag,
+                readiness: readiness.readiness(),
                 demo,
                 workers,
                 http: http.policy(),
+                db,
                 syncs,
                 platforms: platforms.platforms()?,
             })
@@ -560,6 +630,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Worker {
             workers,
+            db,
             syncs,
             platforms,
         } => {
@@ -567,10 +638,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 url,
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
                 role: Role::Worker,
-                ready_max_lag: 0,
+                readiness: Default::default(),
                 demo: false,
                 workers,
                 http: Default::default(),
+                db,
                 syncs,
                 platforms: platforms.platforms()?,
             })

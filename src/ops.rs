@@ -55,7 +55,7 @@ pub async fn projections(
                 applied as f64 / secs.max(1e-9)
             );
         }
-        ProjectionsCommand::Checksum { name } => {
+        ProjectionsCommand::Checksum { name: Some(name) } => {
             if adledger_projections::by_name(&name).is_none() {
                 eprintln!("unknown projection {name:?}; known: {}", known());
                 return Ok(ExitCode::from(2));
@@ -65,6 +65,15 @@ pub async fn projections(
                 adledger_projections::checksum(store.pool(), &name).await?
             );
         }
+        // The whole read side in one listing, so that two databases (a live one and a rebuild,
+        // an original and its restored backup) compare with `diff`.
+        ProjectionsCommand::Checksum { name: None } => {
+            for projection in adledger_projections::all() {
+                let name = projection.name();
+                let sum = adledger_projections::checksum(store.pool(), name).await?;
+                println!("{name} {sum}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -72,6 +81,20 @@ pub async fn projections(
 /// The projections fed from the Postgres log; then, with a topic, the relay's lag and, per
 /// projection and partition, what Kafka-mode workers have applied against what the topic holds.
 fn print_status(status: &DeploymentStatus) {
+    let waiting = &status.unsequenced;
+    println!(
+        "log head {}; {}{} events wait to be sequenced{}",
+        status.head,
+        if waiting.at_least { "at least " } else { "" },
+        waiting.count,
+        waiting
+            .oldest_age_seconds
+            .map(|age| format!(", the oldest for {age:.1} s"))
+            .unwrap_or_default()
+    );
+    if let Some(holder) = &status.horizon.holder {
+        println!("settle horizon held by {}", holder.describe());
+    }
     println!(
         "{:<16} {:>10} {:>10} {:>10} {:>10} {:>14} {:>12}  last_error",
         "projection", "position", "head", "lag", "lag_s", "events_applied", "events/s"
@@ -227,8 +250,11 @@ pub async fn verify(url: &Secret<String>) -> anyhow::Result<ExitCode> {
     let report = store.verify().await?;
     match &report.first_broken {
         None => {
+            // The head's hash stands for the whole chain up to it: kept apart from the database
+            // (with each backup), it shows later whether a restored log is the one verified here.
+            let head = head_hash(&store, report.head).await?;
             println!(
-                "ok: {} events verified, the hash chain is intact",
+                "ok: {} events verified, the hash chain is intact{head}",
                 report.verified
             );
             Ok(ExitCode::SUCCESS)
@@ -241,6 +267,28 @@ pub async fn verify(url: &Secret<String>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `; position N has hash HEX` for a log whose head is `head`, nothing for an empty log.
+async fn head_hash(store: &EventStore, head: i64) -> anyhow::Result<String> {
+    if head == 0 {
+        return Ok(String::new());
+    }
+    let filter = LogFilter {
+        after: head - 1,
+        up_to: Some(head),
+        workspace_id: None,
+        stream_id: None,
+        limit: 1,
+    };
+    let page = store.read_log(&filter).await?;
+    Ok(match page.first().and_then(|event| event.hash) {
+        Some(hash) => {
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            format!("; position {head} has hash {hex}")
+        }
+        None => String::new(),
+    })
 }
 
 /// `adledger keys generate`: fresh key lists for the environment. Nothing is stored.

@@ -1,6 +1,6 @@
 //! Start-up: connect, migrate, and run the chosen roles until Ctrl-C / SIGTERM.
 
-use crate::cli::{Role, Source, SyncArgs, WorkerArgs};
+use crate::cli::{DbArgs, Role, Source, SyncArgs, WorkerArgs};
 use adledger_commands::connections::ConnectorSetup;
 use adledger_commands::identity::{AuthPolicy, Identity, Keys};
 use adledger_commands::syncs::scheduler::Scheduler;
@@ -18,10 +18,12 @@ pub struct ServeConfig {
     pub url: Secret<String>,
     pub bind: SocketAddr,
     pub role: Role,
-    pub ready_max_lag: i64,
+    /// `/readyz`'s bounds and timeout; the relay topic and workers' source are filled in here.
+    pub readiness: adledger_api::Readiness,
     pub demo: bool,
     pub workers: WorkerArgs,
     pub http: adledger_api::HttpPolicy,
+    pub db: DbArgs,
     pub syncs: SyncArgs,
     /// The real ad platforms, from the command line (`cli::PlatformArgs`).
     pub platforms: Platforms,
@@ -30,8 +32,7 @@ pub struct ServeConfig {
 /// How the API answers, besides its routes.
 #[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
-    /// `/readyz` fails when a projection (or the relay) is more events behind than this.
-    pub ready_max_lag: i64,
+    /// What `/readyz` checks, its time bounds and its own timeout.
     pub readiness: adledger_api::Readiness,
     pub http: adledger_api::HttpPolicy,
     pub auth: AuthPolicy,
@@ -177,7 +178,6 @@ pub async fn spawn_api_with_commands(
             .caller_rate_limit_per_minute
             .map(adledger_api::RateLimiter::per_minute),
         store,
-        ready_max_lag: options.ready_max_lag,
         readiness: options.readiness,
         consistency: Default::default(),
         http: options.http,
@@ -191,7 +191,8 @@ pub async fn spawn_api_with_commands(
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let applied = adledger_infra::migrate::run(&config.url).await?;
+    let pool = config.db.pool(20);
+    let applied = adledger_infra::migrate::run_within(&config.url, pool.connect_timeout).await?;
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
@@ -205,8 +206,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let configured = platforms.is_configured(platform);
         tracing::info!(%platform, configured, "ad platform");
     }
-    let db = Database::connect(&config.url, 20).await?;
+    let db = Database::connect_with(&config.url, pool).await?;
     let store = EventStore::new(db.app.clone());
+    store.check_transaction_ids().await?;
     let (trigger, stopped) = shutdown::channel();
     let kafka = config.workers.kafka.config();
     let source = match config.workers.source {
@@ -268,12 +270,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 listener,
                 keys,
                 ApiOptions {
-                    ready_max_lag: config.ready_max_lag,
                     readiness: adledger_api::Readiness {
                         relay_topic: kafka.as_ref().map(|k| k.topic.clone()),
                         projections_from_kafka: kafka
                             .clone()
                             .filter(|_| config.workers.source == Source::Kafka),
+                        ..config.readiness.clone()
                     },
                     http: config.http.clone(),
                     auth: AuthPolicy::default(),

@@ -289,11 +289,11 @@ async fn a_database_restart_under_a_running_sync_only_delays_it() {
         "the run finished before the database could be restarted"
     );
     // Down for three seconds, mid-run: every connection is cut, new ones are refused.
-    let dir = cluster.dir.clone();
-    tokio::task::spawn_blocking(move || {
-        PrivateCluster::pg(&dir, "stop");
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop();
         std::thread::sleep(Duration::from_secs(3));
-        PrivateCluster::pg(&dir, "start");
+        cluster.start_again();
+        cluster
     })
     .await
     .unwrap();

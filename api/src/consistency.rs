@@ -245,15 +245,22 @@ async fn sequenced(
     row: EventRow,
     deadline: Instant,
 ) -> Result<Option<i64>, ApiError> {
-    let mut pause = Duration::from_millis(2);
+    let mut head = store.subscribe_head();
+    let mut pause = Duration::from_millis(5);
     loop {
         if let Some(position) = store.position_of(row).await? {
             return Ok(Some(position));
         }
-        if Instant::now() + pause > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Ok(None);
         }
-        tokio::time::sleep(pause).await;
+        // This process's sequencer wakes us as it moves the head; one elsewhere is polled for.
+        let woken = tokio::time::timeout(pause.min(left), head.changed()).await;
+        if let Ok(Err(_)) = woken {
+            // No sequencer in this process to wake us: just wait.
+            tokio::time::sleep(pause.min(left)).await;
+        }
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

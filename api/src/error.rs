@@ -11,6 +11,10 @@ use utoipa::ToSchema;
 
 const TYPE_PREFIX: &str = "urn:adledger:problem:";
 
+/// `Retry-After` of a 503 for a condition that should pass by itself (the database back, the
+/// read side caught up): long enough not to hammer a recovering server.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -60,6 +64,13 @@ pub enum ApiError {
     Upstream(String),
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The database did not answer or gave no connection in time (down, restarting, or every
+    /// connection busy). The cause is logged, not answered.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable(String),
+    /// The route exists but not for this method; the `Allow` header lists the ones it takes.
+    #[error("{0} is not allowed on this route; the Allow header lists the methods it takes")]
+    MethodNotAllowed(String),
     /// A read waited this long for the read model to reach the caller's write (or the position
     /// it named) and it did not.
     #[error(
@@ -143,6 +154,16 @@ impl ApiError {
                 "Ad platform error",
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready"),
+            ApiError::DatabaseUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+            ),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::NotCaughtUp { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not-caught-up",
@@ -215,8 +236,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::DatabaseUnavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable")
+            }
+            _ => {}
         }
         let problem = self.problem();
         let status =
@@ -237,6 +262,12 @@ impl IntoResponse for ApiError {
                 ..
             } => {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(*secs));
+            }
+            ApiError::NotReady(_) | ApiError::DatabaseUnavailable(_) | ApiError::Timeout(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(RETRY_AFTER_SECS),
+                );
             }
             ApiError::Unauthenticated(_)
             | ApiError::SecondFactorRequired
@@ -300,6 +331,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::WrongExpectedVersion { .. } => ApiError::Conflict(e.to_string()),
             StoreError::IdempotencyKeyReused { key } => ApiError::IdempotencyKeyReused(key),
+            e if e.is_transient() => ApiError::DatabaseUnavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -307,13 +339,19 @@ impl From<StoreError> for ApiError {
 
 impl From<adledger_projections::ProjectionError> for ApiError {
     fn from(e: adledger_projections::ProjectionError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.is_transient() {
+            true => ApiError::DatabaseUnavailable(e.to_string()),
+            false => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
 impl From<adledger_projections::QueryError> for ApiError {
     fn from(e: adledger_projections::QueryError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e.is_transient() {
+            true => ApiError::DatabaseUnavailable(e.to_string()),
+            false => ApiError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -57,22 +57,41 @@ pub struct AppState {
     /// Requests per minute per signed-in user or API key.
     pub caller_limiter: Option<rate_limit::RateLimiter>,
     pub store: EventStore,
-    /// `/readyz` answers 503 when a projection lags the log by more than this many events.
-    pub ready_max_lag: i64,
     pub readiness: Readiness,
     pub http: HttpPolicy,
     /// What each caller's next reads must see of their writes (read-your-writes).
     pub consistency: std::sync::Arc<Consistency>,
 }
 
-/// What `/readyz` checks besides the database and migrations.
-#[derive(Clone, Debug, Default)]
+/// What `/readyz` checks besides the database and migrations, and how long it may take.
+#[derive(Clone, Debug)]
 pub struct Readiness {
-    /// The relay's topic, when this deployment publishes to Kafka: its lag counts too.
+    /// The relay's topic, when this deployment publishes to Kafka: its lag is reported, and
+    /// counts when projections read that topic.
     pub relay_topic: Option<String>,
     /// Projections are fed from this Kafka topic: their lag is counted in messages on it (their
     /// Postgres-log checkpoints do not move).
     pub projections_from_kafka: Option<adledger_infra::kafka::KafkaConfig>,
+    /// How stale the log and the read side may get while still ready.
+    pub bounds: adledger_projections::ReadinessBounds,
+    /// `/readyz` and `/metrics` answer within this whatever the database does (503
+    /// `database-unavailable` past it): a probe must get an answer before its own timeout.
+    pub probe_timeout: std::time::Duration,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Self {
+            relay_topic: None,
+            projections_from_kafka: None,
+            bounds: Default::default(),
+            probe_timeout: Self::DEFAULT_PROBE_TIMEOUT,
+        }
+    }
+}
+
+impl Readiness {
+    pub const DEFAULT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 }
 
 impl Readiness {
@@ -81,6 +100,65 @@ impl Readiness {
         adledger_projections::Deployment {
             relay_topic: self.relay_topic.as_deref(),
             projections_from_kafka: self.projections_from_kafka.as_ref(),
+        }
+    }
+}
+
+/// Every route runs under the request time limit, and every route but `/healthz` reaches the
+/// database: each can answer 503 (`request-timeout`, or `database-unavailable` while the
+/// database is down), with `Retry-After`. Declared on the merged document once rather than on
+/// each route; a route that declares its own 503 (`/readyz`, reads' `not-caught-up`) gets these
+/// cases and the header added to it.
+fn declare_service_unavailable(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const CASES: &str = "`database-unavailable`: the database did not answer in time (down, \
+                         restarting, or every connection busy); or `request-timeout`: the \
+                         request took longer than the server's limit. `Retry-After` says when \
+                         to retry.";
+    let retry_after = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+        .description(Some("Seconds to wait before retrying"))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(CASES)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .header("Retry-After", retry_after.clone())
+        .build();
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        if path == "/healthz" {
+            continue;
+        }
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let declared = operation
+                .responses
+                .responses
+                .entry("503".into())
+                .or_insert_with(|| response.clone().into());
+            if let RefOr::T(declared) = declared {
+                if !declared.description.contains("database-unavailable") {
+                    declared.description = format!("{} Also {CASES}", declared.description);
+                }
+                declared
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| retry_after.clone());
+            }
         }
     }
 }
@@ -118,6 +196,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::Modify;
     let (router, mut doc) = api_router().split_for_parts();
     consistency::ReadYourWrites.modify(&mut doc);
+    declare_service_unavailable(&mut doc);
     (router, doc)
 }
 

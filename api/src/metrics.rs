@@ -1,12 +1,13 @@
 //! `GET /metrics`: the Prometheus text format (0.0.4), rendering the read side's one status
-//! ([`adledger_projections::deployment_status`]): the log head, each projection's position and
-//! lag, the Kafka relay's lag when a topic is configured, and every Kafka-mode partition's
-//! progress. Read from Postgres on each scrape, so any process that serves the API reports the
+//! ([`adledger_projections::deployment_status`]): the log head, the events waiting for a position
+//! and the transaction holding them back, each projection's position and lag, the Kafka relay's
+//! lag when a topic is configured, and every Kafka-mode partition's progress. Read from Postgres
+//! on each scrape (bounded by the probe timeout), so any process that serves the API reports the
 //! whole deployment.
 
 use crate::error::ApiError;
-use crate::responses::NotReady;
 use crate::AppState;
+use adledger_infra::HorizonHolder;
 use adledger_projections::status::{PartitionProgress, ProjectionSource};
 use adledger_projections::{DeploymentStatus, ProjectionStatus};
 use axum::extract::State;
@@ -48,13 +49,17 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
-         content_type = "text/plain; version=0.0.4"),
-        NotReady))]
+         content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let status =
+    let status = crate::health::within_probe_timeout(&state, async {
         adledger_projections::deployment_status(&state.store, state.readiness.deployment())
             .await
-            .map_err(|e| ApiError::NotReady(format!("metrics: {e}")))?;
+            .map_err(|e| match e.is_transient() {
+                true => ApiError::DatabaseUnavailable(format!("metrics: {e}")),
+                false => ApiError::NotReady(format!("metrics: {e}")),
+            })
+    })
+    .await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render(&status),
@@ -69,6 +74,42 @@ fn render(status: &DeploymentStatus) -> String {
         "gauge",
         "Highest sequenced position of the event log.",
         &[(String::new(), status.head as f64)],
+    );
+    family(
+        &mut out,
+        "adledger_log_unsequenced_events",
+        "gauge",
+        "Committed events without a log position yet (counted up to 10000).",
+        &[(String::new(), status.unsequenced.count as f64)],
+    );
+    family(
+        &mut out,
+        "adledger_log_unsequenced_oldest_age_seconds",
+        "gauge",
+        "How long the next event to sequence has waited; 0 when none waits.",
+        &[(
+            String::new(),
+            status.unsequenced.oldest_age_seconds.unwrap_or(0.0),
+        )],
+    );
+    let age = |holder: Option<&HorizonHolder>| holder.and_then(|h| h.age_seconds).unwrap_or(0.0);
+    family(
+        &mut out,
+        "adledger_horizon_holder_age_seconds",
+        "gauge",
+        "Age of the open transaction with the oldest transaction id in the cluster, which every \
+         event committed after it began waits for; 0 when none (or hidden from the owner).",
+        &[(String::new(), age(status.horizon.holder.as_ref()))],
+    );
+    family(
+        &mut out,
+        "adledger_oldest_transaction_age_seconds",
+        "gauge",
+        "Age of the cluster's oldest open transaction with a transaction id or snapshot.",
+        &[(
+            String::new(),
+            age(status.horizon.oldest_transaction.as_ref()),
+        )],
     );
     let from_log: Vec<&ProjectionStatus> = status
         .projections
@@ -99,7 +140,7 @@ fn render(status: &DeploymentStatus) -> String {
         &mut out,
         "adledger_projection_lag_seconds",
         "gauge",
-        "Recording time between a projection's position and the head.",
+        "Age of the oldest event a projection has not applied; 0 when caught up.",
         &per_projection(|p| p.lag_seconds),
     );
     family(

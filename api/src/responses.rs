@@ -1,6 +1,8 @@
 //! Answers that several routes share, declared once for the OpenAPI document: each problem status
 //! (a `Problem` body as `application/problem+json`, whose `type` tells the cases apart) and
-//! `Created`. A route lists the problems it really can answer in `#[utoipa::path(responses(..))]`.
+//! `Created`. A route lists the problems it really can answer in `#[utoipa::path(responses(..))]`;
+//! the 503 that every route but `/healthz` can answer is declared once for all of them (see
+//! `declare_service_unavailable` in lib.rs).
 
 use crate::error::Problem;
 use serde::Serialize;
@@ -41,6 +43,4 @@ problems! {
     RateLimited = 429;
     /// `internal`: logged with its cause; the answer never carries it.
     Internal = 500;
-    /// `not-ready`: the database, migrations, a projection or the relay is not ready.
-    NotReady = 503;
 }

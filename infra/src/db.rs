@@ -1,5 +1,7 @@
 //! Connection pools. The application pool runs every session as the `adledger_app` role, which may
-//! insert into the log tables but never update or delete them (privileges, not only code).
+//! insert into the log tables but never update or delete them (privileges, not only code). Waits
+//! for the database are short and bounded, so that an outage answers "unavailable" in seconds
+//! instead of holding every request.
 
 use crate::secret::{redact_url, Secret};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -16,6 +18,35 @@ pub enum DbError {
     BadUrl { url: String, source: sqlx::Error },
     #[error("cannot connect to {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
+    #[error("cannot connect to {url}: no answer within {timeout:?}")]
+    ConnectTimeout { url: String, timeout: Duration },
+}
+
+/// How a pool waits for the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    /// A query that gets no connection within this (none free, or the server does not accept
+    /// one: down, restarting, refusing) fails as transient (`PoolTimedOut`), which the API
+    /// answers with 503 and `Retry-After`. Opening a pool connection counts against it too.
+    pub acquire_timeout: Duration,
+    /// Opening a connection outside the pool (migrations at start-up, ops commands) gives up
+    /// after this.
+    pub connect_timeout: Duration,
+}
+
+impl PoolConfig {
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// `max_connections` with the default timeouts.
+    pub fn with_max(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
 }
 
 /// Handles to one database: `app` for everything the service does, `url` for what needs the
@@ -27,11 +58,16 @@ pub struct Database {
 }
 
 impl Database {
+    /// A pool of at most `max_connections`, with the default timeouts.
     pub async fn connect(url: &Secret<String>, max_connections: u32) -> Result<Self, DbError> {
+        Self::connect_with(url, PoolConfig::with_max(max_connections)).await
+    }
+
+    pub async fn connect_with(url: &Secret<String>, config: PoolConfig) -> Result<Self, DbError> {
         let options = connect_options(url)?;
         let app = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     conn.execute(format!("SET ROLE {APP_ROLE}").as_str())
@@ -66,15 +102,29 @@ pub fn connect_options(url: &Secret<String>) -> Result<PgConnectOptions, DbError
         .application_name("adledger"))
 }
 
-/// A single connection with the URL's own rights (no `SET ROLE`), for migrations and ops.
+/// A single connection with the URL's own rights (no `SET ROLE`), for migrations and ops, given
+/// up after the default connect timeout.
 pub async fn connect_owner(url: &Secret<String>) -> Result<sqlx::PgConnection, DbError> {
-    connect_options(url)?
-        .connect()
-        .await
-        .map_err(|source| DbError::Connect {
+    connect_owner_within(url, PoolConfig::DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// [`connect_owner`], given up after `timeout` (a server that accepts TCP but never answers
+/// would otherwise hold the caller forever).
+pub async fn connect_owner_within(
+    url: &Secret<String>,
+    timeout: Duration,
+) -> Result<sqlx::PgConnection, DbError> {
+    let options = connect_options(url)?;
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(connected) => connected.map_err(|source| DbError::Connect {
             url: redact_url(url.expose()),
             source,
-        })
+        }),
+        Err(_) => Err(DbError::ConnectTimeout {
+            url: redact_url(url.expose()),
+            timeout,
+        }),
+    }
 }
 
 /// Creates a database named `name` on the server of `server_url` and returns its URL (for test

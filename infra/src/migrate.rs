@@ -3,7 +3,7 @@
 //! applied migration whose text changed is an error, never re-run. Databases migrated before sqlx
 //! kept their history in `schema_migrations`; the first run carries it over (see [`bridge`]).
 
-use crate::db::{connect_owner, DbError, APP_ROLE};
+use crate::db::{connect_owner_within, DbError, PoolConfig, APP_ROLE};
 use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -63,7 +63,15 @@ impl From<sqlx::migrate::MigrateError> for MigrateError {
 
 /// Applies every pending migration as the database owner; returns the versions it applied.
 pub async fn run(url: &Secret<String>) -> Result<Vec<i64>, MigrateError> {
-    let mut conn = connect_owner(url).await?;
+    run_within(url, PoolConfig::DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// [`run`], giving up connecting after `connect_timeout`.
+pub async fn run_within(
+    url: &Secret<String>,
+    connect_timeout: std::time::Duration,
+) -> Result<Vec<i64>, MigrateError> {
+    let mut conn = connect_owner_within(url, connect_timeout).await?;
     conn.execute(format!("SELECT pg_advisory_lock({MIGRATE_LOCK})").as_str())
         .await?;
     let result = apply_pending(&mut conn).await;

@@ -24,7 +24,9 @@ pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
 pub use runner::log::{catch_up, rebuild, run, DEFAULT_BATCH};
-pub use status::{checksum, deployment_status, Deployment, DeploymentStatus, ProjectionStatus};
+pub use status::{
+    checksum, deployment_status, Deployment, DeploymentStatus, ProjectionStatus, ReadinessBounds,
+};
 
 /// One read model: its tables and how a batch of events changes them.
 #[async_trait]
@@ -118,6 +120,27 @@ pub enum ProjectionError {
     },
     #[error("no message arrived from kafka for {0:?} while partitions were still behind")]
     KafkaStalled(std::time::Duration),
+}
+
+impl QueryError {
+    /// The database is unreachable or out of connections for now (see
+    /// [`adledger_infra::event_store::is_transient`]): "retry later", not a bug.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            QueryError::Database(e) => adledger_infra::event_store::is_transient(e),
+        }
+    }
+}
+
+impl ProjectionError {
+    /// The database is unreachable or out of connections for now: "retry later", not a bug.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProjectionError::Database(e) => adledger_infra::event_store::is_transient(e),
+            ProjectionError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 /// Every projection, in the order a worker starts them.

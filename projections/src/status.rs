@@ -1,10 +1,13 @@
 //! The read side as an operator sees it, computed in this one place for `/metrics`, `/readyz`,
-//! `GET /v1/projections` and `adledger projections status`: each projection's progress per source
-//! (Postgres-log checkpoints, Kafka partition offsets), its lag in events and seconds, throughput
-//! and last error, and the relay's lag. Also the checksum that proves two builds of a read model
-//! from one log identical. Everything here only reads.
+//! `GET /v1/projections` and `adledger projections status`: the events still waiting for a log
+//! position and what holds them back, each projection's progress per source (Postgres-log
+//! checkpoints, Kafka partition offsets), its lag in events and seconds, throughput and last
+//! error, and the relay's lag; and from these, why the deployment is not ready to serve. Also the
+//! checksum that proves two builds of a read model from one log identical. Everything here only
+//! reads.
 
 use crate::{all, by_name, ProjectionError};
+use adledger_infra::event_store::{SettleHorizon, Unsequenced};
 use adledger_infra::kafka::relay::{self, RelayStatus};
 use adledger_infra::kafka::KafkaConfig;
 use adledger_infra::EventStore;
@@ -12,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 /// What the deployment runs, as far as its status goes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,8 +45,10 @@ pub struct ProjectionStatus {
     /// From the Postgres log: events after the checkpoint. From Kafka: messages between each
     /// partition's stored offset and its end, for the partitions whose end the broker told.
     pub lag_events: i64,
-    /// Recording time between the event the projection lags furthest behind at (the checkpoint,
-    /// or the least advanced partition that is behind) and the head event; 0 when caught up.
+    /// Age of the oldest event not applied yet (seconds since it was recorded): the event after
+    /// the checkpoint, or after the least advanced partition that is behind (an upper bound for
+    /// Kafka, whose partitions split the log). 0 when caught up. Unlike a count, this stays small
+    /// while a projection keeps pace with a large burst, and grows while it is stuck.
     pub lag_seconds: f64,
     pub events_applied: i64,
     /// Throughput of the last batch applied (from Kafka: the partitions' last batches, summed).
@@ -83,6 +89,10 @@ impl PartitionProgress {
 pub struct DeploymentStatus {
     /// The highest sequenced position of the log.
     pub head: i64,
+    /// Committed events the sequencer has not given a position yet.
+    pub unsequenced: Unsequenced,
+    /// What holds the settle horizon back, cluster-wide.
+    pub horizon: SettleHorizon,
     /// Where this deployment's projection workers read: the projections fed from there are the
     /// ones its readiness counts.
     pub workers_read: ProjectionSource,
@@ -102,21 +112,83 @@ impl DeploymentStatus {
             .filter(|p| p.source == self.workers_read)
     }
 
-    /// Why the deployment is not ready: every projection it serves and the relay that lag the
-    /// log by more than `max_lag` events. Empty when ready.
-    pub fn behind(&self, max_lag: i64) -> Vec<String> {
-        let mut behind: Vec<String> = self
-            .served()
-            .filter(|p| p.lag_events > max_lag)
-            .map(|p| format!("{} is {} events behind", p.name, p.lag_events))
-            .collect();
-        if let Some(relay) = self.relay.as_ref().filter(|r| r.lag_events > max_lag) {
-            behind.push(format!(
-                "the relay to {} is {} events behind",
-                relay.topic, relay.lag_events
+    /// Why the deployment is not ready to serve, in words an operator acts on; empty when
+    /// ready. Bounds are times, not counts: a large burst that the sequencer and projections keep
+    /// pace with never trips them, a stalled log or a stuck projection does within the bound.
+    /// The relay counts only when this deployment's projections read its topic: otherwise
+    /// nothing served depends on it (and a Kafka outage must not take the API out of rotation).
+    pub fn not_ready(&self, bounds: &ReadinessBounds) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let max_unsequenced = bounds.max_unsequenced_age.as_secs_f64();
+        if let Some(age) = self
+            .unsequenced
+            .oldest_age_seconds
+            .filter(|age| *age > max_unsequenced)
+        {
+            let count = match self.unsequenced.at_least {
+                true => format!("at least {}", self.unsequenced.count),
+                false => self.unsequenced.count.to_string(),
+            };
+            let cause = match (&self.horizon.holder, self.unsequenced.held_by_horizon) {
+                (Some(holder), true) => format!(
+                    "they wait for {} to end (commit it, roll it back or \
+                     pg_terminate_backend its pid)",
+                    holder.describe()
+                ),
+                (None, true) => "they wait for a transaction still open in the cluster".into(),
+                (_, false) => "nothing holds them back: is a sequencer (serve or worker) \
+                               running, and does its log show errors?"
+                    .into(),
+            };
+            reasons.push(format!(
+                "the log is stalled: {count} events wait to be sequenced, the oldest for \
+                 {age:.0} s (bound {max_unsequenced:.0} s); {cause}"
             ));
         }
-        behind
+        let max_lag = bounds.max_lag.as_secs_f64();
+        reasons.extend(
+            self.served()
+                .filter(|p| p.lag_events > 0 && p.lag_seconds > max_lag)
+                .map(|p| {
+                    format!(
+                        "{} is {} events behind, the oldest recorded {:.0} s ago (bound {max_lag:.0} s)",
+                        p.name, p.lag_events, p.lag_seconds
+                    )
+                }),
+        );
+        let relay_feeds_served = matches!(self.workers_read, ProjectionSource::Kafka { .. });
+        if let Some(relay) = self
+            .relay
+            .as_ref()
+            .filter(|r| relay_feeds_served && r.lag_events > 0 && r.lag_seconds > max_lag)
+        {
+            reasons.push(format!(
+                "the relay to {} is {} events behind, the oldest recorded {:.0} s ago \
+                 (bound {max_lag:.0} s)",
+                relay.topic, relay.lag_events, relay.lag_seconds
+            ));
+        }
+        reasons
+    }
+}
+
+/// How stale the log and the read side may get before the deployment is not ready to serve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadinessBounds {
+    /// The oldest event without a log position may wait this long (a stalled sequencer, or a
+    /// transaction left open anywhere in the cluster, freezes the log head).
+    pub max_unsequenced_age: Duration,
+    /// The oldest event a served projection (or, for Kafka-fed projections, the relay) has not
+    /// applied yet may be this old.
+    pub max_lag: Duration,
+}
+
+impl Default for ReadinessBounds {
+    fn default() -> Self {
+        Self {
+            max_unsequenced_age: Duration::from_secs(60),
+            max_lag: Duration::from_secs(60),
+        }
     }
 }
 
@@ -151,6 +223,8 @@ pub async fn deployment_status(
 ) -> Result<DeploymentStatus, ProjectionError> {
     let pool = store.pool();
     let head = store.head_position().await?;
+    let unsequenced = store.unsequenced().await?;
+    let horizon = store.settle_horizon().await?;
     let names: Vec<&str> = all().iter().map(|p| p.name()).collect();
     let checkpoints: Vec<Checkpoint> = sqlx::query_as(
         "SELECT name, position, events_applied, events_per_sec, last_error, updated_at
@@ -214,23 +288,28 @@ pub async fn deployment_status(
             .into_iter()
             .map(|((name, topic), partitions)| from_kafka(name, topic, partitions, head)),
     );
-    fill_lag_seconds(pool, &mut projections, head).await?;
+    fill_lag_seconds(pool, &mut projections).await?;
 
     let relay = match deployment.relay_topic {
         None => None,
-        // No relay has published yet: everything is still to send.
-        Some(topic) => Some(relay::status(pool, topic).await?.unwrap_or(RelayStatus {
-            topic: topic.to_owned(),
-            position: 0,
-            head,
-            lag_events: head,
-            lag_seconds: 0.0,
-            events_published: 0,
-            updated_at: None,
-        })),
+        Some(topic) => match relay::status(pool, topic).await? {
+            Some(status) => Some(status),
+            // No relay has published yet: everything is still to send, since the first event.
+            None => Some(RelayStatus {
+                topic: topic.to_owned(),
+                position: 0,
+                head,
+                lag_events: head,
+                lag_seconds: ages(pool, &[1]).await?.get(&1).copied().unwrap_or(0.0),
+                events_published: 0,
+                updated_at: None,
+            }),
+        },
     };
     Ok(DeploymentStatus {
         head,
+        unsequenced,
+        horizon,
         workers_read: match workers_topic {
             Some(topic) => ProjectionSource::Kafka {
                 topic: topic.to_owned(),
@@ -289,9 +368,9 @@ fn from_kafka(
     }
 }
 
-/// The position a lagging projection lags furthest behind at: its checkpoint, or its least
-/// advanced partition among those behind. `None` when it is caught up.
-fn lagging_at(status: &ProjectionStatus) -> Option<i64> {
+/// The position of the oldest event a lagging projection has not applied: after its checkpoint,
+/// or after its least advanced partition among those behind. `None` when it is caught up.
+fn oldest_unapplied(status: &ProjectionStatus) -> Option<i64> {
     if status.lag_events == 0 {
         return None;
     }
@@ -304,47 +383,38 @@ fn lagging_at(status: &ProjectionStatus) -> Option<i64> {
             .map(|p| p.last_position)
             .min(),
     }
-    // Before anything is applied, lag counts from the first event.
-    .map(|position| position.max(1))
+    .map(|position| position + 1)
 }
 
-/// Fills in `lag_seconds` from the recording times of the positions concerned, in one query.
+/// Fills in `lag_seconds`: the ages of the oldest unapplied events, in one query, on the
+/// database's clock (the one that recorded them).
 async fn fill_lag_seconds(
     pool: &PgPool,
     projections: &mut [ProjectionStatus],
-    head: i64,
 ) -> Result<(), ProjectionError> {
-    let mut positions: Vec<i64> = projections.iter().filter_map(lagging_at).collect();
+    let positions: Vec<i64> = projections.iter().filter_map(oldest_unapplied).collect();
     if positions.is_empty() {
         return Ok(());
     }
-    positions.push(head);
-    #[derive(sqlx::FromRow)]
-    struct Recorded {
-        position: i64,
-        recorded_at: DateTime<Utc>,
-    }
-    let recorded: Vec<Recorded> = sqlx::query_as(
-        "SELECT l.position, e.recorded_at FROM event_log l JOIN events e ON e.id = l.event_row_id
-         WHERE l.position = ANY($1)",
-    )
-    .bind(&positions)
-    .fetch_all(pool)
-    .await?;
-    let recorded: HashMap<i64, DateTime<Utc>> = recorded
-        .into_iter()
-        .map(|r| (r.position, r.recorded_at))
-        .collect();
-    let Some(&head_at) = recorded.get(&head) else {
-        return Ok(());
-    };
+    let ages = ages(pool, &positions).await?;
     for status in projections {
-        if let Some(at) = lagging_at(status).and_then(|p| recorded.get(&p)) {
-            status.lag_seconds =
-                ((head_at - *at).num_microseconds().unwrap_or(0) as f64 / 1e6).max(0.0);
+        if let Some(age) = oldest_unapplied(status).and_then(|p| ages.get(&p)) {
+            status.lag_seconds = age.max(0.0);
         }
     }
     Ok(())
+}
+
+/// Seconds since the events at `positions` were recorded (those that exist).
+async fn ages(pool: &PgPool, positions: &[i64]) -> Result<HashMap<i64, f64>, ProjectionError> {
+    let ages: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT l.position, extract(epoch FROM clock_timestamp() - e.recorded_at)::float8
+         FROM event_log l JOIN events e ON e.id = l.event_row_id WHERE l.position = ANY($1)",
+    )
+    .bind(positions)
+    .fetch_all(pool)
+    .await?;
+    Ok(ages.into_iter().collect())
 }
 
 /// md5 over every row of the projection's tables in key order, combined over its tables.
@@ -404,28 +474,109 @@ mod tests {
         assert_eq!(status.events_applied, 9);
         assert_eq!(status.events_per_sec, 30.0);
         assert_eq!(status.last_error.as_deref(), Some("partition 2: boom"));
-        assert_eq!(lagging_at(&status), Some(12));
+        assert_eq!(oldest_unapplied(&status), Some(13));
+    }
+
+    fn bounds(unsequenced_secs: u64, lag_secs: u64) -> ReadinessBounds {
+        ReadinessBounds {
+            max_unsequenced_age: Duration::from_secs(unsequenced_secs),
+            max_lag: Duration::from_secs(lag_secs),
+        }
+    }
+
+    fn relay(lag_events: i64, lag_seconds: f64) -> RelayStatus {
+        RelayStatus {
+            topic: "t".into(),
+            position: 10 - lag_events,
+            head: 10,
+            lag_events,
+            lag_seconds,
+            events_published: 0,
+            updated_at: None,
+        }
     }
 
     #[test]
-    fn readiness_counts_only_what_the_workers_read_and_the_relay() {
+    fn readiness_bounds_the_age_of_what_the_workers_read_not_the_count() {
         let mut log = from_log("catalog", None, 10);
-        log.lag_events = 10;
-        let kafka = from_kafka(
+        log.lag_seconds = 30.0;
+        let mut kafka = from_kafka(
             "catalog".into(),
             "t".into(),
             vec![partition(0, 1, 1, Some(9))],
             10,
         );
+        kafka.lag_seconds = 90.0;
         let mut status = DeploymentStatus {
             head: 10,
+            unsequenced: Unsequenced::default(),
+            horizon: SettleHorizon::default(),
             workers_read: ProjectionSource::Kafka { topic: "t".into() },
             projections: vec![log, kafka],
+            relay: Some(relay(4, 70.0)),
+        };
+        assert_eq!(
+            status.not_ready(&bounds(60, 60)),
+            [
+                "catalog is 8 events behind, the oldest recorded 90 s ago (bound 60 s)",
+                "the relay to t is 4 events behind, the oldest recorded 70 s ago (bound 60 s)"
+            ]
+        );
+        assert!(status.not_ready(&bounds(60, 100)).is_empty());
+        // Fed from the Postgres log: 10 events behind for 30 s is within the bound, and the
+        // relay's lag does not touch what is served.
+        status.workers_read = ProjectionSource::PostgresLog;
+        assert!(status.not_ready(&bounds(60, 60)).is_empty());
+        assert_eq!(
+            status.not_ready(&bounds(60, 20)),
+            ["catalog is 10 events behind, the oldest recorded 30 s ago (bound 20 s)"]
+        );
+    }
+
+    #[test]
+    fn a_stalled_log_is_not_ready_and_names_what_holds_it() {
+        let holder = adledger_infra::event_store::HorizonHolder {
+            kind: adledger_infra::event_store::horizon::HolderKind::Transaction,
+            pid: Some(4242),
+            database: Some("other".into()),
+            user: Some("ops".into()),
+            application_name: Some("psql".into()),
+            state: Some("idle in transaction".into()),
+            age_seconds: Some(312.0),
+            xid_age: Some(9),
+            holds_xid: true,
+            name: None,
+        };
+        let mut status = DeploymentStatus {
+            head: 10,
+            unsequenced: Unsequenced {
+                count: 10_000,
+                at_least: true,
+                oldest_age_seconds: Some(300.0),
+                held_by_horizon: true,
+            },
+            horizon: SettleHorizon {
+                holder: Some(holder),
+                ..SettleHorizon::default()
+            },
+            workers_read: ProjectionSource::PostgresLog,
+            projections: Vec::new(),
             relay: None,
         };
-        assert_eq!(status.behind(5), ["catalog is 8 events behind"]);
-        assert!(status.behind(8).is_empty());
-        status.workers_read = ProjectionSource::PostgresLog;
-        assert_eq!(status.behind(5), ["catalog is 10 events behind"]);
+        let reasons = status.not_ready(&bounds(60, 60));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with(
+                "the log is stalled: at least 10000 events wait to be sequenced, the oldest \
+                 for 300 s (bound 60 s); they wait for transaction pid 4242 in database \"other\""
+            ),
+            "{reasons:?}"
+        );
+        assert!(status.not_ready(&bounds(301, 60)).is_empty());
+        status.unsequenced.held_by_horizon = false;
+        assert!(
+            status.not_ready(&bounds(60, 60))[0].contains("is a sequencer"),
+            "{reasons:?}"
+        );
     }
 }

@@ -1,10 +1,16 @@
 use crate::helpers::{assert_problem, spawn_app};
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     assert_eq!(app.get_json("/healthz").await["status"], "ok");
-    let ready = app.get_json("/readyz").await;
+    // Registering the app's user appended events: once sequenced, none waits.
+    let ready = crate::helpers::eventually("every event sequenced", || async {
+        let ready = app.get_json("/readyz").await;
+        (ready["unsequenced"]["count"] == 0).then_some(ready)
+    })
+    .await;
     assert_eq!(ready["status"], "ready");
     let names: Vec<_> = ready["projections"]
         .as_array()
@@ -16,6 +22,15 @@ async fn health_and_readiness_answer() {
         names.contains(&"daily_insights".into()) && names.contains(&"catalog".into()),
         "{ready}"
     );
+    // What an operator reads: the waiting events, the horizon, the bounds it was judged by.
+    assert_eq!(ready["unsequenced"]["count"], 0, "{ready}");
+    assert_eq!(ready["unsequenced"]["oldest_age_seconds"], Value::Null);
+    assert!(ready["horizon"].is_object(), "{ready}");
+    assert_eq!(ready["bounds"]["max_lag_seconds"], 60.0);
+    assert_eq!(ready["reasons"], json!([]));
+    for projection in ready["projections"].as_array().unwrap() {
+        assert!(projection["lag_seconds"].is_number(), "{ready}");
+    }
 }
 
 #[tokio::test]
@@ -60,7 +75,8 @@ async fn metrics_expose_the_log_head_and_projection_lag_in_prometheus_text() {
         let caught_up = ready["projections"]
             .as_array()?
             .iter()
-            .all(|p| p["lag_events"] == 0);
+            .all(|p| p["lag_events"] == 0)
+            && ready["unsequenced"]["count"] == 0;
         caught_up.then(|| ready["head_position"].as_f64()).flatten()
     })
     .await;
@@ -92,8 +108,45 @@ async fn metrics_expose_the_log_head_and_projection_lag_in_prometheus_text() {
         );
     }
     assert!(body.contains("# TYPE adledger_projection_events_applied_total counter"));
+    for gauge in [
+        "adledger_log_unsequenced_events",
+        "adledger_log_unsequenced_oldest_age_seconds",
+        "adledger_horizon_holder_age_seconds",
+        "adledger_oldest_transaction_age_seconds",
+    ] {
+        assert!(sample(&body, gauge).is_some(), "{gauge}: {body}");
+    }
+    assert_eq!(sample(&body, "adledger_log_unsequenced_events"), Some(0.0));
     assert!(
         !body.contains("adledger_relay_"),
         "no relay without a topic"
     );
+}
+
+#[tokio::test]
+async fn the_document_lists_the_503_on_every_operation_but_liveness() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/openapi.json").await;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let unavailable = &operation["responses"]["503"];
+            if path == "/healthz" {
+                assert!(unavailable.is_null(), "{method} {path}");
+                continue;
+            }
+            operations += 1;
+            assert!(
+                unavailable["content"]["application/problem+json"].is_object(),
+                "{method} {path}: {operation}"
+            );
+            if path != "/readyz" {
+                assert!(
+                    unavailable["headers"]["Retry-After"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(operations > 40, "{operations}");
 }

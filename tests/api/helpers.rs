@@ -117,12 +117,51 @@ async fn spawn_with(
     sync_worker: bool,
 ) -> TestApp {
     let store = db.store();
+    let options = adledger::startup::ApiOptions {
+        http,
+        auth,
+        platforms,
+        ..Default::default()
+    };
+    start(db, store, options, sync_worker).await
+}
+
+/// An app on a fresh database of the Postgres server at `server` (a test's private cluster, which
+/// the test may stop and start), whose pool waits at most `acquire_timeout` for a connection and
+/// whose readiness is `readiness`.
+pub async fn spawn_on(
+    server: &str,
+    acquire_timeout: Duration,
+    readiness: adledger_api::Readiness,
+) -> TestApp {
+    let db = TestDatabase::on(server).await;
+    let pool = adledger_infra::db::PoolConfig {
+        acquire_timeout,
+        ..adledger_infra::db::PoolConfig::with_max(10)
+    };
+    let app = adledger_infra::Database::connect_with(&db.url, pool)
+        .await
+        .expect("connect to the private cluster");
+    let store = adledger_infra::EventStore::new(app.app);
+    let options = adledger::startup::ApiOptions {
+        readiness,
+        ..Default::default()
+    };
+    start(db, store, options, true).await
+}
+
+async fn start(
+    db: TestDatabase,
+    store: adledger_infra::EventStore,
+    options: adledger::startup::ApiOptions,
+    sync_worker: bool,
+) -> TestApp {
     let (stop, stopped) = shutdown::channel();
     adledger::startup::spawn_workers(&store, adledger::startup::WorkerSource::Postgres, &stopped);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let keys = test_keys();
-    let commands = adledger::startup::commands(&store, &keys, platforms.clone());
+    let commands = adledger::startup::commands(&store, &keys, options.platforms.clone());
     if sync_worker {
         let worker =
             adledger_commands::syncs::SyncWorker::new(commands.clone(), Default::default());
@@ -133,13 +172,7 @@ async fn spawn_with(
         store,
         listener,
         keys.clone(),
-        adledger::startup::ApiOptions {
-            ready_max_lag: 1_000,
-            http,
-            auth,
-            platforms,
-            ..Default::default()
-        },
+        options,
         stopped,
     )
     .await;

@@ -17,6 +17,7 @@ mod inputs;
 mod insights;
 mod openapi;
 mod operators;
+mod outage;
 mod platforms;
 mod syncs;
 mod workspaces;

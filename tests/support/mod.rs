@@ -1,12 +1,13 @@
-//! What several test binaries share: waiting for an eventually consistent answer, and running
+//! What several test binaries share: waiting for an eventually consistent answer, running
 //! `adledger` as a child process, as an operator would (killed with SIGKILL when dropped, also
-//! when a test fails half-way; logging to a file the failure messages name).
+//! when a test fails half-way; logging to a file the failure messages name), and a PostgreSQL
+//! cluster of a test's own, for tests that stop or restart the database.
 
 // Each test binary that includes this module uses part of it.
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -99,33 +100,80 @@ impl Drop for Process {
     }
 }
 
+fn pg_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh")
+}
+
+/// `scripts/pg.sh <command>` on the cluster in `dir`; its standard output.
+fn pg_sh(dir: &Path, command: &str) -> String {
+    let out = Command::new(pg_script())
+        .arg(command)
+        .env_remove("DATABASE_URL")
+        .env("ADLEDGER_PG_DIR", dir)
+        .output()
+        .expect("run scripts/pg.sh");
+    assert!(
+        out.status.success(),
+        "pg.sh {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A PostgreSQL program (`pg_dump`, `pg_restore`, ...), found where scripts/pg.sh finds them.
+pub fn pg_program(name: &str) -> PathBuf {
+    let out = Command::new(pg_script())
+        .arg("bindir")
+        .output()
+        .expect("run scripts/pg.sh bindir");
+    assert!(
+        out.status.success(),
+        "pg.sh bindir: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(name)
+}
+
 /// A PostgreSQL cluster of this test alone (scripts/pg.sh in a directory of its own), so that
 /// it can be stopped and started without disturbing other tests. Stopped and removed on drop.
 pub struct PrivateCluster {
     pub dir: PathBuf,
+    /// The server's URL (its `adledger` database; tests make their own beside it).
     pub url: String,
 }
 
+fn temp_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()))
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// Hands `path` (recursively) to the `postgres` user when the tests run as root, as
+/// scripts/pg.sh runs the server as that user then.
+pub fn give_to_postgres(path: &Path) {
+    if running_as_root() {
+        let done = Command::new("chown")
+            .args(["-R", "postgres"])
+            .arg(path)
+            .status()
+            .expect("run chown");
+        assert!(done.success(), "chown postgres {path:?}");
+    }
+}
+
 impl PrivateCluster {
-    pub fn pg(dir: &PathBuf, command: &str) -> String {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh");
-        let out = Command::new(script)
-            .arg(command)
-            .env_remove("DATABASE_URL")
-            .env("ADLEDGER_PG_DIR", dir)
-            .output()
-            .expect("run scripts/pg.sh");
-        assert!(
-            out.status.success(),
-            "pg.sh {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    pub fn start() -> Self {
+        Self::open(temp_dir("adledger-pg"))
     }
 
-    pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("adledger-pg-{}", Uuid::new_v4().simple()));
-        let env = Self::pg(&dir, "env");
+    /// The cluster of scripts/pg.sh in `dir`, started (a new one when `dir` holds none).
+    pub fn open(dir: PathBuf) -> Self {
+        let env = pg_sh(&dir, "env");
         let url = env
             .trim()
             .strip_prefix("export DATABASE_URL='")
@@ -134,11 +182,85 @@ impl PrivateCluster {
             .to_owned();
         Self { dir, url }
     }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Stops the server (sessions are cut, new ones refused).
+    pub fn stop(&self) {
+        pg_sh(&self.dir, "stop");
+    }
+
+    /// Starts it again after [`Self::stop`], on the same port.
+    pub fn start_again(&self) {
+        pg_sh(&self.dir, "start");
+    }
+
+    /// `pg_ctl restart -m fast`: every session is cut, the server is back within seconds.
+    pub fn restart(&self) {
+        pg_sh(&self.dir, "restart");
+    }
+
+    /// A directory of the cluster's own that the server may write to.
+    pub fn server_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).expect("create a directory");
+        give_to_postgres(&dir);
+        dir
+    }
+
+    /// `pg_basebackup` of this running cluster into a directory of its own, as scripts/pg.sh
+    /// lays a cluster out (`data/`), not started: [`Self::open`] starts it.
+    pub fn base_backup(&self) -> PathBuf {
+        let dir = temp_dir("adledger-pg-base");
+        std::fs::create_dir_all(&dir).expect("create a directory");
+        give_to_postgres(&dir);
+        let data = dir.join("data");
+        self.as_owner(
+            "pg_basebackup",
+            &[
+                "-d",
+                &self.url,
+                "-D",
+                &data.to_string_lossy(),
+                "-Fp",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        );
+        dir
+    }
+
+    /// Runs a PostgreSQL program as the owner of the data directory (`postgres` when the tests
+    /// run as root, as scripts/pg.sh does), failing the test when it fails; its output.
+    pub fn as_owner(&self, program: &str, args: &[&str]) -> String {
+        let program = pg_program(program);
+        let out = if running_as_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&program)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&program).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("run {program:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{program:?} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
-        let _ = Command::new(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh"))
+        let _ = Command::new(pg_script())
             .arg("stop")
             .env("ADLEDGER_PG_DIR", &self.dir)
             .output();

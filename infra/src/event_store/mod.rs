@@ -4,6 +4,7 @@
 
 mod append;
 mod canonical;
+pub mod horizon;
 mod read;
 pub mod sequencer;
 pub mod verify;
@@ -17,6 +18,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
+pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};
 pub use written::{EventRow, Written};
@@ -112,13 +114,21 @@ pub enum StoreError {
     IdempotencyKeyReused { key: String },
     #[error("stored event is not readable: {0}")]
     Corrupt(String),
+    #[error(
+        "this database's next transaction id ({next}) is not above the log's newest ({newest}): \
+         it was restored into another cluster, and new events could never be sequenced. Stop \
+         PostgreSQL and run `pg_resetwal -e {epoch}` on its data directory before anything \
+         writes (docs/runbooks.md, \"Backup and restore\")"
+    )]
+    TransactionIdsBehind { newest: u64, next: u64, epoch: u64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
 impl StoreError {
     /// Whether the same call may succeed once the database is back (a restart, a dropped
-    /// connection, a pool out of connections): worth retrying for work that must not be lost.
+    /// connection, a pool out of connections): worth retrying for work that must not be lost,
+    /// and answered as "database unavailable, retry later" (503) to an API client.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Database(e) => is_transient(e),

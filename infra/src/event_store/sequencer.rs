@@ -102,6 +102,36 @@ impl EventStore {
         })
     }
 
+    /// Refuses a database whose next transaction id is not above every one the log recorded:
+    /// the log restored into another cluster, which counts transactions from the start again.
+    /// New events would sort before the sequenced ones and never be sequenced; the fix is to
+    /// move the cluster's epoch past the log's (`pg_resetwal -e`, see docs/runbooks.md, "Backup
+    /// and restore") before anything writes.
+    pub async fn check_transaction_ids(&self) -> Result<(), StoreError> {
+        let (newest, next): (Option<String>, String) = sqlx::query_as(
+            "SELECT (SELECT max(tx_id) FROM events)::text,
+                    pg_snapshot_xmax(pg_current_snapshot())::text",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let parse = |raw: &str| {
+            raw.parse::<u64>()
+                .map_err(|_| StoreError::Corrupt(format!("transaction id {raw:?}")))
+        };
+        let Some(newest) = newest else {
+            return Ok(());
+        };
+        let (newest, next) = (parse(&newest)?, parse(&next)?);
+        if next > newest {
+            return Ok(());
+        }
+        Err(StoreError::TransactionIdsBehind {
+            newest,
+            next,
+            epoch: (newest >> 32) + 1,
+        })
+    }
+
     /// Sequences until nothing settled is left (used by one-shot commands and tests).
     pub async fn sequence_all(&self) -> Result<i64, StoreError> {
         loop {
