@@ -2,8 +2,8 @@
 # The API contract, checked by a fuzzer: schemathesis (pinned, in the project-local virtualenv
 # .local/venv, installed from PyPI on first use and reused after) runs every check against
 # `adledger serve` on a free loopback port and a fresh database of the Postgres that
-# scripts/test.sh uses, three times: as a workspace owner (who is also an operator), as a
-# read_write API key of that workspace, and anonymously. Every check (schemathesis.toml turns
+# scripts/test.sh uses, three times: as a read_write API key of a workspace, as its owner (who
+# is also an operator), and anonymously. Every check (schemathesis.toml turns
 # them all on, and the few exceptions off, each with its reason beside it); fixed seed, bounded
 # examples: a few minutes on 2 cores. Exits non-zero on any failure.
 #
@@ -39,8 +39,9 @@ fi
 pg_env=$(scripts/pg.sh env) || { say "could not start PostgreSQL"; exit 1; }
 eval "$pg_env"
 
-# The same features as `cargo test`, so that after it this build is a no-op.
-cargo build --quiet --bin adledger --features adledger-infra/testing
+# Exactly `cargo test`'s build (scripts/test.sh runs this after it): a no-op there, where a
+# `cargo build` would resolve features without dev-dependencies and build the binary again.
+cargo test --quiet --workspace --features adledger-infra/testing --no-run
 bin=$root/target/debug/adledger
 
 mkdir -p "$out"
@@ -95,11 +96,6 @@ call POST /v1/auth/register "{\"email\":\"$email\",\"name\":\"Fuzz Owner\",\"pas
 "$bin" operators grant "$email" >/dev/null
 owner=$(call POST /v1/auth/login "{\"email\":\"$email\",\"password\":\"$password\"}" | field access_token)
 workspace=$(call POST /v1/workspaces '{"name":"fuzz"}' "$owner" | field id)
-# Reads wait for the projection in a moment; the id is known already.
-for _ in $(seq 1 50); do
-    call GET "/v1/workspaces/$workspace" "" "$owner" >/dev/null 2>&1 && break
-    sleep 0.1
-done
 call POST "/v1/workspaces/$workspace/connections" \
     '{"platform":"sandbox","label":"fuzz","sandbox":{"seed":1,"ad_accounts":1,"campaigns":3}}' "$owner" >/dev/null
 api_key=$(call POST "/v1/workspaces/$workspace/api-keys" '{"name":"fuzz","scope":"read_write"}' "$owner" | field key)
