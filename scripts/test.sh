@@ -41,3 +41,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features adledger-infra/testing -- -D warnings
 echo "== cargo test"
 cargo test --workspace --features adledger-infra/testing
+echo "== schemathesis: the API contract, fuzzed (scripts/schemathesis.sh)"
+scripts/schemathesis.sh

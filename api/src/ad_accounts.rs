@@ -29,7 +29,7 @@ pub struct AdAccountParams {
     #[param(max_length = 1024)]
     cursor: Option<String>,
     /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    #[param(schema_with = crate::schemas::page_size)]
     limit: Option<i64>,
 }
 

@@ -26,8 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateApiKey {
+    #[schema(schema_with = crate::schemas::key_name)]
     pub name: String,
-    /// `read_only` or `read_write`.
+    #[schema(schema_with = crate::schemas::scope)]
     pub scope: String,
 }
 
@@ -42,6 +43,7 @@ pub struct CreatedApiKey {
 pub struct ApiKey {
     pub id: Uuid,
     pub name: String,
+    #[schema(schema_with = crate::schemas::scope)]
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked: bool,
@@ -86,7 +88,10 @@ async fn list_api_keys(
 /// Create an API key for machine clients (owners and admins). The key is shown once.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/api-keys", tag = "members",
     params(("workspace_id" = Uuid, Path)), request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey),
+    responses((status = 201, body = CreatedApiKey,
+               links(("RevokeApiKey" = (operation_id = "revoke_api_key",
+                                        parameters(("workspace_id" = "$request.path.workspace_id"),
+                                                   ("api_key_id" = "$response.body#/id")))))),
               Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn create_api_key(
     State(state): State<AppState>,

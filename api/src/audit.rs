@@ -34,8 +34,8 @@ pub struct AuditParams {
     to: Option<DateTime<Utc>>,
     /// Cursor: the `next_before` of the previous page.
     before: Option<i64>,
-    /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    /// Page size (default 100).
+    #[param(schema_with = crate::schemas::page_size)]
     limit: Option<i64>,
 }
 

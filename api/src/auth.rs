@@ -33,9 +33,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Register {
+    #[schema(schema_with = crate::schemas::email)]
     pub email: String,
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
-    /// 12 to 1024 characters.
+    #[schema(schema_with = crate::schemas::new_password)]
     pub password: String,
 }
 
@@ -89,6 +91,7 @@ pub struct Me {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePassword {
     pub current_password: String,
+    #[schema(schema_with = crate::schemas::new_password)]
     pub new_password: String,
 }
 
@@ -113,6 +116,7 @@ pub struct RecoveryCodes {
 
 /// Create an account.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = Register,
+    security(()),
     responses((status = 201, body = Registered),
               (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
               Malformed, Invalid, RateLimited))]
@@ -159,6 +163,7 @@ async fn register(
 /// Log in. Unknown emails and wrong passwords get the same answer; repeated failures lock the
 /// email for a while (429 with `Retry-After`).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
+    security(()),
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Wrong credentials, or a second factor is required (type `second-factor-required`)", body = Problem, content_type = "application/problem+json"),
               Malformed, Invalid, RateLimited))]
@@ -181,6 +186,7 @@ async fn login(
 
 /// Trade a refresh token for a new pair.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = Refresh,
+    security(()),
     responses((status = 200, body = TokenPair),
               (status = 401, description = "Invalid, expired, or reused (type `refresh-token-reused`: the session was revoked)", body = Problem, content_type = "application/problem+json"),
               Malformed, Invalid, RateLimited))]

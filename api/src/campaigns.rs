@@ -26,8 +26,8 @@ pub struct CampaignParams {
     connection_id: Option<Uuid>,
     /// Cursor: the `next_after` of the previous page.
     after: Option<Uuid>,
-    /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    /// Page size (default 100).
+    #[param(schema_with = crate::schemas::page_size)]
     limit: Option<i64>,
 }
 

@@ -7,6 +7,7 @@ use crate::extract::{ApiJson, ApiQuery, InPath};
 use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Created, Forbidden, NotFound, RateLimited, Unauthenticated};
 use crate::responses::{Invalid, Malformed};
+use crate::schemas::IdempotencyKey;
 use crate::AppState;
 use adledger_commands::connections::SandboxLimits;
 use adledger_domain::event::ConnectionSettings;
@@ -30,26 +31,37 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ConnectPlatform {
-    /// Only `sandbox` for now.
+    /// Only the sandbox connects here; the others through their OAuth flow.
+    #[schema(schema_with = crate::schemas::direct_platform)]
     pub platform: String,
+    /// Default `<platform> connection`.
+    #[schema(schema_with = crate::schemas::name)]
     pub label: Option<String>,
+    /// Only for the sandbox; absent or null means the defaults.
     pub sandbox: Option<SandboxSettings>,
 }
 
 /// Settings of the built-in sandbox platform: the same seed always yields the same data.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SandboxSettings {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integer::deserialize")]
+    #[schema(minimum = 0, maximum = 18446744073709551615_u64, default = 0)]
     pub seed: u64,
     /// 1 to 10.
-    #[serde(default = "default_accounts")]
-    #[schema(minimum = 1, maximum = 10)]
+    #[serde(
+        default = "default_accounts",
+        deserialize_with = "crate::integer::deserialize"
+    )]
+    #[schema(minimum = 1, maximum = 10, default = 2)]
     pub ad_accounts: u32,
-    /// 1 to this server's limit (`ADLEDGER_SANDBOX_MAX_CAMPAIGNS`, default 1,000), dealt over
-    /// the ad accounts. A sync of the connection covers at most
+    /// 1 to this server's limit (`ADLEDGER_SANDBOX_MAX_CAMPAIGNS`, 1,000 unless its operator
+    /// set another), dealt over the ad accounts. A sync of the connection covers at most
     /// `ADLEDGER_SANDBOX_MAX_CAMPAIGN_DAYS_PER_SYNC` (default 100,000) campaigns × days.
-    #[serde(default = "default_campaigns")]
-    #[schema(minimum = 1)]
+    #[serde(
+        default = "default_campaigns",
+        deserialize_with = "crate::integer::deserialize"
+    )]
+    #[schema(minimum = 1, maximum = 1000, default = 20)]
     pub campaigns: u32,
 }
 
@@ -142,10 +154,22 @@ fn settings(body: &ConnectPlatform, limits: SandboxLimits) -> Result<ConnectionS
 
 /// Connect an ad-platform account to the workspace.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections", tag = "connections",
-    params(("workspace_id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("workspace_id" = Uuid, Path), IdempotencyKey),
     request_body = ConnectPlatform,
-    responses((status = 201, body = Created),
+    responses((status = 201, description = "Connected; its address is in `Location`", body = Created,
+               headers(("Location" = String, description = "The new connection's address")),
+               links(("GetConnection" = (operation_id = "get_connection",
+                                         parameters(("workspace_id" = "$request.path.workspace_id"),
+                                                    ("connection_id" = "$response.body#/id")))),
+                     ("StartSync" = (operation_id = "start_sync",
+                                     parameters(("workspace_id" = "$request.path.workspace_id"),
+                                                ("connection_id" = "$response.body#/id")))),
+                     ("ListSyncs" = (operation_id = "list_syncs",
+                                     parameters(("workspace_id" = "$request.path.workspace_id"),
+                                                ("connection_id" = "$response.body#/id")))),
+                     ("Disconnect" = (operation_id = "disconnect",
+                                      parameters(("workspace_id" = "$request.path.workspace_id"),
+                                                 ("connection_id" = "$response.body#/id")))))),
               Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
 async fn connect_platform(
     State(state): State<AppState>,

@@ -28,12 +28,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// First log position to return (inclusive, default 1).
+    #[param(minimum = 1)]
     from_position: Option<i64>,
-    /// Last log position to return (inclusive).
+    /// Last log position to return (inclusive; not below `from_position`).
+    #[param(minimum = 1)]
     to_position: Option<i64>,
     /// Only events of this stream, e.g. `campaign-<uuid>`.
+    #[param(schema_with = crate::schemas::stream_id)]
     stream_id: Option<String>,
     /// At most this many events (default: all).
+    #[param(minimum = 1)]
     limit: Option<i64>,
     /// Open sealed personal fields (emails, names, IPs), or show `[erased]` for erased people.
     /// Default false: the events exactly as stored, as the hash chain covers them.

@@ -135,7 +135,7 @@ pub struct ReadinessBounds {
 
 /// The process is up. Touches no database: a database outage must not get the process
 /// restarted, only taken out of rotation (`/readyz`).
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
     Json(Health {
@@ -149,7 +149,7 @@ async fn healthz() -> Json<Health> {
 /// the probe timeout (`ADLEDGER_READY_TIMEOUT_MS`) even when the database hangs. A Kafka
 /// partition whose end the broker does not tell counts as caught up: a broker outage must not
 /// take the API out of rotation, since commands keep working without it.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Readiness),
               (status = 503, description = "`not-ready` (with the state and its reasons), or \
                `database-unavailable` (no answer within the probe timeout); `Retry-After` is set",

@@ -46,11 +46,14 @@ pub struct InsightsParams {
     #[param(required = true, value_type = String, format = Date, pattern = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]
     to: Option<String>,
     /// `day` (default), `week` (ISO weeks from Monday), `month` or `total`.
+    #[param(schema_with = crate::schemas::granularity)]
     granularity: Option<String>,
     /// Comma-separated: `platform`, `ad_account`, `campaign`.
+    #[param(schema_with = crate::schemas::group_by)]
     group_by: Option<String>,
     connection_id: Option<Uuid>,
     /// Comma-separated campaign ids.
+    #[param(schema_with = crate::schemas::comma_separated_uuids)]
     campaign_ids: Option<String>,
     /// Rows per page, 1 to 5,000 (default 1,000).
     #[param(minimum = 1, maximum = 5000)]

@@ -19,14 +19,17 @@ mod extract;
 mod hardening;
 mod health;
 mod insights;
+mod integer;
 mod log;
 mod members;
 mod metrics;
 mod oauth;
+mod openapi;
 mod paging;
 mod personal;
 mod rate_limit;
 mod responses;
+mod schemas;
 mod syncs;
 mod text;
 mod workspaces;
@@ -39,6 +42,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use consistency::Consistency;
 pub use error::{ApiError, Problem};
@@ -100,42 +104,6 @@ impl Readiness {
             relay_topic: self.relay_topic.as_deref(),
             projections_from_kafka: self.projections_from_kafka.as_ref(),
         }
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "adledger",
-        description = "Event-sourced advertising data: workspaces, connections, campaigns, \
-                       daily insights, and the immutable event log.",
-        license(name = "Apache-2.0")
-    ),
-    components(schemas(Problem, error::FieldError)),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
-)]
-struct ApiDoc;
-
-/// Every route but health, readiness, metrics and this document wants a bearer credential: an
-/// access token from `/v1/auth/login` or an API key.
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An access token (JWT) from /v1/auth/login, or an API key (adl_ak_…)",
-                    ))
-                    .build(),
-            ),
-        );
     }
 }
 
@@ -216,10 +184,11 @@ fn api_router() -> OpenApiRouter<AppState> {
         events::router(),
         audit::router(),
         log::router(),
+        OpenApiRouter::new().routes(routes!(openapi::openapi_json)),
     ]
     .into_iter()
     .fold(
-        OpenApiRouter::with_openapi(ApiDoc::openapi()),
+        OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()),
         OpenApiRouter::merge,
     )
 }
@@ -235,23 +204,15 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes_and_document().1
+pub fn openapi() -> &'static serde_json::Value {
+    openapi::document()
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let policy = state.http.clone();
-    let (router, doc) = routes_and_document();
-    let doc = std::sync::Arc::new(doc);
+    let (router, _) = routes_and_document();
     let router = router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let doc = doc.clone();
-                async move { axum::Json(doc.as_ref().clone()) }
-            }),
-        )
         .fallback(error::not_found_fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Member {
     pub user_id: Uuid,
-    /// `owner`, `admin`, `analyst` or `auditor`.
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
     /// Absent once the person was erased.
     pub email: Option<String>,
@@ -48,15 +48,19 @@ impl From<MemberView> for Member {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeRole {
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Invite {
+    #[schema(schema_with = crate::schemas::email)]
     pub email: String,
-    /// `owner`, `admin`, `analyst` or `auditor`.
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
-    /// Hours until the invitation expires (1 to 720, default 168).
+    /// Hours until the invitation expires (default 168: a week).
+    #[serde(default, deserialize_with = "crate::integer::optional")]
+    #[schema(minimum = 1, maximum = 720)]
     pub expires_in_hours: Option<i64>,
 }
 
@@ -76,6 +80,7 @@ pub struct AcceptInvitation {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Joined {
     pub workspace_id: Uuid,
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
 }
 
@@ -200,6 +205,7 @@ async fn invite(
 /// Accept an invitation as the signed-in person (whose email must be the invited one).
 #[utoipa::path(post, path = "/v1/invitations/accept", tag = "members", request_body = AcceptInvitation,
     responses((status = 200, body = Joined),
+              (status = 409, description = "`conflict`: already a member of the workspace", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Expired or already used", body = Problem, content_type = "application/problem+json"),
               Malformed, Unauthenticated, Forbidden, NotFound, RateLimited))]
 async fn accept_invitation(

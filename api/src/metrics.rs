@@ -46,7 +46,7 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Progress and lag of the log, the projections, the relay and Kafka-mode partitions.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", body = String,
          content_type = "text/plain; version=0.0.4")))]

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlatformInfo {
+    #[schema(schema_with = crate::schemas::platform)]
     pub platform: String,
     /// Whether this server has the platform's credentials (the sandbox needs none).
     pub configured: bool,
@@ -50,6 +51,7 @@ pub struct AuthorizationStarted {
 #[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// The `state` adledger sent to the platform (single use).
+    #[param(required = true)]
     state: Option<String>,
     /// The authorization code (Meta, Google).
     code: Option<String>,
@@ -119,7 +121,8 @@ async fn authorize(
 /// Where the platform sends the person back. The `state` is the credential: it names the
 /// workspace and the person who started the authorization, and works once.
 #[utoipa::path(get, path = "/v1/oauth/{platform}/callback", tag = "connections",
-    params(("platform" = String, Path), CallbackParams),
+    security(()),
+    params(("platform" = String, Path, description = "meta, google or tiktok"), CallbackParams),
     responses((status = 201, body = Connected),
               (status = 404, description = "Unknown, used or expired state", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Declined, or no code", body = Problem, content_type = "application/problem+json"),

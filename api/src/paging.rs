@@ -85,7 +85,7 @@ pub struct Paging {
     #[param(max_length = 1024)]
     pub cursor: Option<String>,
     /// Page size, 1 to 500 (default 100).
-    #[param(minimum = 1, maximum = 500)]
+    #[param(schema_with = crate::schemas::page_size)]
     pub limit: Option<i64>,
 }
 

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
+/// Routes never limited: probes and scrapes must see the server as it is.
+pub const EXEMPT: &[&str] = &["/healthz", "/readyz", "/metrics"];
 /// Routes that guess at credentials when abused: they get the stricter per-IP limit too.
 pub const CREDENTIAL_ROUTES: &[&str] = &["/v1/auth/login", "/v1/auth/register", "/v1/auth/refresh"];
 /// Every this many checks, the buckets that are full again are forgotten, so memory follows the

@@ -5,6 +5,7 @@ use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ApiJson, ApiQuery, InPath};
 use crate::paging::{self, Page, PageSize, Paging, Scope};
 use crate::responses::{Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated};
+use crate::schemas::IdempotencyKey;
 use crate::AppState;
 use adledger_domain::{CampaignId, ConnectionId, DateRange, Day, SyncId};
 use adledger_projections::catalog;
@@ -113,11 +114,14 @@ fn range(body: &StartSync) -> Result<DateRange, ApiError> {
 /// the run's id; a sync worker carries it out. Follow it at
 /// `/v1/workspaces/{workspace_id}/syncs/{sync_id}`.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/connections/{connection_id}/syncs", tag = "syncs",
-    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path),
-           ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first run")),
+    params(("workspace_id" = Uuid, Path), ("connection_id" = Uuid, Path), IdempotencyKey),
     request_body = StartSync,
     responses(
-        (status = 202, body = SyncAccepted),
+        (status = 202, description = "Started; follow it at `Location`", body = SyncAccepted,
+         headers(("Location" = String, description = "The run's address")),
+         links(("GetSync" = (operation_id = "get_sync",
+                             parameters(("workspace_id" = "$request.path.workspace_id"),
+                                        ("sync_id" = "$response.body#/sync_id")))))),
         (status = 409, description = "A sync is already running, or the connection needs reauthorization", body = Problem, content_type = "application/problem+json"),
         Malformed, Unauthenticated, Forbidden, NotFound, Invalid, RateLimited,
     ))]

@@ -4,9 +4,8 @@ use crate::access::{InWorkspace, Person, ReadWorkspace};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::paging::{self, Page, PageSize, Paging, Scope};
-use crate::responses::{
-    Created, Forbidden, Invalid, Malformed, NotFound, RateLimited, Unauthenticated,
-};
+use crate::responses::{Created, Forbidden};
+use crate::schemas::IdempotencyKey;
 use crate::AppState;
 use adledger_domain::WorkspaceId;
 use adledger_projections::catalog;
@@ -28,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateWorkspace {
+    #[schema(schema_with = crate::schemas::name)]
     pub name: String,
 }
 
@@ -52,6 +52,7 @@ impl From<catalog::WorkspaceView> for Workspace {
 pub struct Membership {
     pub workspace_id: Uuid,
     pub name: String,
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
     pub joined_at: DateTime<Utc>,
 }
@@ -70,9 +71,18 @@ impl From<catalog::MembershipView> for Membership {
 /// Create a workspace (a tenant). Send `Idempotency-Key` to make retries safe.
 #[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces",
     request_body = CreateWorkspace,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
-    responses((status = 201, description = "Created", body = Created),
-              Malformed, Unauthenticated, Forbidden, Invalid, RateLimited))]
+    params(IdempotencyKey),
+    responses((status = 201, description = "Created; its address is in `Location`", body = Created,
+               headers(("Location" = String, description = "The new workspace's address")),
+               links(("GetWorkspace" = (operation_id = "get_workspace",
+                                        parameters(("workspace_id" = "$response.body#/id")))),
+                     ("ListMembers" = (operation_id = "list_members",
+                                       parameters(("workspace_id" = "$response.body#/id")))),
+                     ("ConnectPlatform" = (operation_id = "connect_platform",
+                                           parameters(("workspace_id" = "$response.body#/id")))),
+                     ("CreateApiKey" = (operation_id = "create_api_key",
+                                        parameters(("workspace_id" = "$response.body#/id")))))),
+              Forbidden))]
 async fn create_workspace(
     State(state): State<AppState>,
     person: Person,
@@ -93,7 +103,7 @@ async fn create_workspace(
 /// first, a page at a time.
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", params(Paging),
     responses((status = 200, body = Vec<Membership>, headers(("link" = String, description = "`<…>; rel=\"next\"`: the next page, when there is one"))),
-              Unauthenticated, Forbidden, Invalid, RateLimited))]
+              Forbidden))]
 async fn list_workspaces(
     State(state): State<AppState>,
     person: Person,
@@ -113,7 +123,7 @@ async fn list_workspaces(
 /// Read a workspace.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}", tag = "workspaces",
     params(("workspace_id" = Uuid, Path)),
-    responses((status = 200, body = Workspace), Unauthenticated, NotFound, RateLimited))]
+    responses((status = 200, body = Workspace)))]
 async fn get_workspace(
     State(state): State<AppState>,
     ws: InWorkspace<ReadWorkspace>,

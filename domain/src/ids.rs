@@ -114,9 +114,11 @@ impl StreamId {
         Self(format!("{}-{}", stream_type.as_str(), id))
     }
 
-    /// Accepts any non-empty name of printable characters: the store does not interpret it.
+    /// Accepts any name of 1 to 200 printable ASCII characters (the store does not interpret
+    /// it): every stream is named by [`Self::new`], in ASCII, and the API can state this rule
+    /// exactly (a bound in bytes on any Unicode text it could not).
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = !raw.is_empty() && raw.len() <= 200 && raw.chars().all(|c| !c.is_control());
+        let ok = (1..=200).contains(&raw.len()) && raw.bytes().all(|b| (b' '..=b'~').contains(&b));
         ok.then(|| Self(raw.to_owned()))
     }
 
@@ -201,5 +203,8 @@ mod tests {
         );
         assert!(StreamId::parse("").is_none());
         assert!(StreamId::parse("a\nb").is_none());
+        assert!(StreamId::parse("caf\u{e9}-1").is_none());
+        assert!(StreamId::parse(&"a".repeat(200)).is_some());
+        assert!(StreamId::parse(&"a".repeat(201)).is_none());
     }
 }

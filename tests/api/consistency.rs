@@ -141,7 +141,6 @@ async fn a_stalled_log_answers_503_to_the_writer_not_a_404() {
 #[tokio::test]
 async fn the_document_declares_positions_on_writes_and_min_position_on_reads() {
     let doc = adledger_api::openapi();
-    let doc = serde_json::to_value(&doc).unwrap();
     let create = &doc["paths"]["/v1/workspaces"]["post"]["responses"]["201"];
     assert_eq!(
         create["headers"]["adledger-log-position"]["schema"]["type"], "integer",

@@ -5,6 +5,7 @@ use serde_json::Value;
 /// until the OpenAPI document describes it.
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
+    ("get", "/openapi.json"),
     ("get", "/readyz"),
     ("post", "/v1/workspaces"),
     ("get", "/v1/workspaces/{workspace_id}"),
