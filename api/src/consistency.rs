@@ -164,6 +164,17 @@ impl Consistency {
         parts: &Parts,
     ) -> Result<(), ApiError> {
         let named = min_position(parts)?;
+        if let Some(named) = named {
+            // A position is only ever handed out once sequenced, so one beyond the head names
+            // nothing that was written: waiting for it would only delay the inevitable.
+            let head = state.store.head_position().await?;
+            if named > head {
+                return Err(ApiError::invalid(
+                    MIN_POSITION,
+                    format!("is beyond the log's head ({head}): no write has reached it"),
+                ));
+            }
+        }
         let pending = self.pending_of(caller);
         let model = model_of(parts.uri.path());
         let own = pending.filter(|p| model.is_none_or(|m| p.seen & (1 << m) == 0));
@@ -336,7 +347,7 @@ impl utoipa::Modify for ReadYourWrites {
                 .required(Required::False)
                 .description(Some(
                     "Wait (up to 2 s) until what this read reads has applied the log up to here \
-                     (a position from `Adledger-Log-Position`); 503 `not-caught-up` otherwise",
+                     (a position from `Adledger-Log-Position`); 503 `not-caught-up` otherwise; 422 beyond the log's head",
                 ))
                 .schema(Some(
                     ObjectBuilder::new()
