@@ -31,7 +31,7 @@ fi
 export ADLEDGER_BIND=${ADLEDGER_BIND:-127.0.0.1:8080}
 
 cargo build --release --bin adledger
-bin=target/release/adledger
+bin=${CARGO_TARGET_DIR:-target}/release/adledger
 if [ -z "${ADLEDGER_MASTER_KEYS:-}" ] || [ -z "${ADLEDGER_JWT_KEYS:-}" ]; then
     # Local keys only: losing this file makes local personal data unreadable, like an erasure.
     keys=.local/keys.env

@@ -42,7 +42,8 @@ eval "$pg_env"
 # Exactly `cargo test`'s build (scripts/test.sh runs this after it): a no-op there, where a
 # `cargo build` would resolve features without dev-dependencies and build the binary again.
 cargo test --quiet --workspace --features adledger-infra/testing --no-run
-bin=$root/target/debug/adledger
+# Where cargo put it: CARGO_TARGET_DIR when set (a shared build cache), else ./target.
+bin=${CARGO_TARGET_DIR:-$root/target}/debug/adledger
 
 mkdir -p "$out"
 rm -f "$out"/*.xml "$out"/*.ndjson
@@ -61,7 +62,9 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
-eval "$("$bin" keys generate --kid fuzz | sed 's/^/export /')"
+# Taken first: an `eval "$(...)"` would go on silently when the command fails.
+keys=$("$bin" keys generate --kid fuzz) || { say "could not run $bin"; exit 1; }
+eval "$(printf '%s\n' "$keys" | sed 's/^/export /')"
 "$bin" migrate >/dev/null
 
 # Rate limits off: a fuzzer is one very busy client by design, and every 429 would hide the

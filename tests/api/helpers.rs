@@ -472,3 +472,18 @@ pub async fn assert_problem(r: reqwest::Response, status: u16, type_slug: &str) 
     assert_eq!(body["status"], status);
     body
 }
+
+/// Asserts a 422 `validation-failed` answer; returns it and the fields its `errors[]` name.
+pub async fn invalid_fields(r: reqwest::Response) -> (Value, Vec<String>) {
+    let body = assert_problem(r, 422, "validation-failed").await;
+    let fields = body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    (body, fields)
+}

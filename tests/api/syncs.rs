@@ -1,5 +1,6 @@
 use crate::helpers::{
-    assert_problem, eventually, spawn_api_only, spawn_app, spawn_app_with_sandbox_limits,
+    assert_problem, eventually, invalid_fields, spawn_api_only, spawn_app,
+    spawn_app_with_sandbox_limits, TestApp,
 };
 use crate::insights::BAD_DATES;
 use adledger_commands::connections::SandboxLimits;
@@ -141,13 +142,7 @@ async fn bad_sync_requests_are_problems() {
         .get(&format!("/v1/workspaces/{other_ws}/connections/{conn}"))
         .await;
     assert_problem(r, 404, "not-found").await;
-    eventually("no stray syncs", || async {
-        let runs = app
-            .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}/syncs"))
-            .await;
-        runs.as_array().unwrap().is_empty().then_some(())
-    })
-    .await;
+    no_syncs(&app, &ws, &conn).await;
 }
 
 #[tokio::test]
@@ -201,42 +196,28 @@ async fn sync_dates_must_be_iso_days_within_bounds() {
     let ws = app.workspace("Acme").await;
     let conn = app.sandbox(&ws, 1, 2).await;
     let path = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
-    let fields = |body: &Value| -> Vec<Value> {
-        body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].clone())
-            .collect()
-    };
     for bad in BAD_DATES {
         for (body, field) in [
             (json!({"from": bad, "to": "2024-01-02"}), "from"),
             (json!({"from": "2024-01-01", "to": bad}), "to"),
         ] {
-            let problem =
-                assert_problem(app.post(&path, &body).await, 422, "validation-failed").await;
-            assert_eq!(fields(&problem), [field], "{bad:?}: {problem}");
+            let (problem, fields) = invalid_fields(app.post(&path, &body).await).await;
+            assert_eq!(fields, [field], "{bad:?}: {problem}");
         }
     }
     // Both wrong: both named.
-    let problem = assert_problem(
-        app.post(&path, &json!({"from": "2024-1-1", "to": "0000-01-01"}))
-            .await,
-        422,
-        "validation-failed",
-    )
-    .await;
-    assert_eq!(fields(&problem), ["from", "to"], "{problem}");
+    let both = json!({"from": "2024-1-1", "to": "0000-01-01"});
+    let (problem, fields) = invalid_fields(app.post(&path, &both).await).await;
+    assert_eq!(fields, ["from", "to"], "{problem}");
     // At most 1,098 days.
-    let problem = assert_problem(
-        app.post(&path, &json!({"from": "2024-01-01", "to": "2027-01-03"}))
-            .await,
-        422,
-        "validation-failed",
-    )
-    .await;
-    assert_eq!(fields(&problem), ["to"], "{problem}");
+    let long = json!({"from": "2024-01-01", "to": "2027-01-03"});
+    let (problem, fields) = invalid_fields(app.post(&path, &long).await).await;
+    assert_eq!(fields, ["to"], "{problem}");
+    no_syncs(&app, &ws, &conn).await;
+}
+
+/// Waits a moment for a sync run that must not exist, then checks there is none.
+async fn no_syncs(app: &TestApp, ws: &str, conn: &str) {
     eventually("no stray syncs", || async {
         let runs = app
             .get_json(&format!("/v1/workspaces/{ws}/connections/{conn}/syncs"))
