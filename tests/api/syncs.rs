@@ -239,16 +239,8 @@ async fn what_the_sandbox_may_be_asked_for_is_bounded() {
         json!({"platform": "sandbox",
                "sandbox": {"seed": 1, "ad_accounts": ad_accounts, "campaigns": campaigns}})
     };
-    let problem = assert_problem(
-        app.post(&connections, &sandbox(10, 1_001)).await,
-        422,
-        "validation-failed",
-    )
-    .await;
-    assert_eq!(
-        problem["errors"][0]["field"], "sandbox.campaigns",
-        "{problem}"
-    );
+    let (problem, fields) = invalid_fields(app.post(&connections, &sandbox(10, 1_001)).await).await;
+    assert_eq!(fields, ["sandbox.campaigns"], "{problem}");
     let message = problem["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("1000"), "{message}");
 
@@ -297,20 +289,10 @@ async fn what_the_sandbox_may_be_asked_for_is_bounded() {
     .await;
     let ws = strict.workspace("Strict").await;
     let connections = format!("/v1/workspaces/{ws}/connections");
-    let problem = assert_problem(
-        strict.post(&connections, &sandbox(1, 6)).await,
-        422,
-        "validation-failed",
-    )
-    .await;
-    assert_eq!(
-        problem["errors"][0]["field"], "sandbox.campaigns",
-        "{problem}"
-    );
-    assert!(problem["errors"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("between 1 and 5"));
+    let (problem, fields) = invalid_fields(strict.post(&connections, &sandbox(1, 6)).await).await;
+    assert_eq!(fields, ["sandbox.campaigns"], "{problem}");
+    let message = problem["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("between 1 and 5"), "{message}");
     let conn = strict.sandbox(&ws, 1, 5).await;
     let syncs = format!("/v1/workspaces/{ws}/connections/{conn}/syncs");
     let r = strict
