@@ -32,6 +32,14 @@ say() { echo "schemathesis.sh: $*" >&2; }
 if [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $version" ]; then
     say "installing schemathesis $version into $venv"
     rm -rf "$venv"
+    # Debian ships venv's pip bootstrap apart (python3-venv): install it when it is missing.
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        say "python3 with venv not found; installing the Debian packages"
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >&2
+    fi
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
