@@ -10,6 +10,7 @@ pub mod event_store;
 pub mod identity;
 pub mod kafka;
 pub mod leader;
+pub mod merkle;
 pub mod migrate;
 pub mod secret;
 pub mod shutdown;
