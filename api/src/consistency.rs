@@ -363,21 +363,10 @@ impl utoipa::Modify for ReadYourWrites {
                 .responses
                 .entry("503".to_owned())
                 .or_insert_with(|| {
-                    utoipa::openapi::RefOr::T(
-                        utoipa::openapi::ResponseBuilder::new()
-                            .description(
-                                "`not-caught-up`: the read model has not reached the caller's \
-                                 write (or `min_position`) in time; `Retry-After` says when to \
-                                 retry",
-                            )
-                            .content(
-                                "application/problem+json",
-                                utoipa::openapi::ContentBuilder::new()
-                                    .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
-                                    .build(),
-                            )
-                            .build(),
-                    )
+                    utoipa::openapi::RefOr::T(crate::openapi::problem(
+                        "`not-caught-up`: the read model has not reached the caller's write (or \
+                         `min_position`) in time; `Retry-After` says when to retry",
+                    ))
                 });
         }
     }

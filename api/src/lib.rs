@@ -107,67 +107,8 @@ impl Readiness {
     }
 }
 
-/// Every route runs under the request time limit, and every route but `/healthz` reaches the
-/// database: each can answer 503 (`request-timeout`, or `database-unavailable` while the
-/// database is down), with `Retry-After`. Declared on the merged document once rather than on
-/// each route; a route that declares its own 503 (`/readyz`, reads' `not-caught-up`) gets these
-/// cases and the header added to it.
-fn declare_service_unavailable(openapi: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::header::HeaderBuilder;
-    use utoipa::openapi::schema::{ObjectBuilder, Type};
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    const CASES: &str = "`database-unavailable`: the database did not answer in time (down, \
-                         restarting, or every connection busy); or `request-timeout`: the \
-                         request took longer than the server's limit. `Retry-After` says when \
-                         to retry.";
-    let retry_after = HeaderBuilder::new()
-        .schema(ObjectBuilder::new().schema_type(Type::Integer))
-        .description(Some("Seconds to wait before retrying"))
-        .build();
-    let response = ResponseBuilder::new()
-        .description(CASES)
-        .content(
-            "application/problem+json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-        .header("Retry-After", retry_after.clone())
-        .build();
-    for (path, item) in openapi.paths.paths.iter_mut() {
-        if path == "/healthz" {
-            continue;
-        }
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let declared = operation
-                .responses
-                .responses
-                .entry("503".into())
-                .or_insert_with(|| response.clone().into());
-            if let RefOr::T(declared) = declared {
-                if !declared.description.contains("database-unavailable") {
-                    declared.description = format!("{} Also {CASES}", declared.description);
-                }
-                declared
-                    .headers
-                    .entry("Retry-After".into())
-                    .or_insert_with(|| retry_after.clone());
-            }
-        }
-    }
-}
-
 /// Every resource's router, merged in this one place.
-fn api_router() -> OpenApiRouter<AppState> {
+pub(crate) fn api_router() -> OpenApiRouter<AppState> {
     [
         health::router(),
         metrics::router(),
@@ -193,16 +134,6 @@ fn api_router() -> OpenApiRouter<AppState> {
     )
 }
 
-/// The routes and the OpenAPI document that describes them, completed with what every read
-/// route shares.
-fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use utoipa::Modify;
-    let (router, mut doc) = api_router().split_for_parts();
-    consistency::ReadYourWrites.modify(&mut doc);
-    declare_service_unavailable(&mut doc);
-    (router, doc)
-}
-
 /// The OpenAPI document, as served at `/openapi.json`.
 pub fn openapi() -> &'static serde_json::Value {
     openapi::document()
@@ -211,7 +142,7 @@ pub fn openapi() -> &'static serde_json::Value {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let policy = state.http.clone();
-    let (router, _) = routes_and_document();
+    let (router, _) = api_router().split_for_parts();
     let router = router
         .fallback(error::not_found_fallback)
         .layer(axum::middleware::from_fn_with_state(

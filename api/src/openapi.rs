@@ -1,9 +1,10 @@
 //! The OpenAPI document: what the handlers' annotations say, completed with what every operation
 //! of a kind answers because of the layers and extractors it passes through (401 with
 //! `WWW-Authenticate` behind a bearer credential; 400, 413 and 422 for a JSON body; 422 for a
-//! query or an `Idempotency-Key`; 404 for an id in the path; 429 where rate limits apply), so
-//! that no route can forget them; the 503 of every route is `declare_service_unavailable`'s (in
-//! lib.rs). Built once, served at `/openapi.json`; it never changes while the server runs.
+//! query or an `Idempotency-Key`; 404 for an id in the path; 429 where rate limits apply; 503
+//! everywhere but `/healthz`; and the reads' `min_position` with the writes' position header
+//! (`crate::consistency::ReadYourWrites`)), so that no route can forget them. Built once, served
+//! at `/openapi.json`; it never changes while the server runs.
 
 use crate::error::{FieldError, Problem};
 use std::sync::OnceLock;
@@ -52,7 +53,10 @@ impl utoipa::Modify for BearerAuth {
 fn typed() -> &'static OpenApi {
     static DOCUMENT: OnceLock<OpenApi> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut doc = crate::routes_and_document().1;
+        use utoipa::Modify;
+        let mut doc = crate::api_router().split_for_parts().1;
+        // First: the reads' `min_position` is a query parameter, which implies a 422 below.
+        crate::consistency::ReadYourWrites.modify(&mut doc);
         complete(&mut doc);
         doc
     })
@@ -118,11 +122,19 @@ fn complete(doc: &mut OpenApi) {
             public_means_no_security(operation);
             let answers = implied_answers(path, operation);
             for (status, description) in answers {
-                operation
+                let declared = operation
                     .responses
                     .responses
                     .entry(status.to_string())
                     .or_insert_with(|| RefOr::T(problem(description)));
+                // A route's own 503 (the reads' `not-caught-up`) gets every route's cases
+                // besides, unless it names them already (`/readyz`).
+                if let (503, RefOr::T(declared)) = (status, declared) {
+                    if !declared.description.contains("database-unavailable") {
+                        declared.description =
+                            format!("{} Also {UNAVAILABLE}", declared.description);
+                    }
+                }
             }
             for (status, response) in operation.responses.responses.iter_mut() {
                 if let RefOr::T(response) = response {
@@ -196,11 +208,21 @@ fn implied_answers(path: &str, operation: &Operation) -> Vec<(u16, &'static str)
             "`rate-limited`: over a rate limit; `Retry-After` says when to retry",
         ));
     }
+    // Every route runs under the request time limit, and all but `/healthz` reach the database.
+    if path != "/healthz" {
+        answers.push((503, UNAVAILABLE));
+    }
     answers
 }
 
+/// The 503 cases every route but `/healthz` can answer.
+const UNAVAILABLE: &str = "`database-unavailable`: the database did not answer in time (down, \
+                           restarting, or every connection busy); or `request-timeout`: the \
+                           request took longer than the server's limit. `Retry-After` says when \
+                           to retry.";
+
 /// A problem answer.
-fn problem(description: &str) -> Response {
+pub(crate) fn problem(description: &str) -> Response {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -213,7 +235,7 @@ fn problem(description: &str) -> Response {
 }
 
 /// The headers an answer of this status carries: every 401 names the scheme to authenticate
-/// with, every 429 says when to retry.
+/// with, every 429 and 503 says when to retry.
 fn headers_of(status: &str, response: &mut Response) {
     let (name, description) = match status {
         "401" => (
@@ -221,10 +243,11 @@ fn headers_of(status: &str, response: &mut Response) {
             "`Bearer realm=\"adledger\"`: the scheme to authenticate with",
         ),
         "429" => ("Retry-After", "Seconds until a retry may succeed"),
+        "503" => ("Retry-After", "Seconds to wait before retrying"),
         _ => return,
     };
     let schema: Object = match status {
-        "429" => Object::with_type(Type::Integer),
+        "429" | "503" => Object::with_type(Type::Integer),
         _ => Object::with_type(Type::String),
     };
     response.headers.entry(name.to_owned()).or_insert_with(|| {

@@ -2,7 +2,7 @@
 //! (a `Problem` body as `application/problem+json`, whose `type` tells the cases apart) and
 //! `Created`. A route lists the problems it really can answer in `#[utoipa::path(responses(..))]`;
 //! the 503 that every route but `/healthz` can answer is declared once for all of them (see
-//! `declare_service_unavailable` in lib.rs).
+//! `complete` in openapi.rs).
 
 use crate::error::Problem;
 use serde::Serialize;
