@@ -32,10 +32,12 @@ const REMEMBER: Duration = Duration::from_secs(60);
 /// Callers remembered at most; the oldest are forgotten first past it (memory stays bounded).
 const MAX_CALLERS: usize = 100_000;
 
+/// How long a read waits for its read model before answering 503 `not-caught-up`.
+const READ_WAIT: Duration = Duration::from_secs(2);
+
 /// What each caller's next reads must see.
+#[derive(Default)]
 pub struct Consistency {
-    /// How long a read waits for its read model before answering 503.
-    read_wait: Duration,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -84,20 +86,7 @@ impl WritingCaller {
     }
 }
 
-impl Default for Consistency {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(2))
-    }
-}
-
 impl Consistency {
-    pub fn new(read_wait: Duration) -> Self {
-        Self {
-            read_wait,
-            pending: Mutex::new(HashMap::new()),
-        }
-    }
-
     fn remember(&self, caller: String, write: Write) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
@@ -181,7 +170,7 @@ impl Consistency {
         if named.is_none() && own.is_none() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.read_wait;
+        let deadline = Instant::now() + READ_WAIT;
         let own_position = match own.map(|p| p.write) {
             None => None,
             Some(Write::At(position)) => Some(position),
@@ -227,7 +216,7 @@ impl Consistency {
 
     fn not_caught_up(&self) -> ApiError {
         ApiError::NotCaughtUp {
-            waited: self.read_wait,
+            waited: READ_WAIT,
             retry_after_secs: 1,
         }
     }
