@@ -22,10 +22,10 @@ async fn postgres_restarted_under_idempotent_writes_keeps_every_write_once() {
     let owner = server.person("owner@example.com").await;
     let ws = owner.workspace("Acme").await;
     let conn = owner.sandbox(&ws.id, 1, CAMPAIGNS).await;
-    let sync = owner.start_sync(&ws.id, &conn.id, DAYS).await;
     let writers = Writers::start(&owner, 4);
 
     let mut cluster = Some(cluster);
+    let mut sync = None;
     for round in 1..=2 {
         // A steady stream first: some writes acknowledged since the last restart.
         let acknowledged = writers.acknowledged();
@@ -34,10 +34,14 @@ async fn postgres_restarted_under_idempotent_writes_keeps_every_write_once() {
         })
         .await;
         if round == 1 {
+            // Started only now, so that it is still running when the database goes down
+            // however fast the writes came in (started with them, it could end first).
+            let started = owner.start_sync(&ws.id, &conn.id, DAYS).await;
             assert!(
-                run(&pool, &sync.id).await.end.is_none(),
+                run(&pool, &started.id).await.end.is_none(),
                 "the sync ended before the database could be restarted"
             );
+            sync = Some(started);
         }
         let c = cluster.take().unwrap();
         cluster = Some(
@@ -64,6 +68,7 @@ async fn postgres_restarted_under_idempotent_writes_keeps_every_write_once() {
     );
     acks.push(ws.clone());
 
+    let sync = sync.expect("the sync started in the first round");
     completed_once(&pool, &sync.id, i64::from(CAMPAIGNS) * DAYS).await;
     let head = caught_up(&pool, Duration::from_secs(120)).await;
     each_acknowledged_once(&pool, &acks).await;
