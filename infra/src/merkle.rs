@@ -257,6 +257,37 @@ impl Frontier {
         &self.peaks
     }
 
+    /// Appends the leaf with hash `leaf` and adds to `completed` every node it completes: the
+    /// leaf itself, then each subtree it closes, bottom-up (what a store keeps).
+    pub fn append(&mut self, leaf: Hash, completed: &mut Vec<(NodeId, Hash)>) {
+        let mut carry = leaf;
+        let mut size = self.size;
+        let mut level = 0u8;
+        completed.push((
+            NodeId {
+                level,
+                index: self.size,
+            },
+            leaf,
+        ));
+        while size & 1 == 1 {
+            if let Some(left) = self.peaks.pop() {
+                carry = node_hash(&left, &carry);
+            }
+            size >>= 1;
+            level += 1;
+            completed.push((
+                NodeId {
+                    level,
+                    index: self.size >> level,
+                },
+                carry,
+            ));
+        }
+        self.peaks.push(carry);
+        self.size += 1;
+    }
+
     /// Appends the leaf with hash `leaf`.
     pub fn push(&mut self, leaf: Hash) {
         let mut carry = leaf;
@@ -279,6 +310,128 @@ impl Frontier {
         };
         peaks.fold(*last, |right, left| node_hash(left, &right))
     }
+}
+
+/// A perfect subtree of the tree: the head of leaves `[index·2^level, (index+1)·2^level)`. A
+/// store keeps one hash per such node, so any tree head or proof is a fold of O(log n) of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    pub level: u8,
+    pub index: u64,
+}
+
+/// The perfect subtrees, largest first, whose heads fold into the head of leaves `[lo, hi)`
+/// (a range of RFC 6962's shape: `lo` is a multiple of the largest power of two below the width).
+fn subtrees(lo: u64, hi: u64, out: &mut Vec<NodeId>) {
+    let (mut lo, hi) = (lo, hi);
+    while lo < hi {
+        let width = hi - lo;
+        let part = if width.is_power_of_two() {
+            width
+        } else {
+            split(width as usize) as u64
+        };
+        let level = part.trailing_zeros() as u8;
+        out.push(NodeId {
+            level,
+            index: lo >> level,
+        });
+        lo += part;
+    }
+}
+
+/// The head of a range from the heads of its perfect subtrees (largest first), as
+/// [`Frontier::root`] folds its peaks.
+pub fn fold(parts: &[Hash]) -> Hash {
+    let mut parts = parts.iter().rev();
+    let Some(last) = parts.next() else {
+        return empty_root();
+    };
+    parts.fold(*last, |right, left| node_hash(left, &right))
+}
+
+/// One hash of a proof (or a tree head) as the stored nodes it folds from.
+pub type Plan = Vec<Vec<NodeId>>;
+
+/// The nodes whose fold is the head of the tree of `size` leaves (its peaks).
+pub fn head_plan(size: u64) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    subtrees(0, size, &mut out);
+    out
+}
+
+fn range(lo: u64, hi: u64) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    subtrees(lo, hi, &mut out);
+    out
+}
+
+/// [`inclusion_proof`] of leaf `index` in the tree of `size` leaves, as stored nodes: each hash
+/// of the path is the fold of its entry. `None` when there is no such leaf.
+pub fn inclusion_plan(index: u64, size: u64) -> Option<Plan> {
+    if index >= size {
+        return None;
+    }
+    let (mut lo, mut hi, mut m) = (0, size, index);
+    let mut path = Vec::new();
+    while hi - lo > 1 {
+        let k = split((hi - lo) as usize) as u64;
+        if m < k {
+            path.push(range(lo + k, hi));
+            hi = lo + k;
+        } else {
+            path.push(range(lo, lo + k));
+            lo += k;
+            m -= k;
+        }
+    }
+    path.reverse();
+    Some(path)
+}
+
+/// [`consistency_proof`] from the tree of `old` leaves to the one of `new`, as stored nodes.
+/// `None` when `old > new`.
+pub fn consistency_plan(old: u64, new: u64) -> Option<Plan> {
+    if old > new {
+        return None;
+    }
+    let mut out = Vec::new();
+    if old > 0 && old < new {
+        subplan(old, 0, new, true, &mut out);
+    }
+    Some(out)
+}
+
+/// SUBPROOF(m, D[lo..hi], b) over ranges instead of leaves.
+fn subplan(m: u64, lo: u64, hi: u64, whole: bool, out: &mut Plan) {
+    let n = hi - lo;
+    if m == n {
+        if !whole {
+            out.push(range(lo, hi));
+        }
+        return;
+    }
+    let k = split(n as usize) as u64;
+    if m <= k {
+        subplan(m, lo, lo + k, whole, out);
+        out.push(range(lo + k, hi));
+    } else {
+        subplan(m - k, lo + k, hi, false, out);
+        out.push(range(lo, lo + k));
+    }
+}
+
+/// The hashes of a plan from the stored nodes `node` finds; `None` when one is missing.
+pub fn assemble(plan: &Plan, node: impl Fn(NodeId) -> Option<Hash>) -> Option<Vec<Hash>> {
+    plan.iter()
+        .map(|parts| {
+            let hashes = parts
+                .iter()
+                .map(|id| node(*id))
+                .collect::<Option<Vec<_>>>()?;
+            Some(fold(&hashes))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -503,6 +656,44 @@ mod tests {
                     assert!(verify_consistency(o, n, &old_root, &new_root, &changed).is_err());
                 }
             }
+        }
+    }
+    /// Every complete subtree of `leaves`, as a store would hold them.
+    fn stored(leaves: &[Hash]) -> std::collections::HashMap<NodeId, Hash> {
+        let mut frontier = Frontier::default();
+        let mut nodes = Vec::new();
+        for leaf in leaves {
+            frontier.append(*leaf, &mut nodes);
+        }
+        nodes.into_iter().collect()
+    }
+
+    #[test]
+    fn plans_over_stored_nodes_give_the_same_heads_and_proofs() {
+        let all = many(40);
+        let nodes = stored(&all);
+        // About two nodes per leaf, each the head of its range.
+        assert_eq!(nodes.len(), 2 * all.len() - all.len().count_ones() as usize);
+        for (id, hash) in &nodes {
+            let lo = (id.index << id.level) as usize;
+            assert_eq!(root(&all[lo..lo + (1 << id.level)]), *hash, "{id:?}");
+        }
+        let get = |id| nodes.get(&id).copied();
+        for n in 0..=all.len() {
+            let size = n as u64;
+            let head = assemble(&vec![head_plan(size)], get).unwrap()[0];
+            assert_eq!(head, root(&all[..n]), "head of {n}");
+            for i in 0..n {
+                let plan = inclusion_plan(i as u64, size).unwrap();
+                assert!(plan.iter().flatten().count() <= 2 * 64);
+                assert_eq!(assemble(&plan, get), inclusion_proof(&all[..n], i));
+            }
+            assert_eq!(inclusion_plan(size, size), None);
+            for old in 0..=n {
+                let plan = consistency_plan(old as u64, size).unwrap();
+                assert_eq!(assemble(&plan, get), consistency_proof(&all[..n], old));
+            }
+            assert_eq!(consistency_plan(size + 1, size), None);
         }
     }
 }

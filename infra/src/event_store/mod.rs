@@ -7,6 +7,7 @@ mod canonical;
 pub mod horizon;
 mod read;
 pub mod sequencer;
+mod tree;
 pub mod verify;
 mod written;
 
@@ -20,6 +21,7 @@ use tokio::sync::{watch, Notify};
 
 pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
+pub use tree::TreeHead;
 pub use verify::{BrokenLink, VerifyReport};
 pub use written::{EventRow, Written};
 

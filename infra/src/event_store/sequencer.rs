@@ -4,10 +4,12 @@
 //! transaction that could still commit has a lower id, so nothing can ever appear before it. Events
 //! are taken in `(tx_id, id)` order, which is therefore final. One sequencer works at a time
 //! (transaction-level advisory lock); it never skips ahead over an unsettled event and never
-//! waits on a timeout to declare a gap.
+//! waits on a timeout to declare a gap. In the same transaction it extends the Merkle tree
+//! (`tree.rs`) by one leaf per positioned event, so the tree always has exactly the log's size
+//! once committed; a log that predates the tree is caught up first, a batch at a time.
 
 use super::canonical::{to_array, CanonicalEvent, COLUMNS, GENESIS};
-use super::{EventStore, StoreError};
+use super::{tree, EventStore, StoreError};
 use crate::shutdown::Shutdown;
 use std::time::Duration;
 use uuid::Uuid;
@@ -21,6 +23,9 @@ pub const BATCH: i64 = 5_000;
 pub struct Sequenced {
     pub count: usize,
     pub head: i64,
+    /// The call only extended the tree over positions the log already had (a database that
+    /// predates the tree), and sequenced nothing: call again at once.
+    pub tree_catch_up: bool,
 }
 
 impl EventStore {
@@ -36,6 +41,7 @@ impl EventStore {
             return Ok(Sequenced {
                 count: 0,
                 head: *self.head.borrow(),
+                tree_catch_up: false,
             });
         }
         let last: Option<(i64, Vec<u8>, String, i64)> = sqlx::query_as(
@@ -54,6 +60,28 @@ impl EventStore {
             ),
             None => (0, GENESIS, "0".to_owned(), 0),
         };
+        let tree_size = tree::size(&mut tx).await?;
+        if tree_size != position as u64 {
+            if tree_size > position as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "the merkle tree has {tree_size} leaves but the log only {position} positions"
+                )));
+            }
+            let mut frontier = tree::frontier(&mut tx, tree_size).await?;
+            let added = tree::catch_up(&mut tx, &mut frontier, max).await?;
+            tx.commit().await?;
+            tracing::info!(
+                added,
+                leaves = frontier.size(),
+                head = position,
+                "merkle tree catching up"
+            );
+            return Ok(Sequenced {
+                count: 0,
+                head: position,
+                tree_catch_up: true,
+            });
+        }
         let sql = format!(
             "SELECT {COLUMNS} FROM events e
              WHERE (e.tx_id, e.id) > ($1::text::xid8, $2)
@@ -70,12 +98,15 @@ impl EventStore {
             return Ok(Sequenced {
                 count: 0,
                 head: position,
+                tree_catch_up: false,
             });
         }
+        let mut frontier = tree::frontier(&mut tx, tree_size).await?;
         let mut positions = Vec::with_capacity(rows.len());
         let mut row_ids = Vec::with_capacity(rows.len());
         let mut workspaces: Vec<Uuid> = Vec::with_capacity(rows.len());
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(rows.len());
+        let mut chain = Vec::with_capacity(rows.len());
         for event in &rows {
             position += 1;
             previous = event.chain_hash(&previous, position);
@@ -83,6 +114,7 @@ impl EventStore {
             row_ids.push(event.row_id);
             workspaces.push(event.workspace_id);
             hashes.push(previous.to_vec());
+            chain.push(previous);
         }
         sqlx::query(
             "INSERT INTO event_log (position, event_row_id, workspace_id, hash)
@@ -94,11 +126,13 @@ impl EventStore {
         .bind(&hashes)
         .execute(&mut *tx)
         .await?;
+        tree::append(&mut tx, &mut frontier, &chain).await?;
         tx.commit().await?;
         self.head.send_replace(position);
         Ok(Sequenced {
             count: rows.len(),
             head: position,
+            tree_catch_up: false,
         })
     }
 
@@ -136,7 +170,7 @@ impl EventStore {
     pub async fn sequence_all(&self) -> Result<i64, StoreError> {
         loop {
             let done = self.sequence_pending(BATCH).await?;
-            if (done.count as i64) < BATCH {
+            if (done.count as i64) < BATCH && !done.tree_catch_up {
                 return Ok(done.head);
             }
         }
@@ -148,7 +182,7 @@ pub async fn run(store: EventStore, mut shutdown: Shutdown) {
     tracing::info!("sequencer started");
     loop {
         match store.sequence_pending(BATCH).await {
-            Ok(done) if done.count as i64 == BATCH => continue,
+            Ok(done) if done.count as i64 == BATCH || done.tree_catch_up => continue,
             Ok(done) if done.count > 0 => {
                 tracing::debug!(sequenced = done.count, head = done.head, "sequenced events")
             }
