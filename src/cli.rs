@@ -1,6 +1,7 @@
 //! The command line. Every flag also reads an environment variable.
 
-use crate::{bench, demo, ops, startup};
+use crate::proofs::CheckpointArgs;
+use crate::{bench, demo, ops, proofs, startup};
 use adledger_commands::connections::SandboxLimits;
 use adledger_connectors::config::{ConfigError, Given};
 use adledger_connectors::google::{GoogleConfig, GoogleSettings};
@@ -517,6 +518,8 @@ pub enum Command {
         syncs: SyncArgs,
         #[command(flatten)]
         platforms: PlatformArgs,
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
     },
     /// Run only the sequencer, the projection workers, the sync worker and the sync scheduler
     /// (same as `serve --role worker`).
@@ -529,6 +532,8 @@ pub enum Command {
         syncs: SyncArgs,
         #[command(flatten)]
         platforms: PlatformArgs,
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
     },
     /// Run only the relay: publish the log to the Kafka topic (one active relay per topic; others
     /// stand by and take over).
@@ -549,6 +554,11 @@ pub enum Command {
     Replay(ops::ReplayArgs),
     /// Recompute the hash chain; exit 1 at the first broken link.
     Verify,
+    /// Print the signed checkpoint (C2SP signed note) of the log's current tree head.
+    Checkpoint {
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
+    },
     /// Measure append and replay throughput in a scratch database on the same server.
     Bench(bench::BenchArgs),
     /// Encryption and signing keys.
@@ -583,6 +593,17 @@ pub enum KeysCommand {
     },
     /// Re-encrypt every per-person key under the first (active) master key.
     Rewrap,
+    /// Print a fresh checkpoint signing key (`ADLEDGER_CHECKPOINT_KEYS=PRIVATE+KEY+…`) and its
+    /// verifier key. To rotate, put the new key first in the list and keep the old ones after it.
+    Checkpoint {
+        /// The key's name (conventionally the checkpoint origin; no spaces or '+').
+        name: String,
+    },
+    /// Print the verifier key of every configured checkpoint key, the signing one first.
+    Public {
+        #[command(flatten)]
+        checkpoints: CheckpointArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -612,12 +633,27 @@ pub enum ProjectionsCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Keys {
-        command: KeysCommand::Generate { kid },
-    } = &cli.command
-    {
-        ops::generate_keys(kid)?;
-        return Ok(ExitCode::SUCCESS);
+    // Commands that need no database.
+    match &cli.command {
+        Command::Keys {
+            command: KeysCommand::Generate { kid },
+        } => {
+            ops::generate_keys(kid)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Keys {
+            command: KeysCommand::Checkpoint { name },
+        } => {
+            proofs::generate_key(name)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Keys {
+            command: KeysCommand::Public { checkpoints },
+        } => {
+            proofs::print_public(checkpoints)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let url = cli.database_url.ok_or_else(|| {
         anyhow::anyhow!(
@@ -635,9 +671,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             syncs,
             platforms,
+            checkpoints,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
+                checkpoints: checkpoints.checkpointer()?,
+                checkpoint_interval: checkpoints.interval(),
                 bind,
                 role,
                 readiness: readiness.readiness(),
@@ -655,9 +694,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             syncs,
             platforms,
+            checkpoints,
         } => {
             startup::serve(startup::ServeConfig {
                 url,
+                checkpoints: checkpoints.checkpointer()?,
+                checkpoint_interval: checkpoints.interval(),
                 bind: SocketAddr::from(([127, 0, 0, 1], 0)),
                 role: Role::Worker,
                 readiness: Default::default(),
@@ -679,10 +721,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Projections { command } => return ops::projections(&url, command).await,
         Command::Replay(args) => ops::replay(&url, args).await?,
         Command::Verify => return ops::verify(&url).await,
+        Command::Checkpoint { checkpoints } => {
+            proofs::print_checkpoint(&ops::store(&url).await?, &checkpoints).await?
+        }
         Command::Bench(args) => bench::run(&url, args).await?,
         Command::Keys { command } => match command {
             KeysCommand::Generate { kid } => ops::generate_keys(&kid)?,
             KeysCommand::Rewrap => ops::rewrap_keys(&url).await?,
+            // Answered above, without a database.
+            KeysCommand::Checkpoint { .. } | KeysCommand::Public { .. } => {}
         },
         Command::Operators { command } => match command {
             OperatorsCommand::Grant { email } => ops::set_operator(&url, &email, true).await?,

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use uuid::Uuid;
 
-async fn store(url: &Secret<String>) -> anyhow::Result<EventStore> {
+pub async fn store(url: &Secret<String>) -> anyhow::Result<EventStore> {
     let db = Database::connect(url, 4).await?;
     Ok(EventStore::new(db.app))
 }

@@ -27,6 +27,10 @@ pub struct ServeConfig {
     pub syncs: SyncArgs,
     /// The real ad platforms, from the command line (`cli::PlatformArgs`).
     pub platforms: Platforms,
+    /// Signs the log's checkpoints (none: no checkpoints).
+    pub checkpoints: Option<adledger_infra::checkpoint::Checkpointer>,
+    /// How often a scheduled checkpoint is issued (none: on demand only).
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// How the API answers, besides its routes.
@@ -38,6 +42,8 @@ pub struct ApiOptions {
     pub auth: AuthPolicy,
     /// The real ad platforms this server connects (none: only the sandbox).
     pub platforms: Platforms,
+    /// Signs the checkpoints `GET /v1/log/checkpoint` serves (none: that route answers 404).
+    pub checkpoints: Option<adledger_infra::checkpoint::Checkpointer>,
 }
 
 /// The master and JWT keys from the environment, with what to do when they are missing.
@@ -182,6 +188,7 @@ pub async fn spawn_api_with_commands(
         readiness: options.readiness,
         consistency: Default::default(),
         http: options.http,
+        checkpoints: options.checkpoints.map(std::sync::Arc::new),
     };
     let app = adledger_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move {
@@ -240,6 +247,20 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             None => tracing::info!("the sync scheduler is off (ADLEDGER_SYNC_INTERVAL_SECS=0)"),
         }
     }
+    match (&config.checkpoints, config.checkpoint_interval) {
+        (Some(signer), Some(interval)) if config.role != Role::Api => {
+            tasks.push(tokio::spawn(adledger_infra::event_store::checkpoints::run(
+                store.clone(),
+                signer.clone(),
+                interval,
+                stopped.clone(),
+            )));
+        }
+        (None, _) => tracing::warn!(
+            "no checkpoint key (ADLEDGER_CHECKPOINT_KEYS): no signed checkpoints are issued"
+        ),
+        _ => {}
+    }
     if config.role != Role::Worker {
         tasks.push(tokio::spawn(purge_identity(store.clone(), stopped.clone())));
     }
@@ -282,6 +303,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                     http: config.http.clone(),
                     auth: AuthPolicy::default(),
                     platforms,
+                    checkpoints: config.checkpoints.clone(),
                 },
                 stopped.clone(),
             )

@@ -27,6 +27,7 @@ mod oauth;
 mod openapi;
 mod paging;
 mod personal;
+mod proofs;
 mod rate_limit;
 mod responses;
 mod schemas;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub http: HttpPolicy,
     /// What each caller's next reads must see of their writes (read-your-writes).
     pub consistency: std::sync::Arc<Consistency>,
+    /// Signs the log's checkpoints; `None` when no checkpoint key is configured.
+    pub checkpoints: Option<std::sync::Arc<adledger_infra::checkpoint::Checkpointer>>,
 }
 
 /// What `/readyz` checks besides the database and migrations, and how long it may take.
@@ -125,6 +128,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         events::router(),
         audit::router(),
         log::router(),
+        proofs::router(),
         OpenApiRouter::new().routes(routes!(openapi::openapi_json)),
     ]
     .into_iter()

@@ -13,6 +13,8 @@ pub struct TestApp {
     pub keys: adledger_commands::identity::Keys,
     /// The app's command handlers (to run a sync worker of the test's own).
     pub commands: adledger_commands::Commands,
+    /// The key the app signs checkpoints with (`PRIVATE+KEY+…`), for the CLI too.
+    pub checkpoint_key: adledger_infra::Secret<String>,
     pub _db: TestDatabase,
     _stop: ShutdownTrigger,
 }
@@ -169,10 +171,13 @@ pub async fn spawn_on(
     start(db, store, options, true, Default::default()).await
 }
 
+/// The origin of test apps' checkpoints.
+pub const CHECKPOINT_ORIGIN: &str = "adledger.test/log";
+
 async fn start(
     db: TestDatabase,
     store: adledger_infra::EventStore,
-    options: adledger::startup::ApiOptions,
+    mut options: adledger::startup::ApiOptions,
     sync_worker: bool,
     sandbox: adledger_commands::connections::SandboxLimits,
 ) -> TestApp {
@@ -181,6 +186,11 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let keys = test_keys();
+    let (checkpoint_key, _) =
+        adledger_infra::checkpoint::CheckpointKeys::generate(CHECKPOINT_ORIGIN).unwrap();
+    let signer = adledger_infra::checkpoint::CheckpointKeys::parse(&checkpoint_key).unwrap();
+    options.checkpoints =
+        Some(adledger_infra::checkpoint::Checkpointer::new(signer, CHECKPOINT_ORIGIN).unwrap());
     let commands = adledger::startup::commands(&store, &keys, options.platforms.clone())
         .with_sandbox_limits(sandbox);
     if sync_worker {
@@ -203,6 +213,7 @@ async fn start(
         token: String::new(),
         keys,
         commands,
+        checkpoint_key,
         _db: db,
         _stop: stop,
     };
@@ -235,6 +246,8 @@ impl TestApp {
                 self.keys.master.to_env_string().expose(),
             )
             .env("ADLEDGER_JWT_KEYS", self.keys.jwt.to_env_string().expose())
+            .env("ADLEDGER_CHECKPOINT_KEYS", self.checkpoint_key.expose())
+            .env("ADLEDGER_CHECKPOINT_ORIGIN", CHECKPOINT_ORIGIN)
             .env("RUST_LOG", "warn")
             .output()
             .expect("run adledger")

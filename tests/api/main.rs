@@ -20,6 +20,7 @@ mod operators;
 mod outage;
 mod paging;
 mod platforms;
+mod proofs;
 mod syncs;
 mod timeouts;
 mod workspaces;

@@ -4,6 +4,7 @@
 
 mod append;
 mod canonical;
+pub mod checkpoints;
 pub mod horizon;
 mod read;
 pub mod sequencer;
@@ -123,6 +124,8 @@ pub enum StoreError {
          writes (docs/runbooks.md, \"Backup and restore\")"
     )]
     TransactionIdsBehind { newest: u64, next: u64, epoch: u64 },
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

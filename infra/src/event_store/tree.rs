@@ -175,6 +175,20 @@ impl EventStore {
         })
     }
 
+    /// The chain hash stored for `position` (the input of its leaf), if the log has it.
+    pub async fn chain_hash_at(&self, position: u64) -> Result<Option<Hash>, StoreError> {
+        let hash: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM event_log WHERE position = $1")
+                .bind(position as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        hash.map(|h| {
+            super::canonical::to_array(&h)
+                .ok_or_else(|| StoreError::Corrupt(format!("hash at {position}")))
+        })
+        .transpose()
+    }
+
     /// The inclusion proof of the event at `position` in the tree of `size` leaves; `None` when
     /// the position is not in it or the tree is not that large yet.
     pub async fn inclusion_proof(
