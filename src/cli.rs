@@ -1,7 +1,7 @@
 //! The command line. Every flag also reads an environment variable.
 
 use crate::proofs::CheckpointArgs;
-use crate::{bench, demo, ops, proofs, startup};
+use crate::{audit, bench, demo, ops, proofs, startup};
 use adledger_commands::connections::SandboxLimits;
 use adledger_connectors::config::{ConfigError, Given};
 use adledger_connectors::google::{GoogleConfig, GoogleSettings};
@@ -554,6 +554,11 @@ pub enum Command {
     Replay(ops::ReplayArgs),
     /// Recompute the hash chain; exit 1 at the first broken link.
     Verify,
+    /// Audit packages: a workspace's events with inclusion proofs in a signed checkpoint.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Print the signed checkpoint (C2SP signed note) of the log's current tree head.
     Checkpoint {
         #[command(flatten)]
@@ -653,6 +658,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             proofs::print_public(checkpoints)?;
             return Ok(ExitCode::SUCCESS);
         }
+        // Offline: an auditor runs it with no database at all.
+        Command::Audit {
+            command: audit::AuditCommand::Verify { file, key },
+        } => return audit::verify(file, key),
         _ => {}
     }
     let url = cli.database_url.ok_or_else(|| {
@@ -721,6 +730,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Projections { command } => return ops::projections(&url, command).await,
         Command::Replay(args) => ops::replay(&url, args).await?,
         Command::Verify => return ops::verify(&url).await,
+        Command::Audit { command } => match command {
+            audit::AuditCommand::Export {
+                workspace,
+                from,
+                to,
+                out,
+                checkpoints,
+            } => {
+                let store = ops::store(&url).await?;
+                audit::export(
+                    &store,
+                    audit::range(workspace, from, to),
+                    &out,
+                    &checkpoints,
+                )
+                .await?
+            }
+            // Answered above, without a database.
+            audit::AuditCommand::Verify { .. } => {}
+        },
         Command::Checkpoint { checkpoints } => {
             proofs::print_checkpoint(&ops::store(&url).await?, &checkpoints).await?
         }

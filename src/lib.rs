@@ -1,6 +1,7 @@
 //! The `adledger` binary's wiring: the command line, start-up of each role (API, projection
 //! workers, sequencer), and the ops commands (demo, replay, verify, bench).
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod demo;

@@ -1,4 +1,6 @@
-//! `GET /v1/workspaces/{id}/audit`: who did what, when and from where, newest first.
+//! `GET /v1/workspaces/{id}/audit`: who did what, when and from where, newest first; and
+//! `GET /v1/workspaces/{id}/audit/package`: the workspace's events with inclusion proofs in a
+//! signed checkpoint, for an auditor to check offline (`adledger audit verify`).
 
 use crate::access::{InWorkspace, ReadHistory};
 use crate::error::ApiError;
@@ -17,7 +19,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_audit))
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(audit_package))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -125,4 +129,66 @@ async fn list_audit(
         NextLink::new(&uri, "before", next.as_deref()),
         Json(AuditPage { items, next_before }),
     ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PackageParams {
+    /// Only events recorded at or after this time (RFC 3339, in 2000 to 2099).
+    from: Option<DateTime<Utc>>,
+    /// Only events recorded before this time (RFC 3339, in 2000 to 2099).
+    to: Option<DateTime<Utc>>,
+}
+
+/// The workspace's audit package (the whole history when no range is given), streamed as
+/// NDJSON: a header line with the signed checkpoint, then each event with every field its chain
+/// hash covers, its previous hash and its inclusion proof in that checkpoint. Check it offline
+/// with `adledger audit verify FILE --key KEYFILE` and the keys of
+/// `/.well-known/adledger/checkpoint-keys`.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit/package", tag = "audit",
+    params(("workspace_id" = Uuid, Path), PackageParams),
+    responses((status = 200, description = "A header line, then one event a line", content_type = "application/x-ndjson", body = String),
+              Unauthenticated, Forbidden, NotFound, Invalid, RateLimited))]
+async fn audit_package(
+    State(state): State<AppState>,
+    ws: InWorkspace<ReadHistory>,
+    ApiQuery(params): ApiQuery<PackageParams>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use futures_util::TryStreamExt;
+    for (field, at) in [("from", params.from), ("to", params.to)] {
+        if let Some(at) = at {
+            Day::new(at.date_naive()).map_err(|e| ApiError::invalid(field, e.to_string()))?;
+        }
+    }
+    if let (Some(from), Some(to)) = (params.from, params.to) {
+        if from >= to {
+            return Err(ApiError::invalid("from", "must be before `to`"));
+        }
+    }
+    let checkpoint = state
+        .store
+        .package_checkpoint(state.checkpoints.as_deref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound("a checkpoint (this deployment has issued none)".into())
+        })?;
+    let range = adledger_infra::event_store::PackageRange {
+        workspace: ws.id,
+        from: params.from,
+        to: params.to,
+    };
+    let lines = state
+        .reads
+        .package(range, checkpoint)
+        .map_ok(bytes::Bytes::from)
+        .map_err(|e| {
+            tracing::error!(error = %e, "audit package failed mid-way");
+            std::io::Error::other("reading the package failed")
+        });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(lines),
+    )
+        .into_response())
 }

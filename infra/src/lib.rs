@@ -3,6 +3,7 @@
 //! secrets and telemetry. Nothing above this crate names sqlx types in its public API, except the
 //! read-model layer that owns its tables.
 
+pub mod audit_package;
 pub mod checkpoint;
 pub mod credentials;
 pub mod crypto;

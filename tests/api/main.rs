@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod audit;
+mod audit_package;
 mod auth;
 mod consistency;
 mod erasure;

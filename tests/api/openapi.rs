@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/log/proofs/consistency"),
     ("get", "/metrics"),
     ("get", "/v1/workspaces/{workspace_id}/audit"),
+    ("get", "/v1/workspaces/{workspace_id}/audit/package"),
     ("get", "/v1/workspaces"),
     ("post", "/v1/auth/register"),
     ("post", "/v1/auth/login"),

@@ -72,6 +72,18 @@ impl EventStore {
         row.map(issued).transpose()
     }
 
+    /// The checkpoint a package is proven in: the current one when this process can sign, else
+    /// the newest issued; `None` when there is neither.
+    pub async fn package_checkpoint(
+        &self,
+        signer: Option<&Checkpointer>,
+    ) -> Result<Option<IssuedCheckpoint>, StoreError> {
+        match signer {
+            Some(signer) => self.checkpoint(signer).await.map(Some),
+            None => self.latest_checkpoint().await,
+        }
+    }
+
     /// The newest checkpoint issued, if any.
     pub async fn latest_checkpoint(&self) -> Result<Option<IssuedCheckpoint>, StoreError> {
         let row: Option<Row> = sqlx::query_as(

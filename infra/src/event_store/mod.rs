@@ -3,9 +3,10 @@
 //! deletes a row of them (the database refuses it too).
 
 mod append;
-mod canonical;
+pub(crate) mod canonical;
 pub mod checkpoints;
 pub mod horizon;
+mod package;
 mod read;
 pub mod sequencer;
 mod tree;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
 pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
+pub use package::PackageRange;
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use tree::TreeHead;
 pub use verify::{BrokenLink, VerifyReport};
