@@ -696,4 +696,101 @@ mod tests {
             assert_eq!(consistency_plan(size + 1, size), None);
         }
     }
+
+    mod forged {
+        //! Random trees and random forgeries of their proofs: the verifier takes every honest
+        //! proof and refuses every forged one.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// `n` distinct leaves (the salt keeps them distinct from one case to the next).
+        fn leaves(n: usize, salt: u64) -> Vec<Hash> {
+            (0..n as u64)
+                .map(|i| leaf_hash(&[i.to_be_bytes(), salt.to_be_bytes()].concat()))
+                .collect()
+        }
+
+        fn tree() -> impl Strategy<Value = (Vec<Hash>, usize, u64)> {
+            (1usize..200, any::<u64>())
+                .prop_flat_map(|(n, salt)| (Just(leaves(n, salt)), 0..n, any::<u64>()))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+
+            #[test]
+            fn forged_inclusion_proofs_are_rejected((all, i, pick) in tree()) {
+                let n = all.len();
+                let size = n as u64;
+                let head = root(&all);
+                let proof = inclusion_proof(&all, i).unwrap();
+                let index = i as u64;
+                prop_assert!(verify_inclusion(&all[i], index, size, &proof, &head).is_ok());
+                if !proof.is_empty() {
+                    // A wrong sibling: one bit of one hash.
+                    let mut wrong = proof.clone();
+                    let k = (pick as usize) % wrong.len();
+                    wrong[k][(pick as usize >> 8) % 32] ^= 1 << (pick % 8);
+                    prop_assert!(verify_inclusion(&all[i], index, size, &wrong, &head).is_err());
+                    // Truncated.
+                    prop_assert!(verify_inclusion(&all[i], index, size, &proof[..proof.len() - 1], &head).is_err());
+                }
+                // Extended.
+                let mut longer = proof.clone();
+                longer.push(leaf_hash(&pick.to_be_bytes()));
+                prop_assert!(verify_inclusion(&all[i], index, size, &longer, &head).is_err());
+                // Wrong size: the proof held against the head of a tree of another size.
+                let other = 1 + (pick as usize) % (2 * n);
+                if other != n {
+                    let more = leaves(other.max(n), 0);
+                    let mut resized = all.clone();
+                    resized.extend_from_slice(&more[n.min(other)..]);
+                    resized.truncate(other);
+                    let resized_head = root(&resized);
+                    prop_assert!(verify_inclusion(&all[i], index, other as u64, &proof, &resized_head).is_err());
+                }
+                prop_assert!(verify_inclusion(&all[i], size + (pick % 5), size, &proof, &head).is_err());
+                if n > 1 {
+                    // Wrong index.
+                    let j = (i + 1 + (pick as usize) % (n - 1)) % n;
+                    prop_assert!(verify_inclusion(&all[i], j as u64, size, &proof, &head).is_err());
+                    // Swapped leaves: another leaf's hash at this index, or the swapped tree.
+                    prop_assert!(verify_inclusion(&all[j], index, size, &proof, &head).is_err());
+                    let mut swapped = all.clone();
+                    swapped.swap(i, j);
+                    prop_assert!(verify_inclusion(&all[i], index, size, &proof, &root(&swapped)).is_err());
+                }
+            }
+
+            #[test]
+            fn forged_consistency_proofs_are_rejected((all, old, pick) in tree()) {
+                let new = all.len();
+                let (o, n) = (old as u64, new as u64);
+                let (old_root, new_root) = (root(&all[..old]), root(&all));
+                let proof = consistency_proof(&all, old).unwrap();
+                prop_assert!(verify_consistency(o, n, &old_root, &new_root, &proof).is_ok());
+                prop_assume!(old > 0 && old < new);
+                let k = (pick as usize) % proof.len();
+                let mut wrong = proof.clone();
+                wrong[k][(pick as usize >> 8) % 32] ^= 1 << (pick % 8);
+                prop_assert!(verify_consistency(o, n, &old_root, &new_root, &wrong).is_err());
+                prop_assert!(verify_consistency(o, n, &old_root, &new_root, &proof[..proof.len() - 1]).is_err());
+                let mut longer = proof.clone();
+                longer.push(leaf_hash(&pick.to_be_bytes()));
+                prop_assert!(verify_consistency(o, n, &old_root, &new_root, &longer).is_err());
+                // Wrong sizes, each with the head of a tree of that size.
+                let shifted = 1 + (pick as usize) % (new - 1);
+                if shifted != old {
+                    let shifted_root = root(&all[..shifted]);
+                    prop_assert!(verify_consistency(shifted as u64, n, &shifted_root, &new_root, &proof).is_err());
+                }
+                // A new tree that rewrote history: two leaves of the old part swapped.
+                if old > 1 {
+                    let mut rewritten = all.clone();
+                    rewritten.swap(0, old - 1);
+                    prop_assert!(verify_consistency(o, n, &old_root, &root(&rewritten), &proof).is_err());
+                }
+            }
+        }
+    }
 }
