@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs adledger on local defaults: a private PostgreSQL (or $DATABASE_URL), migrations, local
 # encryption and signing keys (made once in .local/keys.env unless ADLEDGER_MASTER_KEYS and
-# ADLEDGER_JWT_KEYS are set), the demo user and workspace (sandbox platform, 20 campaigns,
+# ADLEDGER_JWT_KEYS are set), a checkpoint signing key (made once in .local/checkpoint-keys.env
+# unless ADLEDGER_CHECKPOINT_KEYS is set), the demo user and workspace (sandbox platform, 20 campaigns,
 # 90 days), then the API on $ADLEDGER_BIND (default 127.0.0.1:8080). Ctrl-C stops it;
 # scripts/pg.sh stop stops Postgres.
 #
@@ -43,6 +44,20 @@ if [ -z "${ADLEDGER_MASTER_KEYS:-}" ] || [ -z "${ADLEDGER_JWT_KEYS:-}" ]; then
     set -a
     # shellcheck source=/dev/null
     . "$keys"
+    set +a
+fi
+if [ -z "${ADLEDGER_CHECKPOINT_KEYS:-}" ]; then
+    # A local signing key for the log's checkpoints; its verifier key is the comment after it.
+    export ADLEDGER_CHECKPOINT_ORIGIN=${ADLEDGER_CHECKPOINT_ORIGIN:-adledger.local/log}
+    checkpoint_keys=.local/checkpoint-keys.env
+    if [ ! -s "$checkpoint_keys" ]; then
+        mkdir -p .local
+        (umask 077 && "$bin" keys checkpoint "$ADLEDGER_CHECKPOINT_ORIGIN" > "$checkpoint_keys")
+        echo "run.sh: generated a local checkpoint key in $checkpoint_keys"
+    fi
+    set -a
+    # shellcheck source=/dev/null
+    . "$checkpoint_keys"
     set +a
 fi
 "$bin" migrate

@@ -73,6 +73,8 @@ base=http://127.0.0.1:$port
 # Taken first: an `eval "$(...)"` would go on silently when the command fails.
 keys=$("$bin" keys generate --kid fuzz) || { say "could not run $bin"; exit 1; }
 eval "$(printf '%s\n' "$keys" | sed 's/^/export /')"
+checkpoint_keys=$("$bin" keys checkpoint fuzz.local/log) || { say "could not run $bin"; exit 1; }
+eval "$(printf '%s\n' "$checkpoint_keys" | grep -v '^#' | sed 's/^/export /')"
 "$bin" migrate >/dev/null
 
 # Rate limits off: a fuzzer is one very busy client by design, and every 429 would hide the

@@ -247,7 +247,14 @@ pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()
 
 pub async fn verify(url: &Secret<String>) -> anyhow::Result<ExitCode> {
     let store = store(url).await?;
-    let report = store.verify().await?;
+    let bar = crate::progress::events(0, "verifying the hash chain");
+    let report = store
+        .verify_with_progress(|progress| match progress {
+            adledger_infra::event_store::verify::Progress::Head(head) => bar.set_length(head),
+            adledger_infra::event_store::verify::Progress::Verified(n) => bar.inc(n),
+        })
+        .await?;
+    bar.finish_and_clear();
     match &report.first_broken {
         None => {
             // The head's hash stands for the whole chain up to it: kept apart from the database

@@ -313,3 +313,59 @@ async fn logs_carry_colours_only_on_a_terminal_and_json_never() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_generated_checkpoint_key_signs_checkpoints_its_published_key_verifies() {
+    let db = TestDatabase::new().await;
+    let generated = Command::new(env!("CARGO_BIN_EXE_adledger"))
+        .args(["keys", "checkpoint", "cli.test/log"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let text = stdout(&generated);
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ADLEDGER_CHECKPOINT_KEYS="))
+        .unwrap()
+        .to_owned();
+    let shown = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# verifier key: "))
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("PRIVATE+KEY+cli.test/log+"));
+
+    let with_key = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_adledger"))
+            .args(args)
+            .env("DATABASE_URL", db.url.expose())
+            .env("RUST_LOG", "warn")
+            .env("ADLEDGER_CHECKPOINT_KEYS", &secret)
+            .env("ADLEDGER_CHECKPOINT_ORIGIN", "cli.test/log")
+            .output()
+            .unwrap()
+    };
+    let public = with_key(&["keys", "public"]);
+    assert!(public.status.success());
+    assert_eq!(stdout(&public).trim(), shown);
+    assert!(!stdout(&public).contains("PRIVATE"));
+
+    adledger(&db, &["demo"]);
+    let issued = with_key(&["checkpoint"]);
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let note = stdout(&issued);
+    let (checkpoint, _) = adledger_infra::checkpoint::open(&note, &[shown]).unwrap();
+    assert_eq!(checkpoint.origin, "cli.test/log");
+    assert!(checkpoint.size > 0);
+    // One checkpoint per tree size: asking again gives the same note.
+    assert_eq!(stdout(&with_key(&["checkpoint"])), note);
+    // Without a key there is nothing to sign with, and the command says how to get one.
+    let keyless = adledger(&db, &["checkpoint"]);
+    assert!(!keyless.status.success());
+    assert!(String::from_utf8_lossy(&keyless.stderr).contains("adledger keys checkpoint"));
+}

@@ -7,6 +7,15 @@ use serde::Serialize;
 
 const CHUNK: i64 = 10_000;
 
+/// What [`EventStore::verify_with_progress`] reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The head it verifies up to.
+    Head(u64),
+    /// This many more events verified.
+    Verified(u64),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BrokenLink {
     pub position: i64,
@@ -39,7 +48,17 @@ struct Link {
 
 impl EventStore {
     pub async fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.verify_with_progress(|_| {}).await
+    }
+
+    /// [`Self::verify`], telling `progress` the log's head first, then how many more events
+    /// each chunk verified (for a progress bar).
+    pub async fn verify_with_progress(
+        &self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<VerifyReport, StoreError> {
         let head = self.head_position().await?;
+        progress(Progress::Head(head as u64));
         let mut previous = GENESIS;
         let mut expected = 1;
         let broken = |position, reason: String| VerifyReport {
@@ -65,6 +84,7 @@ impl EventStore {
             if links.is_empty() {
                 return Ok(broken(expected, self.missing_at(expected, None).await?));
             }
+            let links_len = links.len() as u64;
             for Link {
                 position,
                 hash: stored,
@@ -95,6 +115,7 @@ impl EventStore {
                 previous = recomputed;
                 expected += 1;
             }
+            progress(Progress::Verified(links_len));
         }
         Ok(VerifyReport {
             verified: head,
