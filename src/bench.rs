@@ -39,6 +39,23 @@ pub struct BenchArgs {
     /// Events the relay publishes (the newest of the log) and Kafka-mode replay reads back.
     #[arg(long, default_value_t = 50_000)]
     pub kafka_events: i64,
+    /// Measure the Merkle tree and its proofs instead (docs/benchmarks.md, issue #12).
+    #[arg(long)]
+    pub proofs: bool,
+    /// With --proofs: events per sequencing round (rounds alternate without and with the tree).
+    #[arg(long, default_value_t = 100_000)]
+    pub tree_round_events: u64,
+    /// With --proofs: sequencing rounds of each kind.
+    #[arg(long, default_value_t = 3)]
+    pub tree_rounds: u32,
+    /// With --proofs: leaves of the in-memory tree proofs are measured in.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub tree_leaves: u64,
+}
+
+/// `total` insights events appended by 4 writers, 100 per append (no sequencer involved).
+pub async fn append_batched(store: &EventStore, total: u64) -> anyhow::Result<f64> {
+    append_load(store, total, 4, 100).await
 }
 
 fn insights_event(
@@ -179,6 +196,12 @@ async fn measure(url: &Secret<String>, args: &BenchArgs) -> anyhow::Result<()> {
         "cpus={}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if args.proofs {
+        crate::bench_proofs::sequencing(&store, args.tree_round_events, args.tree_rounds).await?;
+        crate::bench_proofs::packages(&store).await?;
+        crate::bench_proofs::in_memory(args.tree_leaves, 100_000);
+        return Ok(());
+    }
 
     // The sequencer runs beside the writers, as it does in `serve`.
     let (stop, stopped) = shutdown::channel();

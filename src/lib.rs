@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_proofs;
 pub mod cli;
 pub mod demo;
 pub mod ops;

@@ -166,6 +166,8 @@ pub struct EventStore {
     appended: Arc<Notify>,
     /// The head of the sequenced log as this process last saw it advance.
     head: Arc<watch::Sender<i64>>,
+    /// Whether the sequencer extends the Merkle tree (always, but in a benchmark's baseline).
+    merkle_tree: bool,
 }
 
 impl EventStore {
@@ -175,6 +177,16 @@ impl EventStore {
             pool,
             appended: Arc::new(Notify::new()),
             head: Arc::new(head),
+            merkle_tree: true,
+        }
+    }
+
+    /// The same store whose sequencer does not extend the Merkle tree: only the baseline of a
+    /// benchmark (`adledger bench --proofs`). A store with the tree catches up on what it left.
+    pub fn without_merkle_tree(&self) -> Self {
+        Self {
+            merkle_tree: false,
+            ..self.clone()
         }
     }
 
@@ -189,6 +201,7 @@ impl EventStore {
             pool: crate::db::with_statement_timeout(&self.pool, timeout),
             appended: self.appended.clone(),
             head: self.head.clone(),
+            merkle_tree: self.merkle_tree,
         }
     }
 

@@ -60,7 +60,10 @@ impl EventStore {
             ),
             None => (0, GENESIS, "0".to_owned(), 0),
         };
-        let tree_size = tree::size(&mut tx).await?;
+        let tree_size = match self.merkle_tree {
+            true => tree::size(&mut tx).await?,
+            false => position as u64,
+        };
         if tree_size != position as u64 {
             if tree_size > position as u64 {
                 return Err(StoreError::Corrupt(format!(
@@ -101,7 +104,10 @@ impl EventStore {
                 tree_catch_up: false,
             });
         }
-        let mut frontier = tree::frontier(&mut tx, tree_size).await?;
+        let mut frontier = match self.merkle_tree {
+            true => Some(tree::frontier(&mut tx, tree_size).await?),
+            false => None,
+        };
         let mut positions = Vec::with_capacity(rows.len());
         let mut row_ids = Vec::with_capacity(rows.len());
         let mut workspaces: Vec<Uuid> = Vec::with_capacity(rows.len());
@@ -126,7 +132,9 @@ impl EventStore {
         .bind(&hashes)
         .execute(&mut *tx)
         .await?;
-        tree::append(&mut tx, &mut frontier, &chain).await?;
+        if let Some(frontier) = &mut frontier {
+            tree::append(&mut tx, frontier, &chain).await?;
+        }
         tx.commit().await?;
         self.head.send_replace(position);
         Ok(Sequenced {
