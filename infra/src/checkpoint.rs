@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(keys.verifier_keys(), vec![vkey.clone()]);
         let note = keys.sign(&head()).unwrap();
         assert!(note.starts_with("example.com/log\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n— example.com/log "));
-        let (opened, signers) = open(&note, &[vkey.clone()]).unwrap();
+        let (opened, signers) = open(&note, std::slice::from_ref(&vkey)).unwrap();
         assert_eq!(opened, head());
         assert_eq!(signers.len(), 1);
 
@@ -309,7 +309,7 @@ mod tests {
         ));
         let forged = note.replacen("\n42\n", "\n43\n", 1);
         assert!(matches!(
-            open(&forged, &[vkey.clone()]),
+            open(&forged, std::slice::from_ref(&vkey)),
             Err(CheckpointError::Signature(_))
         ));
         assert!(matches!(
