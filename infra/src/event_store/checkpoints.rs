@@ -1,6 +1,7 @@
-//! Issued checkpoints (`checkpoints`, migration 0015): at most one per tree size, so asking for
-//! the current one again signs nothing new until the tree grows; a scheduled leader issues one
-//! when the tree has grown. Signing itself is `crate::checkpoint`.
+//! Issued checkpoints (`checkpoints`, migration 0015): at most one per tree size, and on demand
+//! at most one a second (a newer one is answered with the latest), so no caller can make the
+//! server sign in a loop, even while the log grows; a scheduled leader issues one when the tree
+//! has grown. Signing itself is `crate::checkpoint`.
 
 use super::{EventStore, StoreError};
 use crate::checkpoint::Checkpointer;
@@ -11,6 +12,9 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 const LOCK_CLASS: i32 = 0x6164_6c05;
+
+/// A checkpoint issued this recently is the answer to "the current checkpoint".
+pub const COALESCE: Duration = Duration::from_secs(1);
 
 /// A checkpoint as issued and kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +40,21 @@ fn issued(row: Row) -> Result<IssuedCheckpoint, StoreError> {
 }
 
 impl EventStore {
-    /// The checkpoint of the tree as it is now: the one issued for its size, or a new one.
+    /// The checkpoint of the tree as it is now: the one issued for its size, or a new one; or
+    /// the newest one when it was issued less than [`COALESCE`] ago.
     pub async fn checkpoint(&self, signer: &Checkpointer) -> Result<IssuedCheckpoint, StoreError> {
+        // The newest by size (one index row), judged by the database's clock.
+        let newest: Option<(i64, Vec<u8>, String, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT tree_size, root, note, issued_at,
+                    issued_at > now() - make_interval(secs => $1)
+             FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .bind(COALESCE.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((size, root, note, issued_at, true)) = newest {
+            return issued((size, root, note, issued_at));
+        }
         let head = self.tree_head().await?;
         if let Some(found) = self.checkpoint_at(head.size).await? {
             return Ok(found);
