@@ -234,11 +234,20 @@ pub fn open(
                 .map_err(|_| CheckpointError::BadVerifierKey(k.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let note_text = note;
     let note =
         Note::from_bytes(note.as_bytes()).map_err(|e| CheckpointError::Malformed(e.to_string()))?;
-    let (verified, _) = note
-        .verify(&VerifierList::new(verifiers))
-        .map_err(|e| CheckpointError::Signature(e.to_string()))?;
+    let (verified, _) = note.verify(&VerifierList::new(verifiers)).map_err(|e| {
+        CheckpointError::Signature(format!(
+            "{e} (signed by {}; trusted: {})",
+            signers_of(note_text),
+            verifier_keys
+                .iter()
+                .map(|k| k.splitn(3, '+').take(2).collect::<Vec<_>>().join("+"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
     let text = std::str::from_utf8(note.text())
         .map_err(|_| CheckpointError::Malformed("the text is not UTF-8".to_owned()))?;
     let checkpoint = Checkpoint::parse(text)?;
@@ -247,6 +256,25 @@ pub fn open(
         .map(|s| format!("{}+{:08x}", s.name(), s.id()))
         .collect();
     Ok((checkpoint, signers))
+}
+
+/// `name+hexid` of each signature line of a note (for an error message: who did sign it).
+fn signers_of(note: &str) -> String {
+    let signers: Vec<String> = note
+        .rsplit_once("\n\n")
+        .map(|(_, sigs)| sigs)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (name, sig) = line.strip_prefix("— ")?.split_once(' ')?;
+            let raw = STANDARD.decode(sig).ok()?;
+            Some(format!("{name}+{}", hex::encode(raw.get(..4)?)))
+        })
+        .collect();
+    match signers.is_empty() {
+        true => "no one".to_owned(),
+        false => signers.join(", "),
+    }
 }
 
 #[cfg(test)]
