@@ -27,6 +27,8 @@ pub struct IssuedCheckpoint {
 }
 
 type Row = (i64, Vec<u8>, String, DateTime<Utc>);
+/// A row and whether it was issued within [`COALESCE`] by the database's clock.
+type RecentRow = (i64, Vec<u8>, String, DateTime<Utc>, bool);
 
 fn issued(row: Row) -> Result<IssuedCheckpoint, StoreError> {
     let (size, root, note, issued_at) = row;
@@ -44,7 +46,7 @@ impl EventStore {
     /// the newest one when it was issued less than [`COALESCE`] ago.
     pub async fn checkpoint(&self, signer: &Checkpointer) -> Result<IssuedCheckpoint, StoreError> {
         // The newest by size (one index row), judged by the database's clock.
-        let newest: Option<(i64, Vec<u8>, String, DateTime<Utc>, bool)> = sqlx::query_as(
+        let newest: Option<RecentRow> = sqlx::query_as(
             "SELECT tree_size, root, note, issued_at,
                     issued_at > now() - make_interval(secs => $1)
              FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
