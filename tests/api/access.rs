@@ -205,6 +205,7 @@ async fn every_route_checks_the_callers_role_and_hides_other_workspaces() {
         ),
         route(Method::GET, format!("{w}/events"), ReadHistory, None),
         route(Method::GET, format!("{w}/audit"), ReadHistory, None),
+        route(Method::GET, format!("{w}/audit/package"), ReadHistory, None),
         route(Method::GET, format!("{w}/members"), ReadWorkspace, None),
         route(
             Method::PATCH,
