@@ -38,6 +38,7 @@ impl EventStore {
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
+            tx.commit().await?;
             return Ok(Sequenced {
                 count: 0,
                 head: *self.head.borrow(),
@@ -98,6 +99,10 @@ impl EventStore {
             .fetch_all(&mut *tx)
             .await?;
         if rows.is_empty() {
+            // Ended here, not dropped: a dropped transaction is rolled back only when its pooled
+            // connection is next used, and until then it keeps the lock, so the next call (on
+            // another connection) would find it taken and report nothing to do.
+            tx.commit().await?;
             return Ok(Sequenced {
                 count: 0,
                 head: position,
