@@ -6,6 +6,7 @@
 pub mod credentials;
 pub mod crypto;
 pub mod db;
+pub mod erasure;
 pub mod event_store;
 pub mod identity;
 pub mod kafka;

@@ -5,7 +5,9 @@
 use super::{crypto_err, Identity};
 use crate::{CommandContext, CommandError};
 use adledger_domain::user;
-use adledger_domain::{DomainError, Role, UserId, WorkspaceId};
+use adledger_domain::{DomainError, EventMetadata, Role, SubjectId, UserId, WorkspaceId};
+use adledger_infra::crypto::Opened;
+use adledger_infra::erasure::CreatedKey;
 
 impl Identity {
     /// A person who is the last owner of a workspace that has other members must hand it over
@@ -36,19 +38,87 @@ impl Identity {
         Ok(())
     }
 
-    /// Erases a person: records it, destroys their key (every sealed field of theirs, in every
-    /// event, now reads as erased), and forgets their email and sessions. The log stays intact.
+    /// The other subjects holding data about this person: their address's subject (invitations
+    /// to it, sent before or after they registered), invitations of old sealed under their own
+    /// id and sent to their address, and the API keys they created (their requests' sources).
+    async fn linked_subjects(
+        &self,
+        email: &str,
+        keys: &[CreatedKey],
+    ) -> Result<Vec<SubjectId>, CommandError> {
+        let mut linked: Vec<SubjectId> = keys
+            .iter()
+            .map(|k| SubjectId(k.api_key_id.as_uuid()))
+            .collect();
+        let address = self
+            .sealer
+            .find_email_subject(email)
+            .await
+            .map_err(crypto_err)?;
+        linked.extend(address.map(SubjectId));
+        let legacy = self.ids.legacy_invitations().await?;
+        let sealed: Vec<&str> = legacy.iter().map(|i| i.email.as_str()).collect();
+        let opened = self.sealer.open_many(&sealed).await.map_err(crypto_err)?;
+        for (invitation, opened) in legacy.iter().zip(opened) {
+            if let Opened::Revealed(invited) = opened {
+                if invited.trim().eq_ignore_ascii_case(email.trim()) {
+                    linked.push(SubjectId(invitation.invitation_id.as_uuid()));
+                }
+            }
+        }
+        Ok(linked)
+    }
+
+    /// A departed person's API keys stop working before their keys are destroyed, so that no
+    /// request is left with a source it cannot seal. Recorded by adledger itself: the person
+    /// erasing or the owner erasing them may not belong to those workspaces.
+    async fn revoke_keys_of_erased(
+        &self,
+        ctx: &CommandContext,
+        keys: &[CreatedKey],
+    ) -> Result<(), CommandError> {
+        let system = CommandContext {
+            metadata: EventMetadata::system("erasure", ctx.metadata.correlation_id),
+            idempotency_key: None,
+        };
+        for key in keys {
+            match self
+                .revoke_api_key(&system, key.workspace_id, key.api_key_id)
+                .await
+            {
+                Ok(()) | Err(CommandError::NotFound(_)) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
+    }
+
+    /// Erases a person: records it with the other subjects that held data about them, revokes
+    /// the API keys they made, destroys every one of those keys (every sealed field about them,
+    /// in every event, now reads as erased), and forgets their email, its subject and their
+    /// sessions. The log stays intact.
     pub async fn erase_user(
         &self,
         ctx: &CommandContext,
         user_id: UserId,
     ) -> Result<(), CommandError> {
         self.refuse_if_last_owner(user_id).await?;
-        self.decide(ctx, user_id, user::Command::Erase).await?;
-        self.sealer
-            .erase(user_id.as_uuid())
-            .await
-            .map_err(crypto_err)?;
+        let user = self.load_user(user_id).await?;
+        let email = self.reveal(&user.email).await?.unwrap_or_default();
+        let keys = self.ids.api_keys_created_by(user_id).await?;
+        let also_erased = self.linked_subjects(&email, &keys).await?;
+        let command = user::Command::Erase {
+            also_erased: also_erased.clone(),
+        };
+        self.decide(ctx, user_id, command).await?;
+        self.revoke_keys_of_erased(ctx, &keys).await?;
+        let subjects = also_erased.iter().map(|s| s.as_uuid());
+        for subject in std::iter::once(user_id.as_uuid()).chain(subjects) {
+            self.sealer.erase(subject).await.map_err(crypto_err)?;
+        }
+        if !email.is_empty() {
+            self.sealer.forget_email(&email).await.map_err(crypto_err)?;
+        }
         self.ids.forget_user(user_id).await?;
         tracing::info!(user_id = %user_id, "user erased");
         Ok(())
