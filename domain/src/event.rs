@@ -4,7 +4,8 @@
 use crate::failure::SyncFailure;
 use crate::{
     AdAccountId, ApiKeyId, ApiKeyScope, CampaignId, ConnectionId, Currency, DailyMetrics,
-    InvitationId, Platform, Role, Sealed, SessionId, SubjectId, SyncId, UserId, WorkerId, WorkspaceId,
+    InvitationId, Platform, Role, Sealed, SessionId, SubjectId, SyncId, UserId, WorkerId,
+    WorkspaceId,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

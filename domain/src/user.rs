@@ -327,11 +327,8 @@ impl Aggregate for User {
                 // Each linked subject once, in a stable order; the person's own key is erased
                 // as the person, not as a link.
                 let own = SubjectId(user_id.as_uuid());
-                let linked: BTreeSet<SubjectId> = also_erased
-                    .iter()
-                    .copied()
-                    .filter(|s| *s != own)
-                    .collect();
+                let linked: BTreeSet<SubjectId> =
+                    also_erased.iter().copied().filter(|s| *s != own).collect();
                 DomainEvent::UserErased(UserErased {
                     user_id,
                     also_erased: linked.into_iter().collect(),

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod consistency;
 mod erasure;
+mod erasure_reach;
 mod events;
 mod hardening;
 mod health;

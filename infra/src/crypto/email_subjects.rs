@@ -98,7 +98,11 @@ impl Sealer {
     }
 
     /// Seals `plaintext` (personal data about whoever has `email`) under the address's subject.
-    pub async fn seal_for_email(&self, email: &str, plaintext: &str) -> Result<String, CryptoError> {
+    pub async fn seal_for_email(
+        &self,
+        email: &str,
+        plaintext: &str,
+    ) -> Result<String, CryptoError> {
         let mut last = None;
         for _ in 0..ATTEMPTS {
             let subject = self.email_subject(email).await?;
@@ -109,7 +113,9 @@ impl Sealer {
                 other => return other,
             }
         }
-        Err(CryptoError::SubjectErased(last.unwrap_or(DIGEST_KEY_SUBJECT)))
+        Err(CryptoError::SubjectErased(
+            last.unwrap_or(DIGEST_KEY_SUBJECT),
+        ))
     }
 
     /// The subject of `email`, if anything was ever sealed for the address (and it was not
