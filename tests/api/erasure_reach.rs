@@ -191,11 +191,13 @@ async fn an_erased_person_leaves_nothing_in_any_workspace_table_or_replay() {
     send(accept(to_carls), 200).await;
     // A invites her to a third workspace; she never answers.
     invite(&app, &app.token, &pending, EMAIL, "analyst").await;
-    // Her own workspace, alone (a last owner alone may be erased).
+    // Her own workspace, alone (a last owner alone may be erased), under an idempotency key
+    // made of her address: the keys' table is append-only.
     send(
         bruna
             .post(app.url("/v1/workspaces"))
             .bearer_auth(&token)
+            .header("idempotency-key", format!("{EMAIL} 1"))
             .json(&json!({ "name": "Bruna's own" })),
         201,
     )
