@@ -278,3 +278,40 @@ async fn an_erased_person_leaves_nothing_in_any_workspace_table_or_replay() {
     let r = connect(&robot, &key).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn an_erasure_that_stopped_after_being_recorded_is_carried_out_when_asked_again() {
+    let app = spawn_app().await;
+    let pool = app._db.store().pool().clone();
+    let ws = app.workspace("Halfway").await;
+    let email = "half.way@example.com";
+    invite(&app, &app.token, &ws, email, "analyst").await;
+    let half = app.user(email).await;
+    // The erasure is recorded, with the address's subject, and the process dies right after.
+    let sealer = Sealer::new(pool.clone(), app.keys.master.clone());
+    let address = sealer.find_email_subject(email).await.unwrap().unwrap();
+    let user_id = adledger_domain::UserId(half.id.parse().unwrap());
+    let metadata = EventMetadata::system("test", Uuid::now_v7());
+    let target = adledger_commands::Target::<adledger_domain::user::User>::new(
+        &metadata,
+        WorkspaceId::IDENTITY,
+        user_id.stream(),
+    );
+    let command = adledger_domain::user::Command::Erase {
+        also_erased: vec![adledger_domain::SubjectId(address)],
+    };
+    app.commands.decide(target, &command).await.unwrap();
+    assert!(!tables_containing(&pool, email).await.is_empty());
+    let invitations = format!("/v1/workspaces/{ws}/events?reveal=true");
+    let text = app.get(&invitations).await.text().await.unwrap();
+    assert!(text.contains(email), "not carried out yet: {text}");
+
+    // Asked again, it finishes what the record says.
+    let r = app
+        .request(reqwest::Method::DELETE, Some(&half.token), "/v1/me", None)
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(tables_containing(&pool, email).await, Vec::<String>::new());
+    let text = app.get(&invitations).await.text().await.unwrap();
+    assert!(!text.contains(email) && text.contains("[erased]"), "{text}");
+}

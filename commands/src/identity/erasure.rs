@@ -4,10 +4,14 @@
 
 use super::{crypto_err, Identity};
 use crate::{CommandContext, CommandError};
-use adledger_domain::user;
-use adledger_domain::{DomainError, EventMetadata, Role, SubjectId, UserId, WorkspaceId};
+use adledger_domain::user::{self, User};
+use adledger_domain::{
+    DomainError, DomainEvent, EventMetadata, Role, SubjectId, UserId, WorkspaceId,
+};
 use adledger_infra::crypto::Opened;
 use adledger_infra::erasure::CreatedKey;
+use adledger_infra::StoreError;
+use uuid::Uuid;
 
 impl Identity {
     /// A person who is the last owner of a workspace that has other members must hand it over
@@ -93,34 +97,80 @@ impl Identity {
         Ok(())
     }
 
-    /// Erases a person: records it with the other subjects that held data about them, revokes
-    /// the API keys they made, destroys every one of those keys (every sealed field about them,
-    /// in every event, now reads as erased), and forgets their email, its subject and their
-    /// sessions. The log stays intact.
+    /// The subjects erased with the person, when their erasure is recorded already.
+    async fn recorded_erasure(
+        &self,
+        user_id: UserId,
+    ) -> Result<Option<Vec<SubjectId>>, CommandError> {
+        let (_, events) = self
+            .commands
+            .load_with_events::<User>(WorkspaceId::IDENTITY, &user_id.stream())
+            .await?;
+        for recorded in events.iter().rev() {
+            let event = recorded
+                .decode()
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", recorded.event_id)))?;
+            if let DomainEvent::UserErased(erased) = event {
+                return Ok(Some(erased.also_erased));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Erases a person: records it with the other subjects that held data about them, then
+    /// carries it out. An erasure that stopped halfway (the process died after recording it) is
+    /// carried to its end by asking again: the recorded list says what is left to destroy.
     pub async fn erase_user(
         &self,
         ctx: &CommandContext,
         user_id: UserId,
     ) -> Result<(), CommandError> {
-        self.refuse_if_last_owner(user_id).await?;
-        let user = self.load_user(user_id).await?;
-        let email = self.reveal(&user.email).await?.unwrap_or_default();
-        let keys = self.ids.api_keys_created_by(user_id).await?;
-        let also_erased = self.linked_subjects(&email, &keys).await?;
-        let command = user::Command::Erase {
-            also_erased: also_erased.clone(),
+        let also_erased = match self.recorded_erasure(user_id).await? {
+            Some(recorded) => recorded,
+            None => {
+                self.refuse_if_last_owner(user_id).await?;
+                let user = self.load_user(user_id).await?;
+                let email = self.reveal(&user.email).await?.unwrap_or_default();
+                let keys = self.ids.api_keys_created_by(user_id).await?;
+                let also_erased = self.linked_subjects(&email, &keys).await?;
+                let command = user::Command::Erase {
+                    also_erased: also_erased.clone(),
+                };
+                self.decide(ctx, user_id, command).await?;
+                also_erased
+            }
         };
-        self.decide(ctx, user_id, command).await?;
+        self.carry_out_erasure(ctx, user_id, &also_erased).await?;
+        tracing::info!(user_id = %user_id, "user erased");
+        Ok(())
+    }
+
+    /// Revokes the person's API keys, destroys their key and every linked one (every sealed
+    /// field about them, in every event, now reads as erased), and forgets their address's
+    /// subject, their email and their sessions. Every step may run again.
+    async fn carry_out_erasure(
+        &self,
+        ctx: &CommandContext,
+        user_id: UserId,
+        also_erased: &[SubjectId],
+    ) -> Result<(), CommandError> {
+        let keys: Vec<CreatedKey> = self
+            .ids
+            .api_keys_created_by(user_id)
+            .await?
+            .into_iter()
+            .filter(|k| also_erased.contains(&SubjectId(k.api_key_id.as_uuid())))
+            .collect();
         self.revoke_keys_of_erased(ctx, &keys).await?;
-        let subjects = also_erased.iter().map(|s| s.as_uuid());
-        for subject in std::iter::once(user_id.as_uuid()).chain(subjects) {
+        let subjects: Vec<Uuid> = also_erased.iter().map(|s| s.as_uuid()).collect();
+        for subject in std::iter::once(user_id.as_uuid()).chain(subjects.iter().copied()) {
             self.sealer.erase(subject).await.map_err(crypto_err)?;
         }
-        if !email.is_empty() {
-            self.sealer.forget_email(&email).await.map_err(crypto_err)?;
-        }
+        self.sealer
+            .forget_email_subjects(&subjects)
+            .await
+            .map_err(crypto_err)?;
         self.ids.forget_user(user_id).await?;
-        tracing::info!(user_id = %user_id, "user erased");
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! that erasing the person erases it too. An address maps to a random subject id through a keyed
 //! hash (`email_subjects`, migration 0025); the address itself is never stored, and the subject
 //! id in a sealed value says nothing about the address to anyone without the digest key.
-//! It never reuses an erased subject: forgetting an address deletes its row.
+//! It never reuses an erased subject: forgetting an erased address's subject deletes its row.
 
 use super::master_keys::MasterKeys;
 use super::subject_keys::{wrap_aad, Sealer};
@@ -130,12 +130,12 @@ impl Sealer {
         )
     }
 
-    /// Unlinks `email` from its subject, once that subject was erased: nothing links the address
-    /// to what was sealed for it any more, and it gets a new subject if it is used again.
-    pub async fn forget_email(&self, email: &str) -> Result<(), CryptoError> {
-        let digest = self.email_digest(email).await?;
-        sqlx::query("DELETE FROM email_subjects WHERE email_digest = $1")
-            .bind(&digest)
+    /// Unlinks the addresses of these subjects (the ones among them that are addresses'),
+    /// once they were erased: nothing links an address to what was sealed for it any more, and
+    /// it gets a new subject if it is used again.
+    pub async fn forget_email_subjects(&self, subjects: &[Uuid]) -> Result<(), CryptoError> {
+        sqlx::query("DELETE FROM email_subjects WHERE subject_id = ANY($1)")
+            .bind(subjects)
             .execute(self.pool())
             .await?;
         Ok(())
