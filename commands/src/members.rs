@@ -164,7 +164,8 @@ impl Identity {
             .filter(|i| verify_token_hash(token.trim(), &i.token_hash))
             .ok_or_else(not_found)?;
         if invitation.accepted_by.is_some() {
-            // Its email copy is erased by now; say what is wrong instead of "another email".
+            // Say what is wrong rather than "another email" (an invitation of old has its copy
+            // of the email erased by now).
             return Err(CommandError::Rejected(DomainError::invalid(
                 "token",
                 "this invitation was already used",

@@ -1,6 +1,8 @@
-//! Erasure (crypto-shredding): a person's key is destroyed, so every sealed field of theirs, in
-//! every event, reads as erased while the log's bytes and hash chain stay as they were. A person
-//! erases themself; an owner erases someone removed from their workspace.
+//! Erasure (crypto-shredding): a person's key is destroyed, and with it the keys of every other
+//! subject holding data about them (their address's, invitations of old sent to them, the API
+//! keys they made), so every sealed field about them, in every event, reads as erased while the
+//! log's bytes and hash chain stay as they were. A person erases themself; an owner erases
+//! someone removed from their workspace. It never deletes or rewrites an event.
 
 use super::{crypto_err, Identity};
 use crate::{CommandContext, CommandError};
@@ -65,7 +67,7 @@ impl Identity {
         let opened = self.sealer.open_many(&sealed).await.map_err(crypto_err)?;
         for (invitation, opened) in legacy.iter().zip(opened) {
             if let Opened::Revealed(invited) = opened {
-                if invited.trim().eq_ignore_ascii_case(email.trim()) {
+                if invited.trim().to_lowercase() == email.trim().to_lowercase() {
                     linked.push(SubjectId(invitation.invitation_id.as_uuid()));
                 }
             }
