@@ -6,6 +6,7 @@
 mod access;
 mod ad_accounts;
 mod api_keys;
+mod as_reported;
 mod audit;
 mod auth;
 mod caller;
@@ -122,6 +123,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         campaigns::router(),
         syncs::router(),
         insights::router(),
+        as_reported::router(),
         events::router(),
         audit::router(),
         log::router(),

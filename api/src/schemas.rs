@@ -95,6 +95,17 @@ pub fn stream_id() -> Object {
     string().pattern(Some("^[ -~]{1,200}$")).build()
 }
 
+/// A point in the past (`adledger_domain::AsOf`): a log position, or an RFC 3339 time with its
+/// offset.
+pub fn as_of() -> Object {
+    let time = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:\
+                [0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])";
+    string()
+        .pattern(Some(format!("^(?:[1-9][0-9]{{0,17}}|{time})$")))
+        .description(Some("a log position, or an RFC 3339 time"))
+        .build()
+}
+
 /// How insights are summed over time.
 pub fn granularity() -> Object {
     one_of(adledger_projections::daily_insights::Granularity::ALL.map(|g| g.as_str()))

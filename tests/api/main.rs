@@ -5,6 +5,7 @@ mod helpers;
 mod support;
 
 mod access;
+mod as_reported;
 mod audit;
 mod auth;
 mod consistency;
