@@ -31,6 +31,7 @@ mod personal;
 mod rate_limit;
 mod responses;
 mod schemas;
+mod streams;
 mod syncs;
 mod text;
 mod workspaces;
@@ -125,6 +126,7 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         insights::router(),
         as_reported::router(),
         events::router(),
+        streams::router(),
         audit::router(),
         log::router(),
         OpenApiRouter::new().routes(routes!(openapi::openapi_json)),

@@ -400,6 +400,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -437,6 +438,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: picked.to_vec(),
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -458,6 +460,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -493,6 +496,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
         campaign_ids: vec![],
         after: None,
         limit: 100_000,
+        as_of: None,
     };
 
     // Weekly, by campaign: buckets start on the ISO Monday.
@@ -606,6 +610,7 @@ async fn insights_pages_of_any_size_concatenate_to_the_whole_answer() {
                 campaign_ids: vec![],
                 after: None,
                 limit: 100_000,
+                as_of: None,
             };
             let whole = daily_insights::insights(pool, &query).await.unwrap();
             assert!(!whole.is_empty());
@@ -626,6 +631,7 @@ async fn insights_pages_of_any_size_concatenate_to_the_whole_answer() {
                         &InsightsQuery {
                             after: after.clone(),
                             limit,
+                            as_of: None,
                             ..query.clone()
                         },
                     )
@@ -1100,6 +1106,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await

@@ -21,6 +21,7 @@ mod operators;
 mod outage;
 mod paging;
 mod platforms;
+mod streams;
 mod syncs;
 mod timeouts;
 mod workspaces;
