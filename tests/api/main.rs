@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod consistency;
 mod erasure;
+mod event_filters;
 mod events;
 mod hardening;
 mod health;
