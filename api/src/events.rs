@@ -96,7 +96,7 @@ async fn stream_events(
         .then(|| state.identity.sealer().clone());
     let ndjson_type = [(header::CONTENT_TYPE, "application/x-ndjson")];
     let Some(limit) = params.limit else {
-        let body = Body::from_stream(ndjson(state.reads.clone(), log, events, i64::MAX, sealer));
+        let body = Body::from_stream(ndjson(state.reads.clone(), log, events, sealer));
         return Ok((ndjson_type, body).into_response());
     };
     // One bounded answer, read before answering so that its last position names the next page.
@@ -120,9 +120,7 @@ async fn stream_events(
         Some(last) if more => Some(scope.encode(&last)?),
         _ => None,
     };
-    let body = encode(&page, sealer.as_ref())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = encode(&page, sealer.as_ref()).await?;
     Ok((
         NextLink::new(&uri, "cursor", next.as_deref()),
         ndjson_type,
@@ -247,25 +245,24 @@ pub fn ndjson(
     store: EventStore,
     filter: LogFilter,
     events: EventFilter,
-    limit: i64,
     reveal: Option<Sealer>,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    futures_util::stream::unfold((filter, limit), move |(mut filter, remaining)| {
+    futures_util::stream::unfold((filter, true), move |(mut filter, more)| {
         let store = store.clone();
         let reveal = reveal.clone();
         let events = events.clone();
         async move {
-            if remaining <= 0 {
+            if !more {
                 return None;
             }
-            filter.limit = PAGE.min(remaining);
+            filter.limit = PAGE;
             let page = match store.read_log_filtered(&filter, &events).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::error!(error = %e, "event stream failed mid-way");
                     return Some((
                         Err(std::io::Error::other("reading the log failed")),
-                        (filter, 0),
+                        (filter, false),
                     ));
                 }
             };
@@ -274,12 +271,14 @@ pub fn ndjson(
                 Ok(out) => out,
                 Err(e) => {
                     tracing::error!(error = %e, "encoding events failed mid-way");
-                    return Some((Err(std::io::Error::other("encoding failed")), (filter, 0)));
+                    return Some((
+                        Err(std::io::Error::other("encoding failed")),
+                        (filter, false),
+                    ));
                 }
             };
-            let remaining = remaining - page.len() as i64;
             filter.after = last;
-            Some((Ok(out), (filter, remaining)))
+            Some((Ok(out), (filter, true)))
         }
     })
 }
