@@ -23,7 +23,7 @@ pub mod testing;
 pub use crypto::{CryptoError, JwtKeys, MasterKeys, Opened, Sealer, TokenError};
 pub use db::Database;
 pub use event_store::{
-    AppendOutcome, AppendRequest, EventContext, EventRow, EventStore, HorizonHolder, Idempotency,
-    LogEntry, LogFilter, NewEvent, RecordedEvent, StoreError, Written,
+    ActorFilter, AppendOutcome, AppendRequest, EventContext, EventFilter, EventRow, EventStore,
+    HorizonHolder, Idempotency, LogEntry, LogFilter, NewEvent, RecordedEvent, StoreError, Written,
 };
 pub use secret::Secret;
