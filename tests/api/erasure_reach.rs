@@ -102,6 +102,8 @@ async fn answers(app: &TestApp, token: &str, workspaces: &[&str]) -> String {
         ] {
             paths.push(format!("/v1/workspaces/{ws}{tail}"));
         }
+        // The workspace's state folded from its stream (members, invitations).
+        paths.push(format!("/v1/workspaces/{ws}/streams/workspace-{ws}"));
     }
     let mut all = String::new();
     for path in paths {
