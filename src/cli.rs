@@ -1,7 +1,7 @@
 //! The command line. Every flag also reads an environment variable.
 
 use crate::proofs::CheckpointArgs;
-use crate::{audit, bench, demo, ops, proofs, startup};
+use crate::{audit, bench, demo, ops, proofs, replay, startup};
 use adledger_commands::connections::SandboxLimits;
 use adledger_connectors::config::{ConfigError, Given};
 use adledger_connectors::google::{GoogleConfig, GoogleSettings};
@@ -550,8 +550,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
-    /// Print events in log order as NDJSON.
-    Replay(ops::ReplayArgs),
+    /// Print events in log order as NDJSON, filtered by positions, workspace, stream, time,
+    /// event types, actor and stream type (combined).
+    Replay(replay::ReplayArgs),
     /// Recompute the hash chain; exit 1 at the first broken link.
     Verify,
     /// Audit packages: a workspace's events with inclusion proofs in a signed checkpoint.
@@ -728,7 +729,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(&url, args).await?,
         Command::Projections { command } => return ops::projections(&url, command).await,
-        Command::Replay(args) => ops::replay(&url, args).await?,
+        Command::Replay(args) => replay::replay(&url, args).await?,
         Command::Verify => return ops::verify(&url).await,
         Command::Audit { command } => match command {
             audit::AuditCommand::Export {

@@ -9,4 +9,5 @@ pub mod demo;
 pub mod ops;
 pub mod progress;
 pub mod proofs;
+pub mod replay;
 pub mod startup;

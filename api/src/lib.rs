@@ -6,6 +6,7 @@
 mod access;
 mod ad_accounts;
 mod api_keys;
+mod as_reported;
 mod audit;
 mod auth;
 mod caller;
@@ -31,6 +32,7 @@ mod proofs;
 mod rate_limit;
 mod responses;
 mod schemas;
+mod streams;
 mod syncs;
 mod text;
 mod workspaces;
@@ -125,7 +127,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         campaigns::router(),
         syncs::router(),
         insights::router(),
+        as_reported::router(),
         events::router(),
+        streams::router(),
         audit::router(),
         log::router(),
         proofs::router(),

@@ -5,6 +5,7 @@
 mod append;
 pub(crate) mod canonical;
 pub mod checkpoints;
+mod filter;
 pub mod horizon;
 mod package;
 mod read;
@@ -21,6 +22,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
+pub use filter::{ActorFilter, EventFilter};
 pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use package::PackageRange;
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
