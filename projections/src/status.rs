@@ -419,11 +419,30 @@ async fn ages(pool: &PgPool, positions: &[i64]) -> Result<HashMap<i64, f64>, Pro
 
 /// md5 over every row of the projection's tables in key order, combined over its tables.
 pub async fn checksum(pool: &PgPool, name: &str) -> Result<String, ProjectionError> {
+    checksum_of(pool, name, None).await
+}
+
+/// The checksum of one version of a read model, live or not (a rebuilt version checks against
+/// the one it replaced).
+pub async fn checksum_version(
+    pool: &PgPool,
+    name: &str,
+    version: i32,
+) -> Result<String, ProjectionError> {
+    checksum_of(pool, name, Some(version)).await
+}
+
+async fn checksum_of(
+    pool: &PgPool,
+    name: &str,
+    version: Option<i32>,
+) -> Result<String, ProjectionError> {
     let projection =
         by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let schema = version.map(|v| crate::versions::schema(name, v));
     let mut parts = Vec::new();
     for table in projection.model().tables {
-        let sum: Option<String> = sqlx::query_scalar(&table.checksum_sql())
+        let sum: Option<String> = sqlx::query_scalar(&table.checksum_sql(schema.as_deref()))
             .fetch_one(pool)
             .await?;
         parts.push(format!(

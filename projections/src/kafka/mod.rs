@@ -255,6 +255,7 @@ pub async fn rebuild(
     let projection =
         crate::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
     let mut tx = pool.begin().await?;
+    crate::versions::live(&mut tx, projection.model()).await?;
     sqlx::query(&projection.model().truncate_sql())
         .execute(&mut *tx)
         .await?;
