@@ -6,4 +6,5 @@ pub mod cli;
 pub mod demo;
 pub mod ops;
 pub mod progress;
+pub mod rebuilds;
 pub mod startup;

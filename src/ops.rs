@@ -31,31 +31,61 @@ pub async fn projections(
         ProjectionsCommand::Rebuild {
             name,
             batch,
-            source,
+            source: Source::Postgres,
+            ..
+        } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::rebuild(&store, &*projection, batch).await;
+        }
+        ProjectionsCommand::Rebuild {
+            name,
+            source: Source::Kafka,
             kafka,
+            ..
         } => {
             if adledger_projections::by_name(&name).is_none() {
-                eprintln!("unknown projection {name:?}; known: {}", known());
-                return Ok(ExitCode::from(2));
+                return Ok(unknown(&name));
             }
             let started = std::time::Instant::now();
-            let applied = match source {
-                Source::Postgres => {
-                    store.sequence_all().await?;
-                    adledger_projections::rebuild(&store, store.pool(), &name, batch).await?
-                }
-                Source::Kafka => {
-                    adledger_projections::kafka::rebuild(store.pool(), &kafka.required()?, &name)
-                        .await?
-                }
-            };
+            let applied =
+                adledger_projections::kafka::rebuild(store.pool(), &kafka.required()?, &name)
+                    .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "rebuilt {name}: {applied} events in {secs:.2} s ({:.0} events/s)",
+                "rebuilt {name} in place from kafka: {applied} events in {secs:.2} s ({:.0} events/s)",
                 applied as f64 / secs.max(1e-9)
             );
         }
-        ProjectionsCommand::Checksum { name: Some(name) } => {
+        ProjectionsCommand::Rollback { name, batch } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::rollback(&store, &*projection, batch).await;
+        }
+        ProjectionsCommand::Drop { name, version } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::drop(&store, &*projection, version).await;
+        }
+        ProjectionsCommand::Versions => return crate::rebuilds::list(&store).await,
+        ProjectionsCommand::Checksum {
+            name: Some(name),
+            version: Some(version),
+        } => {
+            if adledger_projections::by_name(&name).is_none() {
+                return Ok(unknown(&name));
+            }
+            println!(
+                "{}",
+                adledger_projections::checksum_version(store.pool(), &name, version).await?
+            );
+        }
+        ProjectionsCommand::Checksum {
+            name: Some(name), ..
+        } => {
             if adledger_projections::by_name(&name).is_none() {
                 eprintln!("unknown projection {name:?}; known: {}", known());
                 return Ok(ExitCode::from(2));
@@ -67,7 +97,7 @@ pub async fn projections(
         }
         // The whole read side in one listing, so that two databases (a live one and a rebuild,
         // an original and its restored backup) compare with `diff`.
-        ProjectionsCommand::Checksum { name: None } => {
+        ProjectionsCommand::Checksum { name: None, .. } => {
             for projection in adledger_projections::all() {
                 let name = projection.name();
                 let sum = adledger_projections::checksum(store.pool(), name).await?;
@@ -161,6 +191,11 @@ fn print_status(status: &DeploymentStatus) {
             );
         }
     }
+}
+
+fn unknown(name: &str) -> ExitCode {
+    eprintln!("unknown projection {name:?}; known: {}", known());
+    ExitCode::from(2)
 }
 
 fn known() -> String {
