@@ -211,6 +211,20 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(Catalog), Arc::new(DailyInsights), Arc::new(Audit)]
 }
 
+/// Builds a new version of the named read model from the whole log and switches readers to it
+/// (see [`versions::rebuild`]). Returns the events applied to the new version.
+pub async fn rebuild(
+    store: &adledger_infra::EventStore,
+    pool: &sqlx::PgPool,
+    name: &str,
+    batch: i64,
+) -> Result<u64, ProjectionError> {
+    let projection =
+        by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let rebuilt = versions::rebuild(store, pool, &*projection, batch, &|_| {}).await?;
+    Ok(rebuilt.applied)
+}
+
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
     all().into_iter().find(|p| p.name() == name)
 }
