@@ -329,6 +329,12 @@ pub struct WorkerArgs {
     pub source: Source,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Rebuild, in the background, every read model whose live version was built by an older
+    /// code version (or whose build a crash left), as `projections rebuild` does: readers keep
+    /// the live version until the new one is switched to. Off by default: a rebuild replays the
+    /// whole log and holds a second copy of the read model until the old one is dropped.
+    #[arg(long, env = "ADLEDGER_REBUILD_OUTDATED")]
+    pub rebuild_outdated: bool,
 }
 
 /// The real ad platforms this process connects and syncs. Each is optional: a platform without

@@ -145,6 +145,7 @@ fn print_status(status: &DeploymentStatus) {
             s.last_error.as_deref().unwrap_or("-")
         );
     }
+    print_versions(status);
     match &status.relay {
         Some(r) if r.updated_at.is_some() => println!(
             "\nrelay to {}: position {} of {}, lag {} events / {:.1} s, {} published",
@@ -188,6 +189,54 @@ fn print_status(status: &DeploymentStatus) {
                 p.events_applied,
                 p.owner.as_deref().unwrap_or("-"),
                 p.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+}
+
+/// Each read model's live version, retired versions and build in progress (position, rate, ETA).
+fn print_versions(status: &DeploymentStatus) {
+    for s in status.projections.iter() {
+        let Some(v) = s
+            .versions
+            .as_ref()
+            .filter(|_| s.source == ProjectionSource::PostgresLog)
+        else {
+            continue;
+        };
+        let live = match (v.live, v.live_code_version) {
+            (Some(live), Some(code)) => format!("live version {live} (code version {code})"),
+            _ => "no live version yet".to_owned(),
+        };
+        let outdated = if v.outdated() {
+            format!(
+                "; outdated, this binary has code version {}",
+                v.code_version
+            )
+        } else {
+            String::new()
+        };
+        let retired = if v.retired.is_empty() {
+            String::new()
+        } else {
+            format!("; retired {:?}", v.retired)
+        };
+        println!("{:<16} {live}{outdated}{retired}", s.name);
+        if let Some(b) = &v.building {
+            println!(
+                "{:<16} building version {}: position {} of {}, {} to go, {:.0} events/s, ETA {}{}",
+                "",
+                b.version,
+                b.position,
+                s.head,
+                b.lag_events,
+                b.events_per_sec,
+                b.eta_seconds
+                    .map_or_else(|| "?".to_owned(), |eta| format!("{eta:.0} s")),
+                b.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -26,7 +26,8 @@ pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
 pub use runner::log::{catch_up, rebuild_in_place, run, DEFAULT_BATCH};
 pub use status::{
-    checksum, checksum_version, deployment_status, Deployment, DeploymentStatus, ProjectionStatus, ReadinessBounds,
+    checksum, checksum_version, deployment_status, Deployment, DeploymentStatus, ProjectionStatus,
+    ReadinessBounds,
 };
 
 /// One read model: its tables and how a batch of events changes them.

@@ -6,6 +6,7 @@
 //! checksum that proves two builds of a read model from one log identical. Everything here only
 //! reads.
 
+use crate::versions::status::VersionsStatus;
 use crate::{all, by_name, ProjectionError};
 use adledger_infra::event_store::{SettleHorizon, Unsequenced};
 use adledger_infra::kafka::relay::{self, RelayStatus};
@@ -59,6 +60,8 @@ pub struct ProjectionStatus {
     pub updated_at: Option<DateTime<Utc>>,
     /// From Kafka: each partition's progress, in partition order; empty otherwise.
     pub partitions: Vec<PartitionProgress>,
+    /// The read model's versions: live, retired, and a build's progress.
+    pub versions: Option<VersionsStatus>,
 }
 
 /// One Kafka partition's progress for one projection.
@@ -289,6 +292,14 @@ pub async fn deployment_status(
             .map(|((name, topic), partitions)| from_kafka(name, topic, partitions, head)),
     );
     fill_lag_seconds(pool, &mut projections).await?;
+    let code_versions: Vec<(&str, i32)> = all()
+        .iter()
+        .map(|p| (p.name(), p.model().version))
+        .collect();
+    let versions = crate::versions::status::by_name(pool, &code_versions, head).await?;
+    for p in &mut projections {
+        p.versions = versions.get(&p.name).cloned();
+    }
 
     let relay = match deployment.relay_topic {
         None => None,
@@ -337,6 +348,7 @@ fn from_log(name: &str, checkpoint: Option<Checkpoint>, head: i64) -> Projection
         last_error: checkpoint.as_ref().and_then(|c| c.last_error.clone()),
         updated_at: checkpoint.map(|c| c.updated_at),
         partitions: Vec::new(),
+        versions: None,
     }
 }
 
@@ -365,6 +377,7 @@ fn from_kafka(
         }),
         updated_at: partitions.iter().map(|p| p.updated_at).max(),
         partitions,
+        versions: None,
     }
 }
 

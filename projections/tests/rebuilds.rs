@@ -169,18 +169,35 @@ async fn readers_see_one_whole_version_while_a_rebuild_switches_and_rolls_back()
     assert_eq!((back.version, back.previous), (1, 2));
     reading.store(false, Ordering::Relaxed);
     let answers = reader.await.unwrap();
-    assert!(answers >= 10, "the reader ran during the rebuild: {answers} answers");
+    assert!(
+        answers >= 10,
+        "the reader ran during the rebuild: {answers} answers"
+    );
     stop.trigger();
     workers.await.unwrap();
 
     let listed = versions::list(&pool).await.unwrap();
-    let v = |n: i32| listed.iter().find(|v| v.name == "daily_insights" && v.version == n).unwrap();
+    let v = |n: i32| {
+        listed
+            .iter()
+            .find(|v| v.name == "daily_insights" && v.version == n)
+            .unwrap()
+    };
     assert_eq!((v(1).state, v(2).state), (State::Live, State::Retired));
-    assert_eq!(v(2).position, head, "retired at the head it was switched away from");
+    assert_eq!(
+        v(2).position,
+        head,
+        "retired at the head it was switched away from"
+    );
     let one = checksum_version(&pool, "daily_insights", 1).await.unwrap();
     let two = checksum_version(&pool, "daily_insights", 2).await.unwrap();
     assert_eq!(one, two, "a rebuilt version equals the one it replaced");
-    assert_eq!(adledger_projections::checksum(&pool, "daily_insights").await.unwrap(), one);
+    assert_eq!(
+        adledger_projections::checksum(&pool, "daily_insights")
+            .await
+            .unwrap(),
+        one
+    );
 
     // The live version is never dropped; a retired one is, with its schema.
     assert!(matches!(
@@ -279,17 +296,26 @@ async fn only_the_live_version_is_told_it_is_live() {
     let effects = Effects::new(&EFFECTS_V1);
     versions::ensure(&pool, &effects).await.unwrap();
     catch_up(&store, &pool, &effects, 7).await.unwrap();
-    assert_eq!(by_target(&effects.seen()), [(Target::Live { version: 1 }, 30)]);
+    assert_eq!(
+        by_target(&effects.seen()),
+        [(Target::Live { version: 1 }, 30)]
+    );
 
     versions::rebuild(&store, &pool, &effects, 7, &|_| {})
         .await
         .unwrap();
-    assert_eq!(by_target(&effects.seen()), [(Target::Build { version: 2 }, 30)]);
+    assert_eq!(
+        by_target(&effects.seen()),
+        [(Target::Build { version: 2 }, 30)]
+    );
 
     seed(&store, WorkspaceId(Uuid::now_v7()), 1, 4).await;
     db.settle(&store).await;
     catch_up(&store, &pool, &effects, 7).await.unwrap();
-    assert_eq!(by_target(&effects.seen()), [(Target::Live { version: 2 }, 4)]);
+    assert_eq!(
+        by_target(&effects.seen()),
+        [(Target::Live { version: 2 }, 4)]
+    );
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM effects_seen")
         .fetch_one(&pool)
         .await
@@ -300,7 +326,10 @@ async fn only_the_live_version_is_told_it_is_live() {
     versions::rollback(&store, &pool, &effects, 7, &|_| {})
         .await
         .unwrap();
-    assert_eq!(by_target(&effects.seen()), [(Target::Build { version: 1 }, 4)]);
+    assert_eq!(
+        by_target(&effects.seen()),
+        [(Target::Build { version: 1 }, 4)]
+    );
 }
 
 #[tokio::test]
@@ -334,9 +363,16 @@ async fn a_build_stopped_midway_leaves_the_live_version_serving_and_resumes() {
         .unwrap();
     assert_eq!(rows, 200, "readers still read the whole live version");
     let building = versions::list(&pool).await.unwrap();
-    let build = building.iter().find(|v| v.state == State::Building).unwrap();
+    let build = building
+        .iter()
+        .find(|v| v.state == State::Building)
+        .unwrap();
     assert_eq!(build.version, 2);
-    assert!(build.position >= 30 && build.position < 200, "{}", build.position);
+    assert!(
+        build.position >= 30 && build.position < 200,
+        "{}",
+        build.position
+    );
 
     // Started again, the build goes on from its checkpoint into the same version.
     effects.seen();
@@ -363,7 +399,10 @@ async fn outdated_read_models_are_rebuilt_once() {
     let done = versions::rebuild_outdated(&store, &pool, &[old.clone()], 100)
         .await
         .unwrap();
-    assert!(done.is_empty(), "version 1 was created by this code: {done:?}");
+    assert!(
+        done.is_empty(),
+        "version 1 was created by this code: {done:?}"
+    );
     catch_up(&store, &pool, &*old, 100).await.unwrap();
 
     let new: Arc<dyn Projection> = Arc::new(Effects::new(&EFFECTS_V2));

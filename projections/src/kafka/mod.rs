@@ -195,7 +195,12 @@ async fn follow(
         ttl: options.lease,
     };
     while !shutdown.is_triggered() {
-        if let Err(error) = consume(&pool, &config, &*projection, &leases, &shutdown).await {
+        // A new read model gets its first version before its first page.
+        let consumed = match crate::versions::ensure(&pool, &*projection).await {
+            Ok(()) => consume(&pool, &config, &*projection, &leases, &shutdown).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = consumed {
             tracing::warn!(projection = name, %error, "kafka projection failed; restarting");
             let mut shutdown = shutdown.clone();
             tokio::select! {

@@ -215,9 +215,23 @@ async fn follow(
     tracing::info!(projection = name, "projection started");
     let mut head = store.subscribe_head();
     let mut head_alive = true;
+    let mut ensured = false;
     loop {
-        let mut source = LogSource::new(&store, &*projection, DEFAULT_BATCH);
-        let outcome = runner::drain(&pool, &*projection, &mut source, Some(&shutdown)).await;
+        // A new read model gets its first version before its first page.
+        let outcome = match ensured {
+            true => Ok(0),
+            false => crate::versions::ensure(&pool, &*projection)
+                .await
+                .map(|_| 0),
+        };
+        ensured = outcome.is_ok();
+        let outcome = match outcome {
+            Ok(_) => {
+                let mut source = LogSource::new(&store, &*projection, DEFAULT_BATCH);
+                runner::drain(&pool, &*projection, &mut source, Some(&shutdown)).await
+            }
+            Err(error) => Err(error),
+        };
         let wait = match outcome {
             Ok(_) => POLL_INTERVAL,
             Err(error) => {

@@ -5,7 +5,7 @@
 //! the two versions. The previous version stays, retired, for a rollback. A build that crashed
 //! resumes from its own checkpoint (its registry row) when started again.
 
-use super::{create_schema, point_views, use_schema, State};
+use super::{create_schema, point_views, run_sql, use_schema, State};
 use crate::runner::log::read_page;
 use crate::runner::Events;
 use crate::{Projection, ProjectionError, Target};
@@ -38,7 +38,11 @@ pub async fn rebuild(
 ) -> Result<Rebuilt, ProjectionError> {
     super::ensure(pool, projection).await?;
     let version = start(pool, projection).await?;
-    tracing::info!(projection = projection.name(), version, "building a new version");
+    tracing::info!(
+        projection = projection.name(),
+        version,
+        "building a new version"
+    );
     finish(store, pool, projection, version, batch, on_page).await
 }
 
@@ -153,7 +157,12 @@ async fn finish(
     }
     let (previous, last) = switched?;
     applied += last;
-    tracing::info!(projection = projection.name(), version, previous, "readers switched");
+    tracing::info!(
+        projection = projection.name(),
+        version,
+        previous,
+        "readers switched"
+    );
     Ok(Rebuilt {
         version,
         previous,
@@ -209,9 +218,27 @@ async fn apply_page(
     let events = match ahead.take() {
         Some((after, read)) if after == position => match read.await {
             Ok(page) => page?,
-            Err(_) => read_page(store.clone(), position, batch, model.name, model.reads_context).await?,
+            Err(_) => {
+                read_page(
+                    store.clone(),
+                    position,
+                    batch,
+                    model.name,
+                    model.reads_context,
+                )
+                .await?
+            }
         },
-        _ => read_page(store.clone(), position, batch, model.name, model.reads_context).await?,
+        _ => {
+            read_page(
+                store.clone(),
+                position,
+                batch,
+                model.name,
+                model.reads_context,
+            )
+            .await?
+        }
     };
     let Some(last) = events.last().map(|(entry, _)| entry.position) else {
         return Ok(None);
@@ -286,7 +313,7 @@ async fn index(
         return Ok(false);
     }
     use_schema(&mut tx, model.name, version).await?;
-    sqlx::raw_sql(model.indexes).execute(&mut *tx).await?;
+    run_sql(&mut tx, model.indexes).await?;
     sqlx::query("UPDATE read_model_versions SET indexed = true WHERE name = $1 AND version = $2")
         .bind(model.name)
         .bind(version)

@@ -5,6 +5,7 @@
 //! a projection's SQL never names a version. Building and switching are in [`build`].
 
 mod build;
+pub mod status;
 
 pub use build::{rebuild, rebuild_outdated, rollback, Rebuilt};
 
@@ -44,10 +45,11 @@ pub struct Version {
     pub created_at: DateTime<Utc>,
     pub switched_at: Option<DateTime<Utc>>,
     pub retired_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
 }
 
 const VERSION_COLUMNS: &str = "name, version, code_version, state, position, events_applied, \
-     events_per_sec, last_error, created_at, switched_at, retired_at";
+     events_per_sec, last_error, created_at, switched_at, retired_at, updated_at";
 
 /// Every version of every read model, by name and version.
 pub async fn list(pool: &PgPool) -> Result<Vec<Version>, ProjectionError> {
@@ -108,11 +110,18 @@ pub async fn ensure(pool: &PgPool, projection: &dyn Projection) -> Result<(), Pr
     .await?;
     if created.rows_affected() == 1 {
         create_schema(&mut tx, model, 1).await?;
-        sqlx::raw_sql(model.indexes).execute(&mut *tx).await?;
+        run_sql(&mut tx, model.indexes).await?;
         point_views(&mut tx, model, 1).await?;
         tracing::info!(projection = model.name, "read model created, version 1");
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Runs statements (DDL, several at once) in the simple query protocol. `raw_sql` would too,
+/// but its future is not `Send` for every borrow, which tasks spawned per projection need.
+pub(crate) async fn run_sql(conn: &mut PgConnection, sql: &str) -> Result<(), ProjectionError> {
+    sqlx::Executor::execute(conn, sql).await?;
     Ok(())
 }
 
@@ -123,14 +132,16 @@ async fn create_schema(
     model: &ReadModel,
     version: i32,
 ) -> Result<(), ProjectionError> {
-    sqlx::raw_sql(&format!(
-        "DROP SCHEMA IF EXISTS \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"",
-        schema(model.name, version)
-    ))
-    .execute(&mut *conn)
+    run_sql(
+        &mut *conn,
+        &format!(
+            "DROP SCHEMA IF EXISTS \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"",
+            schema(model.name, version)
+        ),
+    )
     .await?;
     use_schema(conn, model.name, version).await?;
-    sqlx::raw_sql(model.ddl).execute(&mut *conn).await?;
+    run_sql(&mut *conn, model.ddl).await?;
     Ok(())
 }
 
@@ -144,12 +155,14 @@ async fn point_views(
 ) -> Result<(), ProjectionError> {
     let schema = schema(model.name, version);
     for table in model.tables {
-        sqlx::raw_sql(&format!(
-            "DROP VIEW IF EXISTS public.\"{0}\"; \
+        run_sql(
+            &mut *conn,
+            &format!(
+                "DROP VIEW IF EXISTS public.\"{0}\"; \
              CREATE VIEW public.\"{0}\" AS SELECT * FROM \"{schema}\".\"{0}\"",
-            table.name
-        ))
-        .execute(&mut *conn)
+                table.name
+            ),
+        )
         .await?;
     }
     Ok(())
@@ -185,11 +198,13 @@ pub async fn drop_version(
         }
         Some(_) => {}
     }
-    sqlx::raw_sql(&format!(
-        "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-        schema(name, version)
-    ))
-    .execute(&mut *tx)
+    run_sql(
+        &mut tx,
+        &format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            schema(name, version)
+        ),
+    )
     .await?;
     sqlx::query("DELETE FROM read_model_versions WHERE name = $1 AND version = $2")
         .bind(name)
