@@ -422,3 +422,48 @@ async fn outdated_read_models_are_rebuilt_once() {
         .unwrap();
     assert!(again.is_empty());
 }
+
+#[tokio::test]
+async fn status_shows_a_builds_position_rate_and_eta() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.db.app.clone();
+    seed(&store, WorkspaceId(Uuid::now_v7()), 4, 50).await;
+    let head = db.settle(&store).await;
+    let insights = by_name("daily_insights").unwrap();
+    catch_up(&store, &pool, &*insights, 1_000).await.unwrap();
+
+    let second = tokio::sync::Notify::new();
+    let pages = AtomicUsize::new(0);
+    let on_page = |_| {
+        if pages.fetch_add(1, Ordering::SeqCst) == 1 {
+            second.notify_one();
+        }
+    };
+    tokio::select! {
+        _ = versions::rebuild(&store, &pool, &*insights, 20, &on_page) => panic!("finished"),
+        _ = second.notified() => {}
+    }
+    let status = adledger_projections::deployment_status(&store, Default::default())
+        .await
+        .unwrap();
+    let insights = status
+        .projections
+        .iter()
+        .find(|p| p.name == "daily_insights")
+        .unwrap();
+    assert_eq!(insights.position, head, "the live version stays caught up");
+    let v = insights.versions.as_ref().unwrap();
+    assert_eq!(
+        (v.live, v.live_code_version, v.code_version),
+        (Some(1), Some(1), 1)
+    );
+    assert!(!v.outdated());
+    let build = v.building.as_ref().unwrap();
+    assert_eq!(build.version, 2);
+    assert!(build.position >= 40 && build.position < head, "{build:?}");
+    assert_eq!(build.lag_events, head - build.position);
+    assert!(build.events_per_sec > 0.0);
+    let eta = build.eta_seconds.unwrap();
+    assert!((eta - build.lag_events as f64 / build.events_per_sec).abs() < 1e-6);
+}
