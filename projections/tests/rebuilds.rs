@@ -396,7 +396,7 @@ async fn outdated_read_models_are_rebuilt_once() {
     seed(&store, WorkspaceId(Uuid::now_v7()), 2, 10).await;
     db.settle(&store).await;
     let old: Arc<dyn Projection> = Arc::new(Effects::new(&EFFECTS_V1));
-    let done = versions::rebuild_outdated(&store, &pool, &[old.clone()], 100)
+    let done = versions::rebuild_outdated(&store, &pool, std::slice::from_ref(&old), 100)
         .await
         .unwrap();
     assert!(
@@ -406,7 +406,7 @@ async fn outdated_read_models_are_rebuilt_once() {
     catch_up(&store, &pool, &*old, 100).await.unwrap();
 
     let new: Arc<dyn Projection> = Arc::new(Effects::new(&EFFECTS_V2));
-    let done = versions::rebuild_outdated(&store, &pool, &[new.clone()], 100)
+    let done = versions::rebuild_outdated(&store, &pool, std::slice::from_ref(&new), 100)
         .await
         .unwrap();
     assert_eq!(done.len(), 1);
