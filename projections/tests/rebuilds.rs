@@ -404,19 +404,32 @@ async fn outdated_read_models_are_rebuilt_once() {
         "version 1 was created by this code: {done:?}"
     );
     catch_up(&store, &pool, &*old, 100).await.unwrap();
+    // The old code also left a build (version 2) when it stopped.
+    let first_page = tokio::sync::Notify::new();
+    let on_page = |_| first_page.notify_one();
+    tokio::select! {
+        _ = versions::rebuild(&store, &pool, &*old, 5, &on_page) => panic!("finished"),
+        _ = first_page.notified() => {}
+    }
 
+    // The new code drops that build (its rows are the old code's) and builds version 3.
     let new: Arc<dyn Projection> = Arc::new(Effects::new(&EFFECTS_V2));
     let done = versions::rebuild_outdated(&store, &pool, std::slice::from_ref(&new), 100)
         .await
         .unwrap();
     assert_eq!(done.len(), 1);
-    assert_eq!((done[0].1.version, done[0].1.applied), (2, 20));
+    assert_eq!((done[0].1.version, done[0].1.applied), (3, 20));
+    let stale: Option<String> = sqlx::query_scalar("SELECT to_regnamespace('rm_effects_2')::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stale, None, "the stale build's schema is gone");
     let listed = versions::list(&pool).await.unwrap();
     let live = listed
         .iter()
         .find(|v| v.name == "effects" && v.state == State::Live)
         .unwrap();
-    assert_eq!((live.version, live.code_version), (2, 2));
+    assert_eq!((live.version, live.code_version), (3, 2));
     let again = versions::rebuild_outdated(&store, &pool, &[new], 100)
         .await
         .unwrap();

@@ -116,11 +116,18 @@ async fn start(pool: &PgPool, projection: &dyn Projection) -> Result<i32, Projec
             tx.commit().await?;
             return Ok(*version);
         }
+        // Built by other code: its rows are not what this code would write.
         sqlx::query("DELETE FROM read_model_versions WHERE name = $1 AND version = $2")
             .bind(model.name)
             .bind(version)
             .execute(&mut *tx)
             .await?;
+        let stale = super::schema(model.name, *version);
+        run_sql(
+            &mut tx,
+            &format!("DROP SCHEMA IF EXISTS \"{stale}\" CASCADE"),
+        )
+        .await?;
     }
     let version = rows.iter().map(|r| r.0).max().unwrap_or(0) + 1;
     sqlx::query(
