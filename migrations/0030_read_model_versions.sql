@@ -4,8 +4,8 @@
 -- a new version beside the live one and switches the views in one transaction.
 --
 -- The application role creates and drops versions at run time, so it owns the versions' schemas,
--- their tables and the views, and may create schemas (never touching the log: events, event_log
--- and idempotency_keys stay owned by the migrating role, with only SELECT, INSERT granted).
+-- their tables and the views (never the log: events, event_log and idempotency_keys stay owned by
+-- the migrating role, with only SELECT, INSERT granted).
 
 CREATE TABLE read_model_versions (
     name            text        NOT NULL,
@@ -33,11 +33,21 @@ CREATE UNIQUE INDEX read_model_versions_live_idx ON read_model_versions (name) W
 CREATE UNIQUE INDEX read_model_versions_building_idx ON read_model_versions (name)
     WHERE state = 'building';
 
-DO $$
+-- The application creates a version's schema through this function alone (it may not create
+-- schemas itself): only names of the form rm_<name>_<version>, owned by adledger_app. A function
+-- and its grant travel with a dump, where a database-level grant would not.
+CREATE FUNCTION adledger_create_read_model_schema(schema_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
-    EXECUTE format('GRANT CREATE ON DATABASE %I TO adledger_app', current_database());
+    IF schema_name !~ '^rm_[a-z][a-z0-9_]*_[0-9]+$' THEN
+        RAISE EXCEPTION 'not a read model version schema: %', schema_name;
+    END IF;
+    EXECUTE format('CREATE SCHEMA %I AUTHORIZATION adledger_app', schema_name);
 END
 $$;
+REVOKE ALL ON FUNCTION adledger_create_read_model_schema(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION adledger_create_read_model_schema(text) TO adledger_app;
+-- Views of tables a new version adds are created at its switch.
 GRANT CREATE ON SCHEMA public TO adledger_app;
 
 -- Today's tables become version 1 of their read model, rows and indexes included (SET SCHEMA

@@ -132,14 +132,18 @@ async fn create_schema(
     model: &ReadModel,
     version: i32,
 ) -> Result<(), ProjectionError> {
+    // A schema left by an earlier attempt at this version (the application owns it) goes; the
+    // new one is created by the migrations' function, the only way the application may.
+    let schema = schema(model.name, version);
     run_sql(
         &mut *conn,
-        &format!(
-            "DROP SCHEMA IF EXISTS \"{0}\" CASCADE; CREATE SCHEMA \"{0}\"",
-            schema(model.name, version)
-        ),
+        &format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
     )
     .await?;
+    sqlx::query("SELECT adledger_create_read_model_schema($1)")
+        .bind(&schema)
+        .execute(&mut *conn)
+        .await?;
     use_schema(conn, model.name, version).await?;
     run_sql(&mut *conn, model.ddl).await?;
     Ok(())
