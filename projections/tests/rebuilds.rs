@@ -480,3 +480,26 @@ async fn status_shows_a_builds_position_rate_and_eta() {
     let eta = build.eta_seconds.unwrap();
     assert!((eta - build.lag_events as f64 / build.events_per_sec).abs() < 1e-6);
 }
+
+#[tokio::test]
+async fn the_application_creates_only_version_schemas() {
+    let db = TestDatabase::new().await;
+    let pool = db.db.app.clone();
+    let create = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("SELECT adledger_create_read_model_schema($1)")
+                .bind(name)
+                .execute(&pool)
+                .await
+        }
+    };
+    assert!(create("rm_daily_insights_9").await.is_ok());
+    for refused in ["public2", "rm_x", "rm_a_1; DROP TABLE events", "RM_A_1"] {
+        assert!(create(refused).await.is_err(), "{refused}");
+    }
+    assert!(sqlx::query("CREATE SCHEMA mine")
+        .execute(&pool)
+        .await
+        .is_err());
+}
