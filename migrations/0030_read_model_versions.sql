@@ -60,7 +60,7 @@ BEGIN
     FOR model IN SELECT * FROM (VALUES
         ('catalog', ARRAY['workspaces', 'connections', 'ad_accounts', 'campaigns', 'sync_runs',
                           'workspace_members']),
-        ('daily_insights', ARRAY['daily_insights']),
+        ('daily_insights', ARRAY['daily_insights', 'daily_insights_history']),
         ('audit', ARRAY['audit_log'])) AS m(name, tables)
     LOOP
         EXECUTE format('CREATE SCHEMA %I AUTHORIZATION adledger_app', 'rm_' || model.name || '_1');

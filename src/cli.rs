@@ -1,6 +1,6 @@
 //! The command line. Every flag also reads an environment variable.
 
-use crate::{bench, demo, ops, startup};
+use crate::{bench, demo, ops, replay, startup};
 use adledger_commands::connections::SandboxLimits;
 use adledger_connectors::config::{ConfigError, Given};
 use adledger_connectors::google::{GoogleConfig, GoogleSettings};
@@ -551,8 +551,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
-    /// Print events in log order as NDJSON.
-    Replay(ops::ReplayArgs),
+    /// Print events in log order as NDJSON, filtered by positions, workspace, stream, time,
+    /// event types, actor and stream type (combined).
+    Replay(replay::ReplayArgs),
     /// Recompute the hash chain; exit 1 at the first broken link.
     Verify,
     /// Measure append and replay throughput in a scratch database on the same server.
@@ -702,7 +703,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(&url, args).await?,
         Command::Projections { command } => return ops::projections(&url, command).await,
-        Command::Replay(args) => ops::replay(&url, args).await?,
+        Command::Replay(args) => replay::replay(&url, args).await?,
         Command::Verify => return ops::verify(&url).await,
         Command::Bench(args) => bench::run(&url, args).await?,
         Command::Keys { command } => match command {

@@ -7,4 +7,5 @@ pub mod demo;
 pub mod ops;
 pub mod progress;
 pub mod rebuilds;
+pub mod replay;
 pub mod startup;

@@ -1,15 +1,12 @@
 //! Ops commands: projection status and rebuilds, replay as NDJSON, chain verification.
 
 use crate::cli::{ProjectionsCommand, Source};
-use adledger_domain::{StreamId, WorkspaceId};
 use adledger_infra::{Database, EventStore, LogFilter, Secret};
 use adledger_projections::status::ProjectionSource;
 use adledger_projections::{DeploymentStatus, ProjectionStatus};
-use std::io::Write;
 use std::process::ExitCode;
-use uuid::Uuid;
 
-async fn store(url: &Secret<String>) -> anyhow::Result<EventStore> {
+pub(crate) async fn store(url: &Secret<String>) -> anyhow::Result<EventStore> {
     let db = Database::connect(url, 4).await?;
     Ok(EventStore::new(db.app))
 }
@@ -253,80 +250,6 @@ fn known() -> String {
         .map(|p| p.name())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    #[arg(long)]
-    pub workspace: Option<Uuid>,
-    #[arg(long)]
-    pub stream: Option<String>,
-    /// First position (inclusive).
-    #[arg(long, default_value_t = 1)]
-    pub from_position: i64,
-    /// Last position (inclusive).
-    #[arg(long)]
-    pub to_position: Option<i64>,
-    /// Open sealed personal fields (needs ADLEDGER_MASTER_KEYS); erased people's read
-    /// `[erased]`. Without it, events are printed exactly as stored (as the hash chain covers).
-    #[arg(long)]
-    pub reveal: bool,
-}
-
-pub async fn replay(url: &Secret<String>, args: ReplayArgs) -> anyhow::Result<()> {
-    let store = store(url).await?;
-    let sealer = if args.reveal {
-        let keys = crate::startup::keys_from_env()?;
-        Some(adledger_infra::Sealer::new(
-            store.pool().clone(),
-            keys.master,
-        ))
-    } else {
-        None
-    };
-    let stream_id = match args.stream {
-        Some(raw) => Some(
-            StreamId::parse(&raw).ok_or_else(|| anyhow::anyhow!("invalid stream id {raw:?}"))?,
-        ),
-        None => None,
-    };
-    let mut filter = LogFilter {
-        after: args.from_position.max(1) - 1,
-        up_to: args.to_position,
-        workspace_id: args.workspace.map(WorkspaceId),
-        stream_id,
-        limit: 1_000,
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    loop {
-        let page = store.read_log(&filter).await?;
-        let Some(last) = page.last().and_then(|e| e.position) else {
-            break;
-        };
-        match &sealer {
-            None => {
-                for event in &page {
-                    serde_json::to_writer(&mut out, event)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-            Some(sealer) => {
-                let mut values = page
-                    .iter()
-                    .map(serde_json::to_value)
-                    .collect::<Result<Vec<_>, _>>()?;
-                sealer.reveal_json(&mut values).await?;
-                for value in &values {
-                    serde_json::to_writer(&mut out, value)?;
-                    out.write_all(b"\n")?;
-                }
-            }
-        }
-        filter.after = last;
-    }
-    out.flush()?;
-    Ok(())
 }
 
 pub async fn verify(url: &Secret<String>) -> anyhow::Result<ExitCode> {

@@ -62,10 +62,10 @@ fn models() -> [&'static str; 3] {
     [Catalog.name(), DailyInsights.name(), Audit.name()]
 }
 
-/// Which read model a route reads; `None` for routes that read the log itself (events, log
-/// verification), which a sequenced position already satisfies.
+/// Which read model a route reads; `None` for routes that read the log itself (events, streams,
+/// log verification), which a sequenced position already satisfies.
 fn model_of(path: &str) -> Option<usize> {
-    if path.contains("/events") || path.starts_with("/v1/log") {
+    if path.contains("/events") || path.contains("/streams/") || path.starts_with("/v1/log") {
         None
     } else if path.contains("/insights") {
         Some(1)

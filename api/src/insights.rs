@@ -7,7 +7,7 @@ use crate::extract::ApiQuery;
 use crate::paging::{Bounds, NextLink, PageSize, Scope};
 use crate::responses::{Forbidden, Invalid, NotFound, RateLimited, Unauthenticated};
 use crate::AppState;
-use adledger_domain::{CampaignId, ConnectionId, DateRange, Day, WorkspaceId};
+use adledger_domain::{AsOf, CampaignId, ConnectionId, DateRange, Day, WorkspaceId};
 use adledger_infra::EventStore;
 use adledger_projections::daily_insights::{
     self, Granularity, GroupBy, InsightsKey, InsightsQuery,
@@ -62,6 +62,10 @@ pub struct InsightsParams {
     /// Absent: the first page.
     #[param(max_length = 1024)]
     cursor: Option<String>,
+    /// The numbers as reported at that point, before any later restatement: an RFC 3339 time
+    /// (values recorded by then) or a log position (values up to it). Absent: the latest.
+    #[param(schema_with = crate::schemas::as_of)]
+    as_of: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -192,6 +196,14 @@ fn parse(
     }
     campaign_ids.sort();
     campaign_ids.dedup();
+    let as_of = match p.as_of.as_deref().map(AsOf::parse) {
+        None => None,
+        Some(Ok(as_of)) => Some(as_of),
+        Some(Err(message)) => {
+            errors.push(FieldError::new("as_of", message));
+            None
+        }
+    };
     let range = match (from, to) {
         (Some(from), Some(to)) => match DateRange::between(from, to) {
             Ok(r) => Some(r),
@@ -221,6 +233,7 @@ fn parse(
             grouped,
             connection_id,
             &campaign_ids,
+            as_of,
         ),
     );
     let after = scope.decode::<InsightsKey>(p.cursor.as_deref())?;
@@ -233,13 +246,15 @@ fn parse(
         campaign_ids,
         after,
         limit: size.fetch(),
+        as_of,
     };
     Ok((query, size, scope))
 }
 
 /// Impressions, clicks, spend, conversions and conversion value with CTR, CPC, CPM, CPA and ROAS,
 /// per period and group, per currency, a page of rows at a time: follow `next_cursor` until it is
-/// `null`. With `Accept: application/x-ndjson`, every row (from `cursor`, when given) streams
+/// `null`. With `as_of`, exactly what this query answered at that time or log position (the
+/// values as reported then; campaign names are today's). With `Accept: application/x-ndjson`, every row (from `cursor`, when given) streams
 /// instead, one JSON row per line, read a page at a time: the server's memory stays flat.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/insights", tag = "insights",
     params(("workspace_id" = Uuid, Path), InsightsParams),

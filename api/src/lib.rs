@@ -6,6 +6,7 @@
 mod access;
 mod ad_accounts;
 mod api_keys;
+mod as_reported;
 mod audit;
 mod auth;
 mod caller;
@@ -30,6 +31,7 @@ mod personal;
 mod rate_limit;
 mod responses;
 mod schemas;
+mod streams;
 mod syncs;
 mod text;
 mod workspaces;
@@ -122,7 +124,9 @@ pub(crate) fn api_router() -> OpenApiRouter<AppState> {
         campaigns::router(),
         syncs::router(),
         insights::router(),
+        as_reported::router(),
         events::router(),
+        streams::router(),
         audit::router(),
         log::router(),
         OpenApiRouter::new().routes(routes!(openapi::openapi_json)),

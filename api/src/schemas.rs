@@ -95,6 +95,51 @@ pub fn stream_id() -> Object {
     string().pattern(Some("^[ -~]{1,200}$")).build()
 }
 
+/// An RFC 3339 time with its offset, as the server parses it (days 29 to 31 left out, so that
+/// every string the pattern allows is a real time).
+const TIME: &str = "[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:\
+                    [0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])";
+
+/// A point in the past (`adledger_domain::AsOf`): a log position, or an RFC 3339 time.
+pub fn as_of() -> Object {
+    string()
+        .pattern(Some(format!("^(?:[1-9][0-9]{{0,17}}|{TIME})$")))
+        .description(Some("a log position, or an RFC 3339 time"))
+        .build()
+}
+
+/// An RFC 3339 time.
+pub fn time() -> Object {
+    string()
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        .pattern(Some(format!("^{TIME}$")))
+        .build()
+}
+
+/// Event types, comma-separated.
+pub fn event_types() -> Object {
+    let names: Vec<&str> = adledger_domain::DomainEvent::TYPES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    comma_separated(&names)
+}
+
+/// An actor of the events API's filter (`adledger_infra::ActorFilter`).
+pub fn actor() -> Object {
+    let uuid = "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}";
+    string()
+        .pattern(Some(format!(
+            "^(?:(?:user|api_key):{uuid}|system|system:[!-~]{{1,100}}|anonymous)$"
+        )))
+        .build()
+}
+
+/// A kind of stream.
+pub fn stream_type() -> Object {
+    one_of(adledger_domain::StreamType::ALL.map(|t| t.as_str()))
+}
+
 /// How insights are summed over time.
 pub fn granularity() -> Object {
     one_of(adledger_projections::daily_insights::Granularity::ALL.map(|g| g.as_str()))

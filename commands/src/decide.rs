@@ -4,6 +4,7 @@
 
 use crate::{CommandError, Commands};
 use adledger_domain::{Aggregate, DomainEvent, EventId, EventMetadata, StreamId, WorkspaceId};
+use adledger_infra::crypto::is_sealed;
 use adledger_infra::{
     AppendOutcome, AppendRequest, Idempotency, NewEvent, RecordedEvent, StoreError,
 };
@@ -76,7 +77,22 @@ impl<'a, A: Aggregate> Target<'a, A> {
     }
 }
 
+/// A request's source (IP, user agent) is personal data: it reaches the log sealed under the
+/// key of whoever acts (`Identity::seal_source`), or not at all. A context that skipped the
+/// sealing is refused here, before the log keeps the source in clear for good.
+fn check_source_sealed(metadata: &EventMetadata) -> Result<(), CommandError> {
+    let source = &metadata.source;
+    let mut values = source.ip.iter().chain(source.user_agent.iter());
+    if values.any(|value| !is_sealed(value)) {
+        return Err(CommandError::Crypto(
+            "a request's source was about to be recorded unsealed".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn metadata_json(metadata: &EventMetadata) -> Result<Value, CommandError> {
+    check_source_sealed(metadata)?;
     serde_json::to_value(metadata)
         .map_err(|e| StoreError::Corrupt(format!("metadata is not serialisable: {e}")).into())
 }
@@ -200,5 +216,32 @@ impl Commands {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adledger_domain::{Actor, RequestSource};
+
+    fn with_source(ip: Option<&str>, user_agent: Option<&str>) -> EventMetadata {
+        EventMetadata {
+            actor: Actor::Anonymous,
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            source: RequestSource {
+                ip: ip.map(str::to_owned),
+                user_agent: user_agent.map(str::to_owned),
+            },
+        }
+    }
+
+    #[test]
+    fn a_source_reaches_the_log_sealed_or_not_at_all() {
+        let sealed = format!("sealed:v1:{}:AAAA", Uuid::nil());
+        assert!(check_source_sealed(&with_source(None, None)).is_ok());
+        assert!(check_source_sealed(&with_source(Some(&sealed), Some(&sealed))).is_ok());
+        assert!(check_source_sealed(&with_source(Some("203.0.113.9"), None)).is_err());
+        assert!(check_source_sealed(&with_source(Some(&sealed), Some("curl/8"))).is_err());
     }
 }

@@ -6,8 +6,8 @@ use crate::identity::{crypto_err, random_secret, Identity};
 use crate::{CommandContext, CommandError, Target};
 use adledger_domain::user::EmailAddress;
 use adledger_domain::workspace::{self, Workspace};
-use adledger_domain::{DomainError, InvitationId, Role, UserId, WorkspaceId};
-use adledger_infra::crypto::{hash_token, verify_token_hash, TokenKind};
+use adledger_domain::{DomainError, InvitationId, Role, Sealed, UserId, WorkspaceId};
+use adledger_infra::crypto::{hash_token, sealed_subject, verify_token_hash, TokenKind};
 use chrono::{DateTime, Duration};
 use uuid::Uuid;
 
@@ -125,9 +125,14 @@ impl Identity {
         let invitation_id = InvitationId(Uuid::now_v7());
         let token = invitation_token(workspace, invitation_id)?;
         let expires_at = self.now() + ttl;
+        // Sealed under the address's own subject, not the invitation's: whoever the invitee
+        // turns out to be (registered now, later, or never), erasing them erases this copy.
         let sealed = self
-            .seal(invitation_id.as_uuid(), &email.as_str().to_lowercase())
-            .await?;
+            .sealer
+            .seal_for_email(email.as_str(), &email.as_str().to_lowercase())
+            .await
+            .map(Sealed)
+            .map_err(crypto_err)?;
         let command = workspace::Command::Invite {
             invitation_id,
             email: sealed,
@@ -159,7 +164,8 @@ impl Identity {
             .filter(|i| verify_token_hash(token.trim(), &i.token_hash))
             .ok_or_else(not_found)?;
         if invitation.accepted_by.is_some() {
-            // Its email copy is erased by now; say what is wrong instead of "another email".
+            // Say what is wrong rather than "another email" (an invitation of old has its copy
+            // of the email erased by now).
             return Err(CommandError::Rejected(DomainError::invalid(
                 "token",
                 "this invitation was already used",
@@ -180,11 +186,15 @@ impl Identity {
             user_id,
         };
         self.decide_in(ctx, workspace, command).await?;
-        // The invitee is a member now: the invitation's copy of their email is not needed.
-        self.sealer
-            .erase(invitation_id.as_uuid())
-            .await
-            .map_err(crypto_err)?;
+        // An invitation of old sealed its copy of the email under its own id: the invitee is a
+        // member now, so that copy is not needed. (A newer one's copy is under the address's
+        // subject, which goes when its owner is erased.)
+        if sealed_subject(invitation.email.as_str()) == Some(invitation_id.as_uuid()) {
+            self.sealer
+                .erase(invitation_id.as_uuid())
+                .await
+                .map_err(crypto_err)?;
+        }
         Ok((workspace, role))
     }
 

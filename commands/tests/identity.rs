@@ -114,3 +114,21 @@ async fn two_logins_racing_with_one_totp_code_let_only_one_in() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_of_someone_erased_meanwhile_is_unauthenticated_not_a_failure() {
+    let db = TestDatabase::new().await;
+    let identity = identity(&db);
+    let gone = identity
+        .register(&ctx(), "gone@example.com", "Gone", PASSWORD)
+        .await
+        .unwrap();
+    let mut request = as_user(gone);
+    request.metadata.source.ip = Some("198.51.100.4".into());
+    assert!(identity.seal_source(request.clone()).await.is_ok());
+    identity.erase_user(&as_user(gone), gone).await.unwrap();
+    assert!(matches!(
+        identity.seal_source(request).await,
+        Err(CommandError::Unauthenticated(_))
+    ));
+}

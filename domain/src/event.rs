@@ -4,7 +4,8 @@
 use crate::failure::SyncFailure;
 use crate::{
     AdAccountId, ApiKeyId, ApiKeyScope, CampaignId, ConnectionId, Currency, DailyMetrics,
-    InvitationId, Platform, Role, Sealed, SessionId, SyncId, UserId, WorkerId, WorkspaceId,
+    InvitationId, Platform, Role, Sealed, SessionId, SubjectId, SyncId, UserId, WorkerId,
+    WorkspaceId,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -316,10 +317,15 @@ pub struct TotpDisabled {
     pub second_factor: SecondFactor,
 }
 
-/// The user's key was destroyed: every sealed field of theirs now reads as erased.
+/// The user's key was destroyed: every sealed field of theirs now reads as erased. So were the
+/// keys of the other subjects that held data about them (`also_erased`: their email address's
+/// subject, invitations sealed under their own id before addresses had subjects, API keys they
+/// created), which the log records here as their link to the person. Older events lack the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserErased {
     pub user_id: UserId,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_erased: Vec<SubjectId>,
 }
 
 /// The person may run the deployment: deployment-wide routes (the whole log's verification, every

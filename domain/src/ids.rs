@@ -68,6 +68,11 @@ uuid_id!(
     /// One login: its refresh tokens form a family that is revoked together.
     SessionId
 );
+uuid_id!(
+    /// Whose data key seals a piece of personal data: a person (their user id), an API key, an
+    /// email address (a random id per address, see `infra::crypto`), or an invitation of old.
+    SubjectId
+);
 
 impl CampaignId {
     /// The same platform campaign seen through the same connection always gets the same id, so

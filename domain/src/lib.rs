@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod as_of;
 pub mod campaign;
 pub mod connection;
 pub mod date_range;
@@ -23,6 +24,7 @@ pub mod workspace;
 
 pub use access::{ApiKeyScope, Permission, Role};
 pub use aggregate::Aggregate;
+pub use as_of::AsOf;
 pub use date_range::{DateRange, Day, DayError};
 pub use error::DomainError;
 pub use event::{DecodeError, DomainEvent};

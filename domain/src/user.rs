@@ -9,7 +9,7 @@ use crate::event::{
     OperatorGranted, OperatorRevoked, PasswordChanged, SecondFactor, TotpDisabled, TotpEnabled,
     TotpEnrolmentStarted, UserErased, UserLoggedIn, UserLoggedOut, UserRegistered,
 };
-use crate::{DomainError, DomainEvent, Sealed, SessionId, StreamType, UserId};
+use crate::{DomainError, DomainEvent, Sealed, SessionId, StreamType, SubjectId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
@@ -167,7 +167,10 @@ pub enum Command {
     DisableTotp {
         second_factor: SecondFactor,
     },
-    Erase,
+    /// Erases the person and, with them, the other subjects that hold data about them.
+    Erase {
+        also_erased: Vec<SubjectId>,
+    },
     GrantOperator,
     RevokeOperator,
 }
@@ -320,7 +323,17 @@ impl Aggregate for User {
                     second_factor: *second_factor,
                 })
             }
-            Command::Erase => DomainEvent::UserErased(UserErased { user_id }),
+            Command::Erase { also_erased } => {
+                // Each linked subject once, in a stable order; the person's own key is erased
+                // as the person, not as a link.
+                let own = SubjectId(user_id.as_uuid());
+                let linked: BTreeSet<SubjectId> =
+                    also_erased.iter().copied().filter(|s| *s != own).collect();
+                DomainEvent::UserErased(UserErased {
+                    user_id,
+                    also_erased: linked.into_iter().collect(),
+                })
+            }
             Command::GrantOperator if user.operator => return Ok(vec![]),
             Command::GrantOperator => DomainEvent::OperatorGranted(OperatorGranted { user_id }),
             Command::RevokeOperator if !user.operator => return Ok(vec![]),
@@ -527,16 +540,48 @@ mod tests {
         off().when(login(totp(102))).then_invalid("code");
     }
 
+    fn erase(also_erased: &[SubjectId]) -> Command {
+        Command::Erase {
+            also_erased: also_erased.to_vec(),
+        }
+    }
+
     #[test]
     fn an_erased_person_does_nothing_more() {
-        let erased = DomainEvent::UserErased(UserErased { user_id: ALICE });
+        let erased = DomainEvent::UserErased(UserErased {
+            user_id: ALICE,
+            also_erased: vec![],
+        });
         given::<User>([registered()])
-            .when(Command::Erase)
+            .when(erase(&[]))
             .then([erased.clone()]);
         let state = given::<User>([registered(), erased.clone()]);
         assert!(state.state().active().is_none());
         state
             .when(login(None))
+            .then_error(DomainError::NotFound("user"));
+    }
+
+    #[test]
+    fn an_erasure_records_every_other_subject_it_erases_once_in_order() {
+        let (email, key) = (SubjectId(Uuid::from_u128(9)), SubjectId(Uuid::from_u128(5)));
+        let own = SubjectId(ALICE.as_uuid());
+        given::<User>([registered()])
+            .when(erase(&[email, key, own, email]))
+            .then([DomainEvent::UserErased(UserErased {
+                user_id: ALICE,
+                also_erased: vec![key, email],
+            })]);
+    }
+
+    #[test]
+    fn a_person_is_erased_once() {
+        let erased = DomainEvent::UserErased(UserErased {
+            user_id: ALICE,
+            also_erased: vec![],
+        });
+        given::<User>([registered(), erased])
+            .when(erase(&[SubjectId(Uuid::from_u128(9))]))
             .then_error(DomainError::NotFound("user"));
     }
 

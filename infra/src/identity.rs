@@ -69,6 +69,10 @@ impl IdentityStore {
         Self { pool }
     }
 
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Claims an email for a new user. `false` when another user has it.
     pub async fn reserve_email(&self, user: UserId, email: &str) -> Result<bool, StoreError> {
         let inserted = sqlx::query(

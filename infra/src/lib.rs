@@ -6,6 +6,7 @@
 pub mod credentials;
 pub mod crypto;
 pub mod db;
+pub mod erasure;
 pub mod event_store;
 pub mod identity;
 pub mod kafka;
@@ -22,7 +23,7 @@ pub mod testing;
 pub use crypto::{CryptoError, JwtKeys, MasterKeys, Opened, Sealer, TokenError};
 pub use db::Database;
 pub use event_store::{
-    AppendOutcome, AppendRequest, EventContext, EventRow, EventStore, HorizonHolder, Idempotency,
-    LogEntry, LogFilter, NewEvent, RecordedEvent, StoreError, Written,
+    ActorFilter, AppendOutcome, AppendRequest, EventContext, EventFilter, EventRow, EventStore,
+    HorizonHolder, Idempotency, LogEntry, LogFilter, NewEvent, RecordedEvent, StoreError, Written,
 };
 pub use secret::Secret;

@@ -267,6 +267,33 @@ async fn a_retry_with_the_same_idempotency_key_appends_nothing() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_is_stored_as_the_digest_migration_0026_computes() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let (stream, ws) = new_stream();
+    let key = "ana.personal@example.com";
+    let mut first = request(&stream, ws, 0, vec![event(1)]);
+    first.idempotency = Some(Idempotency {
+        scope: ws.to_string(),
+        key: key.into(),
+        fingerprint: "f".into(),
+        outcome: json!({}),
+    });
+    store.append(first).await.unwrap();
+    let (stored, expected): (String, String) = sqlx::query_as(
+        "SELECT key, 'sha256:' || encode(sha256(convert_to(
+                    'adledger idempotency key' || E'\\n' || $1, 'UTF8')), 'hex')
+           FROM idempotency_keys",
+    )
+    .bind(key)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, expected);
+    assert!(!stored.contains("ana"));
+}
+
+#[tokio::test]
 async fn concurrent_retries_with_one_key_append_once() {
     let db = TestDatabase::new().await;
     let store = db.store();

@@ -8,8 +8,8 @@ use adledger_domain::event::{
     SyncStarted, WorkspaceCreated,
 };
 use adledger_domain::{
-    AdAccountId, CampaignId, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent, EventId,
-    EventMetadata, Platform, StreamId, SyncId, WorkspaceId,
+    AdAccountId, AsOf, CampaignId, ConnectionId, Currency, DailyMetrics, DateRange, DomainEvent,
+    EventId, EventMetadata, Platform, StreamId, SyncId, WorkspaceId,
 };
 use adledger_infra::testing::TestDatabase;
 use adledger_infra::{AppendRequest, EventStore, NewEvent};
@@ -400,6 +400,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -437,6 +438,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: picked.to_vec(),
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -458,6 +460,7 @@ async fn insights_read_model_equals_the_events_and_the_query_totals_match() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -493,6 +496,7 @@ async fn weekly_and_monthly_buckets_sum_right_and_never_mix_currencies() {
         campaign_ids: vec![],
         after: None,
         limit: 100_000,
+        as_of: None,
     };
 
     // Weekly, by campaign: buckets start on the ISO Monday.
@@ -606,6 +610,7 @@ async fn insights_pages_of_any_size_concatenate_to_the_whole_answer() {
                 campaign_ids: vec![],
                 after: None,
                 limit: 100_000,
+                as_of: None,
             };
             let whole = daily_insights::insights(pool, &query).await.unwrap();
             assert!(!whole.is_empty());
@@ -626,6 +631,7 @@ async fn insights_pages_of_any_size_concatenate_to_the_whole_answer() {
                         &InsightsQuery {
                             after: after.clone(),
                             limit,
+                            as_of: None,
                             ..query.clone()
                         },
                     )
@@ -1101,6 +1107,7 @@ async fn catalog_events_become_workspace_connection_campaign_and_sync_views() {
             campaign_ids: vec![],
             after: None,
             limit: 100_000,
+            as_of: None,
         },
     )
     .await
@@ -1228,4 +1235,155 @@ async fn daily_insights_replay_speed() {
         applied as f64 / seconds
     );
     assert_eq!(applied as i64, head);
+}
+
+/// As-of versus latest insights query time on the same data in the same run (run with
+/// `-- --ignored --nocapture`; figures in docs/benchmarks.md). 200 campaigns × 365 days recorded
+/// once, then the last 30 days of each restated twice (platforms re-read recent days), so the
+/// history holds 85,000 values for 73,000 campaign-days.
+#[tokio::test]
+#[ignore]
+async fn as_of_query_speed() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = &db.db.app;
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let mut log = Log::new(store.clone(), workspace);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let connection = ConnectionId(Uuid::from_u128(300));
+    let start = day("2024-01-01");
+    let campaigns: Vec<CampaignId> = (0..200)
+        .map(|i| CampaignId::derive(connection, &format!("c{i}")))
+        .collect();
+    let report = |rng: &mut Rng, c: CampaignId, date: NaiveDate, revision: u32| {
+        let source = InsightsSource {
+            campaign_id: c,
+            connection_id: connection,
+            platform: Platform::Sandbox,
+            ad_account_id: AdAccountId("act_1".into()),
+            sync_id: SyncId(Uuid::from_u128(u128::from(revision))),
+        };
+        let metrics = DailyMetrics::new(
+            rng.below(100_000),
+            rng.below(2_000),
+            dec(rng.below(1_000_000)),
+            Decimal::new(rng.below(500) as i64, 1),
+            dec(rng.below(5_000_000)),
+        )
+        .unwrap();
+        let currency = Currency::parse("EUR").unwrap();
+        if revision == 1 {
+            DomainEvent::DailyInsightsRecorded(DailyInsightsRecorded {
+                source,
+                date,
+                currency,
+                metrics,
+                revision,
+            })
+        } else {
+            DomainEvent::DailyInsightsRestated(DailyInsightsRestated {
+                source,
+                date,
+                currency,
+                previous_currency: currency,
+                previous: metrics.clone(),
+                metrics,
+                revision,
+            })
+        }
+    };
+    for c in &campaigns {
+        let events = (0..365)
+            .map(|d| report(&mut rng, *c, start + Duration::days(d), 1))
+            .collect();
+        log.append(c.stream(), events).await;
+    }
+    log.sequence().await;
+    let first_head = log.appended;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for revision in [2, 3] {
+        for c in &campaigns {
+            let events = (335..365)
+                .map(|d| report(&mut rng, *c, start + Duration::days(d), revision))
+                .collect();
+            log.append(c.stream(), events).await;
+        }
+    }
+    let head = log.sequence().await;
+    catch_up(&store, pool, &*projection("daily_insights"), 5_000)
+        .await
+        .unwrap();
+    for table in ["daily_insights", "daily_insights_history"] {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+
+    let shapes: [(&str, NaiveDate, Granularity, Vec<GroupBy>); 3] = [
+        ("year, total", start, Granularity::Total, vec![]),
+        (
+            "year, month × campaign",
+            start,
+            Granularity::Month,
+            vec![GroupBy::Campaign],
+        ),
+        (
+            "last 30 days, day × campaign (first 1,000 rows)",
+            start + Duration::days(335),
+            Granularity::Day,
+            vec![GroupBy::Campaign],
+        ),
+    ];
+    let runs = 15;
+    eprintln!(
+        "{} events, head {head}; first recordings up to {first_head}",
+        log.appended
+    );
+    eprintln!("| query | latest (ms) | as_of time between (ms) | ratio | as_of position = head (ms) | ratio |");
+    eprintln!("| --- | --- | --- | --- | --- | --- |");
+    for (name, from, granularity, group_by) in shapes {
+        let query = |as_of| InsightsQuery {
+            workspace_id: workspace,
+            range: DateRange::new(from, start + Duration::days(364)).unwrap(),
+            granularity,
+            group_by: group_by.clone(),
+            connection_id: None,
+            campaign_ids: vec![],
+            after: None,
+            limit: 1_001,
+            as_of,
+        };
+        let mut medians = Vec::new();
+        for as_of in [None, Some(AsOf::Time(between)), Some(AsOf::Position(head))] {
+            let q = query(as_of);
+            daily_insights::insights(pool, &q).await.unwrap();
+            let mut times: Vec<f64> = Vec::with_capacity(runs);
+            for _ in 0..runs {
+                let t = std::time::Instant::now();
+                let rows = daily_insights::insights(pool, &q).await.unwrap();
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                assert!(!rows.is_empty());
+            }
+            times.sort_by(f64::total_cmp);
+            medians.push(times[runs / 2]);
+        }
+        // The latest answer and the answer as of the head are the same rows.
+        assert_eq!(
+            daily_insights::insights(pool, &query(None)).await.unwrap(),
+            daily_insights::insights(pool, &query(Some(AsOf::Position(head))))
+                .await
+                .unwrap()
+        );
+        eprintln!(
+            "| {name} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.2}× |",
+            medians[0],
+            medians[1],
+            medians[1] / medians[0],
+            medians[2],
+            medians[2] / medians[0]
+        );
+    }
 }

@@ -94,6 +94,7 @@ async fn totals(pool: &PgPool, workspace: WorkspaceId) -> (i64, Decimal) {
         campaign_ids: vec![],
         after: None,
         limit: 100,
+        as_of: None,
     };
     let rows = daily_insights::insights(pool, &query).await.unwrap();
     assert!(rows.len() <= 1, "one currency, one total row: {rows:?}");

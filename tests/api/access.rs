@@ -203,7 +203,19 @@ async fn every_route_checks_the_callers_role_and_hides_other_workspaces() {
             ReadInsights,
             None,
         ),
+        route(
+            Method::GET,
+            format!("{w}/insights/history?campaign_id={nobody}&date=2024-01-01"),
+            ReadInsights,
+            None,
+        ),
         route(Method::GET, format!("{w}/events"), ReadHistory, None),
+        route(
+            Method::GET,
+            format!("{w}/streams/workspace-{ws}"),
+            ReadHistory,
+            None,
+        ),
         route(Method::GET, format!("{w}/audit"), ReadHistory, None),
         route(Method::GET, format!("{w}/members"), ReadWorkspace, None),
         route(

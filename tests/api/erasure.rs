@@ -5,29 +5,39 @@ use crate::helpers::{assert_problem, eventually, spawn_app, OWNER, PASSWORD};
 use serde_json::{json, Value};
 use sqlx::Row;
 
-/// Every row of every table in the database, as text, that contains `needle`.
-async fn tables_containing(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
-    let tables: Vec<String> = sqlx::query(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+/// Every row of every table in every schema but the system's, as text, that contains `needle`
+/// in any case (schemas, not only `public`: read models may live in versioned schemas).
+pub(crate) async fn tables_containing(pool: &sqlx::PgPool, needle: &str) -> Vec<String> {
+    let tables: Vec<(String, String)> = sqlx::query(
+        // pg_class, not information_schema: that one hides tables the role may not read,
+        // where the search must fail instead.
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p', 'm')
+            AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'",
     )
     .fetch_all(pool)
     .await
     .unwrap()
     .iter()
-    .map(|r| r.get(0))
+    .map(|r| (r.get(0), r.get(1)))
     .collect();
+    assert!(
+        tables.iter().any(|(_, t)| t == "events"),
+        "the search sees the log's tables"
+    );
     let mut found = Vec::new();
-    for table in tables {
+    for (schema, table) in tables {
         let hits: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM \"{table}\" t WHERE t::text ILIKE '%' || $1 || '%'"
+            "SELECT count(*) FROM \"{schema}\".\"{table}\" t
+             WHERE strpos(lower(t::text), lower($1)) > 0"
         ))
         .bind(needle)
         .fetch_one(pool)
         .await
         .unwrap();
         if hits > 0 {
-            found.push(format!("{table} ({hits})"));
+            found.push(format!("{schema}.{table} ({hits})"));
         }
     }
     found

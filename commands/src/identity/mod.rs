@@ -162,12 +162,23 @@ impl Identity {
             return Ok(ctx);
         };
         let RequestSource { ip, user_agent } = ctx.metadata.source;
+        let seal = |text: String| async move {
+            match self.sealer.seal(subject, &text).await {
+                Ok(sealed) => Ok(sealed),
+                // Erased while its request was under way (a person, or an API key of theirs
+                // revoked with them): the credential is gone, not the server.
+                Err(crypto::CryptoError::SubjectErased(_)) => Err(CommandError::Unauthenticated(
+                    "this credential's holder was erased".into(),
+                )),
+                Err(other) => Err(crypto_err(other)),
+            }
+        };
         let mut sealed = RequestSource::default();
         if let Some(ip) = ip {
-            sealed.ip = Some(self.seal(subject, &ip).await?.0);
+            sealed.ip = Some(seal(ip).await?);
         }
         if let Some(ua) = user_agent {
-            sealed.user_agent = Some(self.seal(subject, &ua).await?.0);
+            sealed.user_agent = Some(seal(ua).await?);
         }
         ctx.metadata.source = sealed;
         Ok(ctx)

@@ -3,6 +3,7 @@
 //! It owns key material and the formats of what it seals; it never logs or prints a key, a
 //! plaintext or a token, and never decides policy (who may log in, how long a session lives).
 
+mod email_subjects;
 pub mod keyring;
 pub mod master_keys;
 pub mod password;

@@ -78,7 +78,7 @@ fn parse(text: &str) -> Result<Option<(Uuid, Vec<u8>)>, CryptoError> {
 }
 
 /// Associated data of a wrapped data key: the key is bound to its subject's row.
-fn wrap_aad(subject: Uuid) -> Vec<u8> {
+pub(super) fn wrap_aad(subject: Uuid) -> Vec<u8> {
     let mut aad = b"adledger subject key ".to_vec();
     aad.extend_from_slice(subject.as_bytes());
     aad
@@ -117,6 +117,8 @@ struct Inner {
     keys: MasterKeys,
     ttl: Duration,
     cache: Mutex<Cache>,
+    /// The key of email digests (`email_subjects.rs`), loaded once: it never changes.
+    digest_key: tokio::sync::OnceCell<Arc<[u8; 32]>>,
 }
 
 /// Seals and opens personal data per subject. Cheap to clone (one shared cache per `new`).
@@ -147,12 +149,21 @@ impl Sealer {
                 keys,
                 ttl,
                 cache: Mutex::new(Cache::default()),
+                digest_key: tokio::sync::OnceCell::new(),
             }),
         }
     }
 
     pub fn master_keys(&self) -> &MasterKeys {
         &self.inner.keys
+    }
+
+    pub(super) fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub(super) fn digest_key_cell(&self) -> &tokio::sync::OnceCell<Arc<[u8; 32]>> {
+        &self.inner.digest_key
     }
 
     /// Seals `plaintext` under `subject`'s key, creating the key on first use:

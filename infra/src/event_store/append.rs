@@ -6,6 +6,15 @@ use super::{written, AppendOutcome, AppendRequest, EventStore, Idempotency, Stor
 use sqlx::postgres::PgDatabaseError;
 use sqlx::PgConnection;
 
+/// How a client's idempotency key is kept: `idempotency_keys` is append-only, so a key that
+/// holds personal data (a client may send anything, an email too) could never be erased. Only
+/// its SHA-256 is stored; migration 0026 computes the same over the rows written before.
+fn stored_key(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("adledger idempotency key\n{key}").as_bytes());
+    format!("sha256:{}", hex::encode(digest))
+}
+
 const INSERT_EVENTS: &str = "
     WITH inserted AS (
         INSERT INTO events (event_id, stream_id, stream_type, stream_version, workspace_id,
@@ -64,7 +73,7 @@ impl EventStore {
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(&idem.scope)
-        .bind(&idem.key)
+        .bind(stored_key(&idem.key))
         .bind(&idem.fingerprint)
         .bind(&idem.outcome)
         .execute(&mut *tx)
@@ -89,7 +98,7 @@ impl EventStore {
             "SELECT fingerprint, outcome FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(&idem.scope)
-        .bind(&idem.key)
+        .bind(stored_key(&idem.key))
         .fetch_optional(&self.pool)
         .await?;
         match row {

@@ -4,6 +4,7 @@
 
 mod append;
 mod canonical;
+mod filter;
 pub mod horizon;
 mod read;
 pub mod sequencer;
@@ -18,6 +19,7 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
 
+pub use filter::{ActorFilter, EventFilter};
 pub use horizon::{HorizonHolder, SettleHorizon, Unsequenced};
 pub use read::{dense_run, EventContext, LogEntry, LogFilter};
 pub use verify::{BrokenLink, VerifyReport};

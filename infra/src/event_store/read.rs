@@ -9,13 +9,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// The columns an [`EventRow`] reads, from `events e` and `event_log l`.
-const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
+pub(super) const EVENT_COLUMNS: &str = "l.position, e.event_id, e.stream_id, e.stream_type, \
      e.stream_version, e.workspace_id, e.event_type, e.schema_version, e.payload, e.metadata, \
      e.occurred_at, e.recorded_at, l.hash";
 
 /// A stored event as read, before its stream id and hash are checked.
 #[derive(sqlx::FromRow)]
-struct EventRow {
+pub(super) struct EventRow {
     position: Option<i64>,
     event_id: Uuid,
     stream_id: String,

@@ -77,7 +77,10 @@ impl Projection for Audit {
             let metadata: EventMetadata = serde_json::from_str(&context.metadata)
                 .map_err(|e| invalid(format!("metadata does not parse: {e}")))?;
             if let DomainEvent::UserErased(e) = event {
+                // The person and the API keys they made: both kinds of actor had their sources
+                // sealed under a key this erasure destroyed.
                 erased.push(e.user_id.as_uuid().to_string());
+                erased.extend(e.also_erased.iter().map(|s| s.as_uuid().to_string()));
             }
             let (kind, actor) = match metadata.actor {
                 Actor::System { name } => ("system", Some(name)),
@@ -104,7 +107,7 @@ impl Projection for Audit {
             // An erased person's sources go from the read model, not only their key.
             sqlx::query(
                 "UPDATE audit_log SET ip = NULL, user_agent = NULL
-                 WHERE actor_kind = 'user' AND actor = ANY($1)",
+                 WHERE actor_kind IN ('user', 'api_key') AND actor = ANY($1)",
             )
             .bind(&erased)
             .execute(&mut *conn)
@@ -116,7 +119,7 @@ impl Projection for Audit {
 
 async fn insert(conn: &mut PgConnection, rows: &Rows) -> Result<(), ProjectionError> {
     sqlx::query(
-        // A person erased already (their key gone) leaves no source behind, whatever order the
+        // A person or key erased already (its key gone) leaves no source behind, whatever order the
         // events arrive in: Kafka-mode partitions may deliver the erasure before older actions.
         "INSERT INTO audit_log (position, workspace_id, action, stream_id, actor_kind, actor,
                  ip, user_agent, request_id, occurred_at, recorded_at)
@@ -130,7 +133,7 @@ async fn insert(conn: &mut PgConnection, rows: &Rows) -> Result<(), ProjectionEr
                  AS r(position, workspace_id, action, stream_id, actor_kind, actor, ip,
                       user_agent, request_id, occurred_at, recorded_at)
              LEFT JOIN subject_keys erased
-                 ON r.actor_kind = 'user' AND erased.subject_id::text = r.actor
+                 ON r.actor_kind IN ('user', 'api_key') AND erased.subject_id::text = r.actor
                 AND erased.erased_at IS NOT NULL
              ON CONFLICT (position) DO NOTHING",
     )

@@ -2,12 +2,14 @@
 //! month or in total, split by the dimensions asked for and always by currency (two currencies
 //! are never summed together), a page at a time: rows come in one total order (period, then the
 //! grouped dimensions, then currency) and a page starts after the [`InsightsKey`] of the previous
-//! page's last row, so concatenated pages are exactly the whole answer. SQL is assembled from
+//! page's last row, so concatenated pages are exactly the whole answer. With `as_of`, the same
+//! sums are taken over the values as reported then (`daily_insights_history`: the revision of
+//! each day recorded by then and not yet replaced by then). SQL is assembled from
 //! fixed fragments only; every caller-supplied value is a bound parameter. Nothing here writes.
 
 use crate::QueryError;
 use adledger_domain::{
-    AdAccountId, CampaignId, ConnectionId, DateRange, MetricTotals, WorkspaceId,
+    AdAccountId, AsOf, CampaignId, ConnectionId, DateRange, MetricTotals, WorkspaceId,
 };
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
@@ -59,6 +61,8 @@ pub struct InsightsQuery {
     pub after: Option<InsightsKey>,
     /// At most this many rows.
     pub limit: i64,
+    /// The numbers as reported at this time or log position; `None`: the latest.
+    pub as_of: Option<AsOf>,
 }
 
 /// Where a row sits in the order of the answer: its period and grouped dimensions (`None` when
@@ -139,8 +143,14 @@ impl InsightsRow {
 
 /// The SELECT for one query shape. Only fixed fragments go in; values are parameters: `$1` to `$5`
 /// the filters, `$6` to `$11` the key to start after (`after`: only the grouped parts are
-/// compared, since the others are NULL in every row), `$12` the limit.
-fn insights_sql(granularity: Granularity, group_by: &[GroupBy], after: bool) -> String {
+/// compared, since the others are NULL in every row), `$12` the limit, `$13`/`$14` the time or
+/// position of `as_of`.
+fn insights_sql(
+    granularity: Granularity,
+    group_by: &[GroupBy],
+    after: bool,
+    as_of: Option<AsOf>,
+) -> String {
     let platform = group_by.contains(&GroupBy::Platform);
     let account = group_by.contains(&GroupBy::AdAccount);
     let campaign = group_by.contains(&GroupBy::Campaign);
@@ -194,6 +204,23 @@ fn insights_sql(granularity: Granularity, group_by: &[GroupBy], after: bool) -> 
          AND $10::uuid IS NULL AND $11::text IS NULL"
             .to_owned()
     };
+    // A revision counts as of a point when it was recorded by then and not yet replaced then.
+    let (table, as_of) = match as_of {
+        None => (
+            "daily_insights",
+            "AND $13::timestamptz IS NULL AND $14::int8 IS NULL",
+        ),
+        Some(AsOf::Time(_)) => (
+            "daily_insights_history",
+            "AND $14::int8 IS NULL AND d.recorded_at <= $13::timestamptz \
+             AND (d.superseded_at IS NULL OR d.superseded_at > $13::timestamptz)",
+        ),
+        Some(AsOf::Position(_)) => (
+            "daily_insights_history",
+            "AND $13::timestamptz IS NULL AND d.position <= $14::int8 \
+             AND (d.superseded_position IS NULL OR d.superseded_position > $14::int8)",
+        ),
+    };
     format!(
         "SELECT {period} AS period, {platform_col} AS platform, {connection_col} AS connection_id,
                 {account_col} AS ad_account_id, {campaign_col} AS campaign_id,
@@ -201,8 +228,8 @@ fn insights_sql(granularity: Granularity, group_by: &[GroupBy], after: bool) -> 
                 sum(d.impressions)::int8 AS impressions, sum(d.clicks)::int8 AS clicks,
                 sum(d.spend) AS spend, sum(d.conversions) AS conversions,
                 sum(d.conversion_value) AS conversion_value
-         FROM daily_insights d {join}
-         WHERE d.workspace_id = $1 AND d.date BETWEEN $2 AND $3
+         FROM {table} d {join}
+         WHERE d.workspace_id = $1 AND d.date BETWEEN $2 AND $3 {as_of}
            AND ($4::uuid IS NULL OR d.connection_id = $4)
            AND (cardinality($5::uuid[]) = 0 OR d.campaign_id = ANY ($5::uuid[]))
            {after}
@@ -231,7 +258,12 @@ pub async fn insights(
     query: &InsightsQuery,
 ) -> Result<Vec<InsightsRow>, QueryError> {
     let after = query.after.as_ref();
-    let sql = insights_sql(query.granularity, &query.group_by, after.is_some());
+    let sql = insights_sql(
+        query.granularity,
+        &query.group_by,
+        after.is_some(),
+        query.as_of,
+    );
     let campaigns: Vec<Uuid> = query.campaign_ids.iter().map(|c| c.as_uuid()).collect();
     let rows: Vec<InsightsRow> = sqlx::query_as(&sql)
         .bind(query.workspace_id.as_uuid())
@@ -246,6 +278,8 @@ pub async fn insights(
         .bind(after.and_then(|k| k.campaign_id))
         .bind(after.map(|k| k.currency.as_str()))
         .bind(query.limit.max(0))
+        .bind(query.as_of.and_then(|a| a.time()))
+        .bind(query.as_of.and_then(|a| a.position()))
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(InsightsRow::derive_ratios).collect())
@@ -282,9 +316,10 @@ mod tests {
                 insights_sql(
                     Granularity::Week,
                     &[GroupBy::Campaign, GroupBy::Campaign],
-                    after
+                    after,
+                    None
                 ),
-                insights_sql(Granularity::Week, &[GroupBy::Campaign], after)
+                insights_sql(Granularity::Week, &[GroupBy::Campaign], after, None)
             );
         }
     }
