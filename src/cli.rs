@@ -330,6 +330,12 @@ pub struct WorkerArgs {
     pub source: Source,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Rebuild, in the background, every read model whose live version was built by an older
+    /// code version (or whose build a crash left), as `projections rebuild` does: readers keep
+    /// the live version until the new one is switched to. Off by default: a rebuild replays the
+    /// whole log and holds a second copy of the read model until the old one is dropped.
+    #[arg(long, env = "ADLEDGER_REBUILD_OUTDATED")]
+    pub rebuild_outdated: bool,
 }
 
 /// The real ad platforms this process connects and syncs. Each is optional: a platform without
@@ -620,7 +626,9 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
-    /// Rebuild one projection from position 0.
+    /// Build a new version of a read model from position 0 beside the live one, then switch
+    /// readers to it (the old version stays for `rollback`). With `--source kafka`, empty the
+    /// live version and replay the topic into it instead (readers see it fill up).
     Rebuild {
         name: String,
         /// Events per transaction.
@@ -633,9 +641,26 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Switch readers back to the version retired last, caught up with the log first.
+    Rollback {
+        name: String,
+        /// Events per transaction while catching up.
+        #[arg(long, default_value_t = adledger_projections::DEFAULT_BATCH,
+              value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        batch: i64,
+    },
+    /// Drop a version readers do not see (retired, or a build, which stops it).
+    Drop { name: String, version: i32 },
+    /// Every version of every read model: state, code version, position.
+    Versions,
     /// Print a checksum of a projection's read model (equal checksums, equal tables); without a
     /// name, every projection's, one `NAME CHECKSUM` line each.
-    Checksum { name: Option<String> },
+    Checksum {
+        name: Option<String>,
+        /// A version other than the live one (with a name).
+        #[arg(long, requires = "name")]
+        version: Option<i32>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod ops;
 pub mod progress;
 pub mod proofs;
+pub mod rebuilds;
 pub mod replay;
 pub mod startup;

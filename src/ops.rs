@@ -28,31 +28,61 @@ pub async fn projections(
         ProjectionsCommand::Rebuild {
             name,
             batch,
-            source,
+            source: Source::Postgres,
+            ..
+        } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::rebuild(&store, &*projection, batch).await;
+        }
+        ProjectionsCommand::Rebuild {
+            name,
+            source: Source::Kafka,
             kafka,
+            ..
         } => {
             if adledger_projections::by_name(&name).is_none() {
-                eprintln!("unknown projection {name:?}; known: {}", known());
-                return Ok(ExitCode::from(2));
+                return Ok(unknown(&name));
             }
             let started = std::time::Instant::now();
-            let applied = match source {
-                Source::Postgres => {
-                    store.sequence_all().await?;
-                    adledger_projections::rebuild(&store, store.pool(), &name, batch).await?
-                }
-                Source::Kafka => {
-                    adledger_projections::kafka::rebuild(store.pool(), &kafka.required()?, &name)
-                        .await?
-                }
-            };
+            let applied =
+                adledger_projections::kafka::rebuild(store.pool(), &kafka.required()?, &name)
+                    .await?;
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "rebuilt {name}: {applied} events in {secs:.2} s ({:.0} events/s)",
+                "rebuilt {name} in place from kafka: {applied} events in {secs:.2} s ({:.0} events/s)",
                 applied as f64 / secs.max(1e-9)
             );
         }
-        ProjectionsCommand::Checksum { name: Some(name) } => {
+        ProjectionsCommand::Rollback { name, batch } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::rollback(&store, &*projection, batch).await;
+        }
+        ProjectionsCommand::Drop { name, version } => {
+            let Some(projection) = adledger_projections::by_name(&name) else {
+                return Ok(unknown(&name));
+            };
+            return crate::rebuilds::drop(&store, &*projection, version).await;
+        }
+        ProjectionsCommand::Versions => return crate::rebuilds::list(&store).await,
+        ProjectionsCommand::Checksum {
+            name: Some(name),
+            version: Some(version),
+        } => {
+            if adledger_projections::by_name(&name).is_none() {
+                return Ok(unknown(&name));
+            }
+            println!(
+                "{}",
+                adledger_projections::checksum_version(store.pool(), &name, version).await?
+            );
+        }
+        ProjectionsCommand::Checksum {
+            name: Some(name), ..
+        } => {
             if adledger_projections::by_name(&name).is_none() {
                 eprintln!("unknown projection {name:?}; known: {}", known());
                 return Ok(ExitCode::from(2));
@@ -64,7 +94,7 @@ pub async fn projections(
         }
         // The whole read side in one listing, so that two databases (a live one and a rebuild,
         // an original and its restored backup) compare with `diff`.
-        ProjectionsCommand::Checksum { name: None } => {
+        ProjectionsCommand::Checksum { name: None, .. } => {
             for projection in adledger_projections::all() {
                 let name = projection.name();
                 let sum = adledger_projections::checksum(store.pool(), name).await?;
@@ -112,6 +142,7 @@ fn print_status(status: &DeploymentStatus) {
             s.last_error.as_deref().unwrap_or("-")
         );
     }
+    print_versions(status);
     match &status.relay {
         Some(r) if r.updated_at.is_some() => println!(
             "\nrelay to {}: position {} of {}, lag {} events / {:.1} s, {} published",
@@ -158,6 +189,59 @@ fn print_status(status: &DeploymentStatus) {
             );
         }
     }
+}
+
+/// Each read model's live version, retired versions and build in progress (position, rate, ETA).
+fn print_versions(status: &DeploymentStatus) {
+    for s in status.projections.iter() {
+        let Some(v) = s
+            .versions
+            .as_ref()
+            .filter(|_| s.source == ProjectionSource::PostgresLog)
+        else {
+            continue;
+        };
+        let live = match (v.live, v.live_code_version) {
+            (Some(live), Some(code)) => format!("live version {live} (code version {code})"),
+            _ => "no live version yet".to_owned(),
+        };
+        let outdated = if v.outdated() {
+            format!(
+                "; outdated, this binary has code version {}",
+                v.code_version
+            )
+        } else {
+            String::new()
+        };
+        let retired = if v.retired.is_empty() {
+            String::new()
+        } else {
+            format!("; retired {:?}", v.retired)
+        };
+        println!("{:<16} {live}{outdated}{retired}", s.name);
+        if let Some(b) = &v.building {
+            println!(
+                "{:<16} building version {}: position {} of {}, {} to go, {:.0} events/s, ETA {}{}",
+                "",
+                b.version,
+                b.position,
+                s.head,
+                b.lag_events,
+                b.events_per_sec,
+                b.eta_seconds
+                    .map_or_else(|| "?".to_owned(), |eta| format!("{eta:.0} s")),
+                b.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn unknown(name: &str) -> ExitCode {
+    eprintln!("unknown projection {name:?}; known: {}", known());
+    ExitCode::from(2)
 }
 
 fn known() -> String {

@@ -137,6 +137,31 @@ pub fn spawn_workers(
     vec![sequencer, projections]
 }
 
+/// Rebuilds the outdated read models in the background (`--rebuild-outdated`), never blocking
+/// the API or the live workers; stopped by shutdown, a build resumes at the next start.
+pub async fn rebuild_outdated(store: EventStore, mut shutdown: Shutdown) {
+    let projections = adledger_projections::all();
+    let rebuilding = adledger_projections::versions::rebuild_outdated(
+        &store,
+        store.pool(),
+        &projections,
+        adledger_projections::DEFAULT_BATCH,
+    );
+    tokio::select! {
+        done = rebuilding => match done {
+            Ok(done) if done.is_empty() => tracing::info!("no read model is outdated"),
+            Ok(done) => {
+                for (name, rebuilt) in done {
+                    tracing::info!(projection = name, version = rebuilt.version,
+                        previous = rebuilt.previous, "outdated read model rebuilt");
+                }
+            }
+            Err(error) => tracing::error!(%error, "rebuilding an outdated read model failed"),
+        },
+        _ = shutdown.wait() => tracing::info!("rebuild of outdated read models stopped; it resumes at the next start"),
+    }
+}
+
 /// `adledger relay`: only the relay, until Ctrl-C / SIGTERM.
 pub async fn relay(url: &Secret<String>, config: KafkaConfig) -> anyhow::Result<()> {
     let applied = adledger_infra::migrate::run(url).await?;
@@ -237,6 +262,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     if config.role != Role::Api {
         tasks.extend(spawn_workers(&store, source, &stopped));
+        if config.workers.rebuild_outdated {
+            tasks.push(tokio::spawn(rebuild_outdated(
+                store.clone(),
+                stopped.clone(),
+            )));
+        }
         let worker = SyncWorker::new(commands.clone(), config.syncs.worker());
         tasks.push(tokio::spawn(worker.run(stopped.clone())));
         match config.syncs.scheduler() {

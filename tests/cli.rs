@@ -110,6 +110,52 @@ async fn demo_replay_verify_and_projection_commands_work_end_to_end() {
         String::from_utf8_lossy(&rebuild.stderr)
     );
     assert_eq!(checksum(&db), before, "a rebuild gives byte-identical rows");
+    assert!(stdout(&rebuild).contains("as version 2 (version 1 retired)"));
+    let versions = stdout(&adledger(&db, &["projections", "versions"]));
+    assert!(
+        versions
+            .lines()
+            .any(|l| l.starts_with("daily_insights") && l.contains(" 2 ") && l.contains("live")),
+        "{versions}"
+    );
+    let rollback = adledger(&db, &["projections", "rollback", "daily_insights"]);
+    assert!(
+        rollback.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rollback.stderr)
+    );
+    assert!(
+        stdout(&rollback).contains("back to version 1"),
+        "{}",
+        stdout(&rollback)
+    );
+    assert_eq!(checksum(&db), before);
+    let of_version_2 = adledger(
+        &db,
+        &[
+            "projections",
+            "checksum",
+            "daily_insights",
+            "--version",
+            "2",
+        ],
+    );
+    assert_eq!(stdout(&of_version_2), before, "the retired version too");
+    let drop = |version: &str| {
+        adledger(&db, &["projections", "drop", "daily_insights", version])
+            .status
+            .code()
+    };
+    assert_eq!(drop("1"), Some(2), "the live version is never dropped");
+    assert_eq!(drop("2"), Some(0));
+    assert_eq!(drop("2"), Some(2), "gone");
+    assert_eq!(
+        adledger(&db, &["projections", "rollback", "daily_insights"])
+            .status
+            .code(),
+        Some(2),
+        "nothing left to roll back to"
+    );
     assert_eq!(
         adledger(&db, &["projections", "rebuild", "nope"])
             .status

@@ -317,3 +317,69 @@ async fn a_database_restart_under_a_running_sync_only_delays_it() {
     assert_eq!(counts, whole_run_counts());
     stop.trigger();
 }
+
+/// `--rebuild-outdated`: a worker started after a rebuild was cut short finishes it in the
+/// background (a build a crash left counts as outdated) and switches readers to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_rebuild_outdated_finishes_a_build_a_crash_left() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    let pool = db.db.app.clone();
+    let commands = Commands::new(store.clone());
+    let ctx = CommandContext::system("tests");
+    for n in 0..20 {
+        commands
+            .create_workspace(&ctx, &format!("W{n}"))
+            .await
+            .unwrap();
+    }
+    db.settle(&store).await;
+    let catalog = adledger_projections::by_name("catalog").unwrap();
+    adledger_projections::catch_up(&store, &pool, &*catalog, 100)
+        .await
+        .unwrap();
+    let before = adledger_projections::checksum(&pool, "catalog")
+        .await
+        .unwrap();
+
+    // A rebuild cut short after its first page: version 2 is left building.
+    let first_page = tokio::sync::Notify::new();
+    let on_page = |_| first_page.notify_one();
+    tokio::select! {
+        _ = adledger_projections::versions::rebuild(&store, &pool, &*catalog, 3, &on_page) => {
+            panic!("the rebuild finished")
+        }
+        _ = first_page.notified() => {}
+    }
+    let live = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT version FROM read_model_versions WHERE name = 'catalog' AND state = 'live'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(live().await, 1);
+
+    let mut worker = Process::start(
+        &["worker", "--rebuild-outdated"],
+        &[
+            ("DATABASE_URL", db.url.expose()),
+            ("ADLEDGER_SYNC_INTERVAL_SECS", "0"),
+        ],
+    );
+    eventually_within("version 2 goes live", Duration::from_secs(60), || async {
+        (live().await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        adledger_projections::checksum(&pool, "catalog")
+            .await
+            .unwrap(),
+        before,
+        "{}",
+        worker.log_text()
+    );
+    assert!(worker.log_text().contains("outdated read model rebuilt"));
+    worker.kill();
+}

@@ -68,6 +68,39 @@ pub struct ProjectionStatus {
     pub updated_at: Option<DateTime<Utc>>,
     /// Kafka-mode projections only: each partition's progress.
     pub partitions: Vec<PartitionStatus>,
+    /// The read model's versions (a rebuild builds a new one beside the live one).
+    pub versions: Option<ReadModelVersions>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadModelVersions {
+    /// The version readers see.
+    pub live: Option<i32>,
+    /// The code version that built the live version.
+    pub live_code_version: Option<i32>,
+    /// The running code's version of the read model; newer than `live_code_version` means a
+    /// rebuild is due.
+    pub code_version: i32,
+    /// Versions kept for a rollback, oldest first.
+    pub retired: Vec<i32>,
+    pub building: Option<BuildStatus>,
+}
+
+/// A version being built beside the live one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BuildStatus {
+    pub version: i32,
+    pub code_version: i32,
+    /// The last log position applied to it.
+    pub position: i64,
+    /// Events between it and the log's head.
+    pub lag_events: i64,
+    /// Throughput of its last page.
+    pub events_per_sec: f64,
+    /// Seconds until it reaches the head at that rate.
+    pub eta_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -133,6 +166,22 @@ async fn projections(
                             updated_at: p.updated_at,
                         })
                         .collect(),
+                    versions: s.versions.map(|v| ReadModelVersions {
+                        live: v.live,
+                        live_code_version: v.live_code_version,
+                        code_version: v.code_version,
+                        retired: v.retired,
+                        building: v.building.map(|b| BuildStatus {
+                            version: b.version,
+                            code_version: b.code_version,
+                            position: b.position,
+                            lag_events: b.lag_events,
+                            events_per_sec: b.events_per_sec,
+                            eta_seconds: b.eta_seconds,
+                            last_error: b.last_error,
+                            updated_at: b.updated_at,
+                        }),
+                    }),
                 }
             })
             .collect(),

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::AppState;
 use adledger_infra::HorizonHolder;
 use adledger_projections::status::{PartitionProgress, ProjectionSource};
+use adledger_projections::versions::status::BuildStatus;
 use adledger_projections::{DeploymentStatus, ProjectionStatus};
 use axum::extract::State;
 use axum::http::header;
@@ -181,6 +182,69 @@ fn render(status: &DeploymentStatus) -> String {
         ] {
             family(&mut out, name, kind, help, &[(label.clone(), value)]);
         }
+    }
+
+    // Read model versions: the live one per read model, and a build's progress while one runs.
+    let live: Vec<(String, f64)> = from_log
+        .iter()
+        .filter_map(|p| {
+            let live = p.versions.as_ref()?.live?;
+            Some((labels(&[("projection", &p.name)]), f64::from(live)))
+        })
+        .collect();
+    family(
+        &mut out,
+        "adledger_read_model_live_version",
+        "gauge",
+        "The version of a read model readers see.",
+        &live,
+    );
+    let builds: Vec<(String, &BuildStatus)> = from_log
+        .iter()
+        .filter_map(|p| {
+            let build = p.versions.as_ref()?.building.as_ref()?;
+            let version = build.version.to_string();
+            Some((
+                labels(&[("projection", &p.name), ("version", &version)]),
+                build,
+            ))
+        })
+        .collect();
+    if !builds.is_empty() {
+        let sample = |value: fn(&BuildStatus) -> Option<f64>| {
+            builds
+                .iter()
+                .filter_map(|(label, b)| Some((label.clone(), value(b)?)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut out,
+            "adledger_read_model_build_position",
+            "gauge",
+            "Last log position applied to a read model version being built.",
+            &sample(|b| Some(b.position as f64)),
+        );
+        family(
+            &mut out,
+            "adledger_read_model_build_lag_events",
+            "gauge",
+            "Events a version being built still has to apply to reach the log's head.",
+            &sample(|b| Some(b.lag_events as f64)),
+        );
+        family(
+            &mut out,
+            "adledger_read_model_build_events_per_sec",
+            "gauge",
+            "Throughput of a build's last page.",
+            &sample(|b| Some(b.events_per_sec)),
+        );
+        family(
+            &mut out,
+            "adledger_read_model_build_eta_seconds",
+            "gauge",
+            "Seconds until a build reaches the log's head at its last page's rate.",
+            &sample(|b| b.eta_seconds),
+        );
     }
 
     // One sample per (projection, topic, partition) of the Kafka-mode projections.

@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod reached;
 mod runner;
 pub mod status;
+pub mod versions;
 
 use adledger_domain::{DecodeError, DomainEvent};
 use adledger_infra::{LogEntry, StoreError};
@@ -23,9 +24,10 @@ use std::sync::Arc;
 pub use audit::Audit;
 pub use catalog::Catalog;
 pub use daily_insights::DailyInsights;
-pub use runner::log::{catch_up, rebuild, run, DEFAULT_BATCH};
+pub use runner::log::{catch_up, rebuild_in_place, run, DEFAULT_BATCH};
 pub use status::{
-    checksum, deployment_status, Deployment, DeploymentStatus, ProjectionStatus, ReadinessBounds,
+    checksum, checksum_version, deployment_status, Deployment, DeploymentStatus, ProjectionStatus,
+    ReadinessBounds,
 };
 
 /// One read model: its tables and how a batch of events changes them.
@@ -37,21 +39,53 @@ pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str {
         self.model().name
     }
-    /// Applies events (in log order) inside the caller's transaction. Applying an event twice
-    /// must leave the rows as applying it once.
+    /// Applies events (in log order) inside the caller's transaction, whose search path names
+    /// the version's schema first (so the projection's SQL names its tables unqualified). Applying
+    /// an event twice must leave the rows as applying it once. A side effect (a webhook, an
+    /// email) may be started only when `target.is_live()`: a build or a rollback's catch-up
+    /// replays events that already had theirs.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
+        target: Target,
     ) -> Result<(), ProjectionError>;
 }
 
+/// The version of a read model a batch is applied to, and whether readers see it: side effects
+/// fire for the live version only, never while a version is built or caught up for a rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Live { version: i32 },
+    Build { version: i32 },
+}
+
+impl Target {
+    pub fn is_live(&self) -> bool {
+        matches!(self, Target::Live { .. })
+    }
+
+    pub fn version(&self) -> i32 {
+        match self {
+            Target::Live { version } | Target::Build { version } => *version,
+        }
+    }
+}
+
 /// A read model: its checkpoint name, the tables it owns, and whether it reads the events'
-/// context (stream, metadata, recorded-at: left out otherwise, less to read).
+/// context (stream, metadata, recorded-at: left out otherwise, less to read); its code version
+/// and the DDL that creates a version of it (run with the version's schema first in the search
+/// path: tables with their keys, then, after the bulk load, the secondary indexes). Bump
+/// `version` when the rows it builds change (a fix, a new column or table): the next rebuild,
+/// or `serve --rebuild-outdated`, builds a new version with it.
 pub struct ReadModel {
     pub name: &'static str,
     pub tables: &'static [Table],
     pub reads_context: bool,
+    pub version: i32,
+    pub ddl: &'static str,
+    /// `CREATE INDEX IF NOT EXISTS …`: run again after a crash, it must not fail.
+    pub indexes: &'static str,
 }
 
 /// A table of a read model, and the key its rows are ordered by in its checksum.
@@ -61,7 +95,8 @@ pub struct Table {
 }
 
 impl ReadModel {
-    /// Empties every table (a rebuild). Table names are constants, never user input.
+    /// Empties every table of the version the search path names first (an in-place rebuild).
+    /// Table names are constants, never user input.
     pub(crate) fn truncate_sql(&self) -> String {
         let names: Vec<&str> = self.tables.iter().map(|t| t.name).collect();
         format!("TRUNCATE {}", names.join(", "))
@@ -69,11 +104,16 @@ impl ReadModel {
 }
 
 impl Table {
-    /// The md5 (text, or NULL when empty) of all the table's rows in key order.
-    pub(crate) fn checksum_sql(&self) -> String {
+    /// The md5 (text, or NULL when empty) of all the table's rows in key order, read from
+    /// `schema` (a version's) or, without one, through the live version's view.
+    pub(crate) fn checksum_sql(&self, schema: Option<&str>) -> String {
+        let table = match schema {
+            Some(schema) => format!("{schema}.{}", self.name),
+            None => self.name.to_owned(),
+        };
         format!(
-            "SELECT md5(string_agg(t::text, E'\\n' ORDER BY {})) FROM {} t",
-            self.key, self.name
+            "SELECT md5(string_agg(t::text, E'\\n' ORDER BY {})) FROM {table} t",
+            self.key
         )
     }
 }
@@ -116,6 +156,14 @@ pub enum ProjectionError {
     Invalid { position: i64, reason: String },
     #[error("no projection is named {0:?}")]
     UnknownProjection(String),
+    #[error("read model {0:?} has no live version")]
+    NoLiveVersion(String),
+    #[error("read model {name:?} has no version {version} that readers do not see")]
+    NoVersion { name: String, version: i32 },
+    #[error("version {version} of read model {name:?} is live; roll back or rebuild first")]
+    VersionIsLive { name: String, version: i32 },
+    #[error("read model {0:?} has no retired version to roll back to")]
+    NothingToRollBack(String),
     #[error("kafka error: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("message at partition {partition} offset {offset} is not an event: {reason}")]
@@ -162,6 +210,20 @@ impl ProjectionError {
 /// Every projection, in the order a worker starts them.
 pub fn all() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(Catalog), Arc::new(DailyInsights), Arc::new(Audit)]
+}
+
+/// Builds a new version of the named read model from the whole log and switches readers to it
+/// (see [`versions::rebuild`]). Returns the events applied to the new version.
+pub async fn rebuild(
+    store: &adledger_infra::EventStore,
+    pool: &sqlx::PgPool,
+    name: &str,
+    batch: i64,
+) -> Result<u64, ProjectionError> {
+    let projection =
+        by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let rebuilt = versions::rebuild(store, pool, &*projection, batch, &|_| {}).await?;
+    Ok(rebuilt.applied)
 }
 
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {

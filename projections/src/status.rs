@@ -6,6 +6,7 @@
 //! checksum that proves two builds of a read model from one log identical. Everything here only
 //! reads.
 
+use crate::versions::status::VersionsStatus;
 use crate::{all, by_name, ProjectionError};
 use adledger_infra::event_store::{SettleHorizon, Unsequenced};
 use adledger_infra::kafka::relay::{self, RelayStatus};
@@ -59,6 +60,8 @@ pub struct ProjectionStatus {
     pub updated_at: Option<DateTime<Utc>>,
     /// From Kafka: each partition's progress, in partition order; empty otherwise.
     pub partitions: Vec<PartitionProgress>,
+    /// The read model's versions: live, retired, and a build's progress.
+    pub versions: Option<VersionsStatus>,
 }
 
 /// One Kafka partition's progress for one projection.
@@ -289,6 +292,14 @@ pub async fn deployment_status(
             .map(|((name, topic), partitions)| from_kafka(name, topic, partitions, head)),
     );
     fill_lag_seconds(pool, &mut projections).await?;
+    let code_versions: Vec<(&str, i32)> = all()
+        .iter()
+        .map(|p| (p.name(), p.model().version))
+        .collect();
+    let versions = crate::versions::status::by_name(pool, &code_versions, head).await?;
+    for p in &mut projections {
+        p.versions = versions.get(&p.name).cloned();
+    }
 
     let relay = match deployment.relay_topic {
         None => None,
@@ -337,6 +348,7 @@ fn from_log(name: &str, checkpoint: Option<Checkpoint>, head: i64) -> Projection
         last_error: checkpoint.as_ref().and_then(|c| c.last_error.clone()),
         updated_at: checkpoint.map(|c| c.updated_at),
         partitions: Vec::new(),
+        versions: None,
     }
 }
 
@@ -365,6 +377,7 @@ fn from_kafka(
         }),
         updated_at: partitions.iter().map(|p| p.updated_at).max(),
         partitions,
+        versions: None,
     }
 }
 
@@ -419,11 +432,30 @@ async fn ages(pool: &PgPool, positions: &[i64]) -> Result<HashMap<i64, f64>, Pro
 
 /// md5 over every row of the projection's tables in key order, combined over its tables.
 pub async fn checksum(pool: &PgPool, name: &str) -> Result<String, ProjectionError> {
+    checksum_of(pool, name, None).await
+}
+
+/// The checksum of one version of a read model, live or not (a rebuilt version checks against
+/// the one it replaced).
+pub async fn checksum_version(
+    pool: &PgPool,
+    name: &str,
+    version: i32,
+) -> Result<String, ProjectionError> {
+    checksum_of(pool, name, Some(version)).await
+}
+
+async fn checksum_of(
+    pool: &PgPool,
+    name: &str,
+    version: Option<i32>,
+) -> Result<String, ProjectionError> {
     let projection =
         by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let schema = version.map(|v| crate::versions::schema(name, v));
     let mut parts = Vec::new();
     for table in projection.model().tables {
-        let sum: Option<String> = sqlx::query_scalar(&table.checksum_sql())
+        let sum: Option<String> = sqlx::query_scalar(&table.checksum_sql(schema.as_deref()))
             .fetch_one(pool)
             .await?;
         parts.push(format!(

@@ -688,7 +688,8 @@ async fn rebuilding_gives_the_same_checksum_every_time() {
 
     // An emptied table changes the checksum; a rebuild restores it.
     sqlx::query(
-        "DELETE FROM daily_insights WHERE ctid IN (SELECT ctid FROM daily_insights LIMIT 1)",
+        "DELETE FROM daily_insights WHERE (campaign_id, date) IN
+             (SELECT campaign_id, date FROM daily_insights LIMIT 1)",
     )
     .execute(pool)
     .await

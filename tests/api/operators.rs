@@ -46,6 +46,18 @@ async fn deployment_wide_routes_answer_operators_only() {
     assert_eq!(verification["ok"], true, "{verification}");
     let status = app.get_json("/v1/projections").await;
     assert!(!status.as_array().unwrap().is_empty(), "{status}");
+    let insights = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "daily_insights")
+        .unwrap();
+    assert_eq!(
+        insights["versions"],
+        json!({ "live": 1, "live_code_version": 1, "code_version": 1, "retired": [],
+                "building": null }),
+        "{status}"
+    );
     // The role is the person's: others and the workspace's keys stay out.
     for path in DEPLOYMENT_WIDE {
         hidden(&app, &bob.token, path).await;

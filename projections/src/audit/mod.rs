@@ -7,7 +7,7 @@ mod queries;
 
 pub use queries::*;
 
-use crate::{Projection, ProjectionError, ReadModel, Table};
+use crate::{Projection, ProjectionError, ReadModel, Table, Target};
 use adledger_domain::{Actor, DomainEvent, EventMetadata};
 use adledger_infra::LogEntry;
 use async_trait::async_trait;
@@ -24,6 +24,9 @@ const MODEL: ReadModel = ReadModel {
         key: "t.position",
     }],
     reads_context: true,
+    version: 1,
+    ddl: include_str!("tables.sql"),
+    indexes: include_str!("indexes.sql"),
 };
 
 #[derive(Default)]
@@ -58,6 +61,7 @@ impl Projection for Audit {
         &self,
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
+        _target: Target,
     ) -> Result<(), ProjectionError> {
         let mut rows = Rows::default();
         let mut erased = Vec::new();

@@ -6,7 +6,7 @@ mod queries;
 
 pub use queries::*;
 
-use crate::{Projection, ProjectionError, ReadModel, Table};
+use crate::{Projection, ProjectionError, ReadModel, Table, Target};
 use adledger_domain::event::{SyncCounts, SyncStarted};
 use adledger_domain::{DomainEvent, SyncId};
 use adledger_infra::LogEntry;
@@ -45,6 +45,9 @@ const MODEL: ReadModel = ReadModel {
         },
     ],
     reads_context: false,
+    version: 1,
+    ddl: include_str!("tables.sql"),
+    indexes: include_str!("indexes.sql"),
 };
 
 #[async_trait]
@@ -57,6 +60,7 @@ impl Projection for Catalog {
         &self,
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
+        _target: Target,
     ) -> Result<(), ProjectionError> {
         for (recorded, event) in events {
             apply_one(conn, recorded, event).await?;

@@ -12,7 +12,7 @@ mod queries;
 pub use as_reported::*;
 pub use queries::*;
 
-use crate::{Projection, ProjectionError, ReadModel, Table};
+use crate::{Projection, ProjectionError, ReadModel, Table, Target};
 use adledger_domain::event::InsightsSource;
 use adledger_domain::{Currency, DailyMetrics, DomainEvent};
 use adledger_infra::LogEntry;
@@ -39,6 +39,9 @@ const MODEL: ReadModel = ReadModel {
     ],
     // The history keeps when each value was recorded (recorded_at is part of the context).
     reads_context: true,
+    version: 1,
+    ddl: include_str!("tables.sql"),
+    indexes: include_str!("indexes.sql"),
 };
 
 const UPSERT: &str = "
@@ -159,6 +162,7 @@ impl Projection for DailyInsights {
         &self,
         conn: &mut PgConnection,
         events: &[(LogEntry, DomainEvent)],
+        _target: Target,
     ) -> Result<(), ProjectionError> {
         // Ordered by key: rows reach the B-tree in key order, which is several times cheaper
         // for Postgres than random order (measured: 1.39 s vs 0.62 s for 200k rows).

@@ -195,7 +195,12 @@ async fn follow(
         ttl: options.lease,
     };
     while !shutdown.is_triggered() {
-        if let Err(error) = consume(&pool, &config, &*projection, &leases, &shutdown).await {
+        // A new read model gets its first version before its first page.
+        let consumed = match crate::versions::ensure(&pool, &*projection).await {
+            Ok(()) => consume(&pool, &config, &*projection, &leases, &shutdown).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = consumed {
             tracing::warn!(projection = name, %error, "kafka projection failed; restarting");
             let mut shutdown = shutdown.clone();
             tokio::select! {
@@ -255,6 +260,7 @@ pub async fn rebuild(
     let projection =
         crate::by_name(name).ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
     let mut tx = pool.begin().await?;
+    crate::versions::live(&mut tx, projection.model()).await?;
     sqlx::query(&projection.model().truncate_sql())
         .execute(&mut *tx)
         .await?;

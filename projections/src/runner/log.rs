@@ -70,7 +70,7 @@ impl LogSource {
 }
 
 /// The dense run of events after `after`, decoded.
-async fn read_page(
+pub(crate) async fn read_page(
     store: EventStore,
     after: i64,
     limit: i64,
@@ -215,9 +215,23 @@ async fn follow(
     tracing::info!(projection = name, "projection started");
     let mut head = store.subscribe_head();
     let mut head_alive = true;
+    let mut ensured = false;
     loop {
-        let mut source = LogSource::new(&store, &*projection, DEFAULT_BATCH);
-        let outcome = runner::drain(&pool, &*projection, &mut source, Some(&shutdown)).await;
+        // A new read model gets its first version before its first page.
+        let outcome = match ensured {
+            true => Ok(0),
+            false => crate::versions::ensure(&pool, &*projection)
+                .await
+                .map(|_| 0),
+        };
+        ensured = outcome.is_ok();
+        let outcome = match outcome {
+            Ok(_) => {
+                let mut source = LogSource::new(&store, &*projection, DEFAULT_BATCH);
+                runner::drain(&pool, &*projection, &mut source, Some(&shutdown)).await
+            }
+            Err(error) => Err(error),
+        };
         let wait = match outcome {
             Ok(_) => POLL_INTERVAL,
             Err(error) => {
@@ -239,9 +253,10 @@ async fn follow(
     tracing::info!(projection = name, "projection stopped");
 }
 
-/// Empties the projection's tables and replays the whole log into them, `batch` events per
-/// transaction. Readers see the tables fill up again (zero-downtime rebuilds come later).
-pub async fn rebuild(
+/// Empties the live version's tables and replays the whole log into them, `batch` events per
+/// transaction: readers see the tables fill up again. Kept to measure versioned rebuilds against
+/// (`adledger bench`); `projections rebuild` builds a new version instead ([`crate::versions`]).
+pub async fn rebuild_in_place(
     store: &EventStore,
     pool: &PgPool,
     name: &str,
@@ -258,6 +273,7 @@ pub async fn rebuild(
         .bind(name)
         .execute(&mut *tx)
         .await?;
+    crate::versions::live(&mut tx, projection.model()).await?;
     sqlx::query(&projection.model().truncate_sql())
         .execute(&mut *tx)
         .await?;

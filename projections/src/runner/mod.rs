@@ -84,7 +84,10 @@ async fn apply<S: PageSource>(
     let Some(page) = source.next_page(&mut tx).await? else {
         return Ok(None);
     };
-    projection.apply(&mut tx, &page.events).await?;
+    // The version readers see, locked shared: a switch waits for this page and the next one
+    // writes to the version it made live.
+    let target = crate::versions::live(&mut tx, projection.model()).await?;
+    projection.apply(&mut tx, &page.events, target).await?;
     let applied = page.events.len() as u64;
     let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);
     if !source.save(&mut tx, &page, rate).await? {
