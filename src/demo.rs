@@ -86,7 +86,11 @@ pub async fn run(url: &Secret<String>, args: DemoArgs) -> anyhow::Result<()> {
         .with_sandbox_limits(args.sandbox_limits());
     let identity = Identity::new(commands, keys, AuthPolicy::default());
     let workspace = seed(&identity, &args).await?;
-    store.sequence_all().await?;
+    // Every demo event placed before the read models catch up, even if another transaction on
+    // the cluster holds some back for a moment.
+    store
+        .sequence_committed(std::time::Duration::from_secs(30))
+        .await?;
     for p in adledger_projections::all() {
         adledger_projections::catch_up(&store, store.pool(), p.as_ref(), 2_000).await?;
     }

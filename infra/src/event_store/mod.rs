@@ -128,6 +128,15 @@ pub enum StoreError {
          writes (docs/runbooks.md, \"Backup and restore\")"
     )]
     TransactionIdsBehind { newest: u64, next: u64, epoch: u64 },
+    #[error(
+        "{count} committed events are still held back from the log by {holder} after waiting \
+         {waited_secs} s"
+    )]
+    HeldBack {
+        count: i64,
+        holder: String,
+        waited_secs: u64,
+    },
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("database error: {0}")]

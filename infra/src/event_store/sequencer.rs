@@ -179,6 +179,33 @@ impl EventStore {
         })
     }
 
+    /// Sequences every event committed so far, waiting (up to `wait`) while another transaction
+    /// of the cluster holds some back: a one-shot command (the demo, a rebuild) must not end with
+    /// its own writes unplaced, as [`EventStore::sequence_all`] alone may. Past `wait`, says who
+    /// holds them.
+    pub async fn sequence_committed(&self, wait: Duration) -> Result<i64, StoreError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let head = self.sequence_all().await?;
+            let left = self.unsequenced().await?;
+            if left.count == 0 {
+                return Ok(head);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::HeldBack {
+                    count: left.count,
+                    holder: self
+                        .settle_horizon()
+                        .await?
+                        .holder
+                        .map_or_else(|| "a transaction that ended since".into(), |h| h.describe()),
+                    waited_secs: wait.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
     /// Sequences until nothing settled is left (used by one-shot commands and tests).
     pub async fn sequence_all(&self) -> Result<i64, StoreError> {
         loop {
