@@ -300,6 +300,8 @@ mod tests {
         "post /v1/auth/login",
         "post /v1/auth/refresh",
         "get /v1/oauth/{platform}/callback",
+        "get /v1/log/checkpoint",
+        "get /.well-known/adledger/checkpoint-keys",
     ];
 
     #[test]
