@@ -150,3 +150,57 @@ async fn the_database_refuses_to_change_the_tree() {
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
 }
+
+#[tokio::test]
+async fn verify_recomputes_the_tree_and_holds_it_to_every_checkpoint_and_the_stored_nodes() {
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    append(&store, 9).await;
+    assert_eq!(db.settle(&store).await, 9);
+    let all = leaves(&store).await;
+    // A checkpoint whose root the log gives checks; a forged one (a row an attacker inserted
+    // with another root for size 5) is named, at the event that completes that size.
+    let good = merkle::root(&all[..3]);
+    let forged = merkle::root(&all[..4]);
+    for (size, root) in [(3i64, good), (5, forged)] {
+        sqlx::query(
+            "INSERT INTO checkpoints (tree_size, root, note, key_name, key_id)
+             VALUES ($1, $2, 'note', 'test', '00000000')",
+        )
+        .bind(size)
+        .bind(root.to_vec())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let report = store.verify().await.unwrap();
+    let broken = report.first_broken.expect("the forged checkpoint is found");
+    assert_eq!(broken.position, 5, "{broken:?}");
+    assert!(
+        broken.reason.contains("signed checkpoint of tree size 5"),
+        "{broken:?}"
+    );
+
+    // A stored node changed behind the triggers' back: the stored tree's head no longer
+    // matches the chain (a clean log with only this fault, in a second database).
+    let db = TestDatabase::new().await;
+    let store = db.store();
+    append(&store, 6).await;
+    assert_eq!(db.settle(&store).await, 6);
+    assert!(store.verify().await.unwrap().ok());
+    let mut owner = db.owner().await;
+    owner
+        .execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    owner
+        .execute("UPDATE merkle_nodes SET hash = sha256(hash) WHERE level = 2 AND idx = 0")
+        .await
+        .unwrap();
+    let broken = store.verify().await.unwrap().first_broken.expect("found");
+    assert_eq!(broken.position, 6, "{broken:?}");
+    assert!(
+        broken.reason.contains("stored Merkle tree of tree size 6"),
+        "{broken:?}"
+    );
+}

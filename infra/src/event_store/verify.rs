@@ -1,8 +1,11 @@
-//! Verification of the log: positions dense from 1, every event present, and every hash equal to
-//! the one recomputed from the stored bytes. Reports the first broken link.
+//! Verification of the log: positions dense from 1, every event present, every hash equal to
+//! the one recomputed from the stored bytes, and the Merkle tree recomputed from those hashes
+//! equal to the root of every signed checkpoint and of the stored tree. Reports the first broken
+//! link.
 
 use super::canonical::{to_array, CanonicalEvent, COLUMNS, GENESIS};
 use super::{EventStore, StoreError};
+use crate::merkle::{self, Frontier};
 use serde::Serialize;
 
 const CHUNK: i64 = 10_000;
@@ -37,6 +40,25 @@ impl VerifyReport {
     }
 }
 
+/// A tree root the log is held to: what a checkpoint signed or the stored tree says for a size.
+struct ClaimedRoot {
+    size: u64,
+    root: merkle::Hash,
+    by: &'static str,
+}
+
+impl ClaimedRoot {
+    fn mismatch(&self, recomputed: &merkle::Hash) -> String {
+        format!(
+            "{} of tree size {} has root {}, but the log's events give {}",
+            self.by,
+            self.size,
+            hex::encode(self.root),
+            hex::encode(recomputed)
+        )
+    }
+}
+
 /// One link of the chain: the position, its stored hash, and the event it covers.
 #[derive(sqlx::FromRow)]
 struct Link {
@@ -66,6 +88,10 @@ impl EventStore {
             head,
             first_broken: Some(BrokenLink { position, reason }),
         };
+        // The tree is recomputed from the chain as it is walked; each root someone may hold (a
+        // signed checkpoint, the stored tree's head) is compared when the walk reaches its size.
+        let mut tree = Frontier::default();
+        let mut roots = self.roots_to_check(head).await?.into_iter().peekable();
         // An event row gone from under its position drops out of the join: the gap it leaves is
         // told apart from a missing position by `missing_at`.
         let sql = format!(
@@ -114,6 +140,12 @@ impl EventStore {
                 }
                 previous = recomputed;
                 expected += 1;
+                tree.push(merkle::leaf_hash(&recomputed));
+                while let Some(claim) = roots.next_if(|c| c.size <= tree.size()) {
+                    if claim.root != tree.root() {
+                        return Ok(broken(position, claim.mismatch(&tree.root())));
+                    }
+                }
             }
             progress(Progress::Verified(links_len));
         }
@@ -122,6 +154,40 @@ impl EventStore {
             head,
             first_broken: None,
         })
+    }
+
+    /// The tree roots recorded for sizes 1..=`head`, smallest first: every signed checkpoint's
+    /// and the stored tree's head (a log whose tree is still catching up has a smaller one).
+    async fn roots_to_check(&self, head: i64) -> Result<Vec<ClaimedRoot>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT tree_size, root FROM checkpoints
+             WHERE tree_size > 0 AND tree_size <= $1 ORDER BY tree_size",
+        )
+        .bind(head)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut roots = rows
+            .into_iter()
+            .map(|(size, root)| {
+                let root = to_array(&root)
+                    .ok_or_else(|| StoreError::Corrupt(format!("checkpoint root at {size}")))?;
+                Ok(ClaimedRoot {
+                    size: size as u64,
+                    root,
+                    by: "the signed checkpoint",
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let stored = self.tree_head().await?;
+        if stored.size > 0 && stored.size <= head as u64 {
+            roots.push(ClaimedRoot {
+                size: stored.size,
+                root: stored.root,
+                by: "the stored Merkle tree",
+            });
+            roots.sort_by_key(|claim| claim.size);
+        }
+        Ok(roots)
     }
 
     /// Why the chain has no event at `position` (the next one read being `next`): the log has no
