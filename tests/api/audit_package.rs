@@ -86,7 +86,7 @@ async fn a_package_verifies_offline_and_every_tampering_is_refused_naming_what_f
     let ws = history(&app).await;
     let files = Files::new();
     let keys_file = files.path("keys.txt");
-    std::fs::write(&keys_file, app.adledger(&["keys", "public"])).unwrap();
+    std::fs::write(&keys_file, app.adledger(&["keys", "public"]).await).unwrap();
     let keys: Vec<String> = std::fs::read_to_string(&keys_file)
         .unwrap()
         .lines()
@@ -94,7 +94,8 @@ async fn a_package_verifies_offline_and_every_tampering_is_refused_naming_what_f
         .collect();
     let package_file = files.path("package.ndjson");
     let out = package_file.to_str().unwrap();
-    app.adledger(&["audit", "export", "--workspace", &ws, "--out", out]);
+    app.adledger(&["audit", "export", "--workspace", &ws, "--out", out])
+        .await;
 
     let (ok, said) = verify_offline(&package_file, &keys_file);
     assert!(ok, "{said}");
@@ -209,7 +210,7 @@ fn base64_of(bytes: &[u8]) -> String {
 async fn a_range_holds_only_its_events_and_bad_ranges_are_refused() {
     let app = spawn_app().await;
     let ws = history(&app).await;
-    let keys = vec![app.adledger(&["keys", "public"]).trim().to_owned()];
+    let keys = vec![app.adledger(&["keys", "public"]).await.trim().to_owned()];
     let events = app.events(&ws, "").await;
     let cut = events[2]["recorded_at"].as_str().unwrap().to_owned();
     let from = urlencode(&cut);

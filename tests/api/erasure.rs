@@ -163,10 +163,10 @@ async fn an_erased_person_disappears_everywhere_and_the_log_still_verifies() {
     }
 
     // The log is untouched: the chain verifies, and a replay with the keys shows erased fields.
-    app.adledger(&["operators", "grant", OWNER]);
+    app.adledger(&["operators", "grant", OWNER]).await;
     let verify = app.get_json("/v1/log/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
-    let replay = app.adledger(&["replay", "--reveal"]);
+    let replay = app.adledger(&["replay", "--reveal"]).await;
     assert!(replay.contains("UserErased") && replay.contains("[erased]"));
     for needle in needles {
         assert!(!replay.contains(needle), "{needle} in the replay output");

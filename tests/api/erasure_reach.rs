@@ -240,7 +240,7 @@ async fn an_erased_person_leaves_nothing_in_any_workspace_table_or_replay() {
     let carls_before = answers(&app, &carl.token, &[&carls]).await;
     assert!(found_in(&carls_before).contains(&EMAIL), "{carls_before}");
     assert!(!in_tables(&pool).await.is_empty());
-    let replay = app.adledger(&["replay", "--reveal"]);
+    let replay = app.adledger(&["replay", "--reveal"]).await;
     assert_eq!(found_in(&replay), NEEDLES.to_vec());
 
     // She erases herself.
@@ -266,15 +266,15 @@ async fn an_erased_person_leaves_nothing_in_any_workspace_table_or_replay() {
     let carls_after = answers(&app, &carl.token, &[&carls]).await;
     assert_eq!(found_in(&carls_after), Vec::<&str>::new(), "{carls_after}");
     assert_eq!(in_tables(&pool).await, Vec::<String>::new());
-    let replay = app.adledger(&["replay", "--reveal"]);
+    let replay = app.adledger(&["replay", "--reveal"]).await;
     assert_eq!(found_in(&replay), Vec::<&str>::new());
     assert!(replay.contains(OTHER));
     // A rebuild after the erasure gives the same read models, still without her.
-    let checksums = app.adledger(&["projections", "checksum"]);
+    let checksums = app.adledger(&["projections", "checksum"]).await;
     for name in ["audit", "catalog"] {
-        app.adledger(&["projections", "rebuild", name]);
+        app.adledger(&["projections", "rebuild", name]).await;
     }
-    assert_eq!(app.adledger(&["projections", "checksum"]), checksums);
+    assert_eq!(app.adledger(&["projections", "checksum"]).await, checksums);
     assert_eq!(in_tables(&pool).await, Vec::<String>::new());
     // Her key went with her: it could no longer seal where its requests come from.
     let r = connect(&robot, &key).send().await.unwrap();

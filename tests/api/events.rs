@@ -97,7 +97,7 @@ async fn the_chain_verifies_and_projection_status_is_reported() {
     let app = spawn_app().await;
     // Deployment-wide routes are operators' (see operators.rs). Granted first: the wait for the
     // sync below is also the wait for the projections to apply the grant.
-    app.adledger(&["operators", "grant", OWNER]);
+    app.adledger(&["operators", "grant", OWNER]).await;
     let ws = app.workspace("Acme").await;
     let conn = app.sandbox(&ws, 2, 2).await;
     app.sync(&ws, &conn, "2024-01-01", "2024-01-03").await;

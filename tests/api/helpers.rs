@@ -236,9 +236,12 @@ impl TestApp {
     }
 
     /// Runs `adledger <args>` on the app's database with its keys, as an operator would on the
-    /// server.
-    pub fn run_adledger(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_adledger"))
+    /// server. The wait happens off the test's runtime thread: the app's tasks share that thread,
+    /// and a command that waits on them (a rebuild's switch waits for the live runner's page)
+    /// would otherwise wait forever.
+    pub async fn run_adledger(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_adledger"));
+        command
             .args(args)
             .env("DATABASE_URL", self._db.url.expose())
             .env(
@@ -248,14 +251,15 @@ impl TestApp {
             .env("ADLEDGER_JWT_KEYS", self.keys.jwt.to_env_string().expose())
             .env("ADLEDGER_CHECKPOINT_KEYS", self.checkpoint_key.expose())
             .env("ADLEDGER_CHECKPOINT_ORIGIN", CHECKPOINT_ORIGIN)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run adledger")
+            .env("RUST_LOG", "warn");
+        tokio::task::spawn_blocking(move || command.output().expect("run adledger"))
+            .await
+            .expect("the adledger process's waiter")
     }
 
     /// `run_adledger` that must succeed: answers its standard output.
-    pub fn adledger(&self, args: &[&str]) -> String {
-        let output = self.run_adledger(args);
+    pub async fn adledger(&self, args: &[&str]) -> String {
+        let output = self.run_adledger(args).await;
         assert!(
             output.status.success(),
             "adledger {args:?}: {}",

@@ -40,7 +40,7 @@ async fn deployment_wide_routes_answer_operators_only() {
         }
     }
 
-    let granted = app.adledger(&["operators", "grant", OWNER]);
+    let granted = app.adledger(&["operators", "grant", OWNER]).await;
     assert!(granted.contains("is an operator now"), "{granted}");
     let verification = app.get_json("/v1/log/verify").await;
     assert_eq!(verification["ok"], true, "{verification}");
@@ -64,7 +64,7 @@ async fn deployment_wide_routes_answer_operators_only() {
         hidden(&app, &key, path).await;
     }
 
-    let revoked = app.adledger(&["operators", "revoke", OWNER]);
+    let revoked = app.adledger(&["operators", "revoke", OWNER]).await;
     assert!(revoked.contains("is no longer an operator"), "{revoked}");
     for path in DEPLOYMENT_WIDE {
         hidden(&app, &app.token, path).await;
@@ -74,7 +74,9 @@ async fn deployment_wide_routes_answer_operators_only() {
 #[tokio::test]
 async fn granting_an_unknown_email_fails_and_changes_nothing() {
     let app = spawn_app().await;
-    let output = app.run_adledger(&["operators", "grant", "nobody@example.com"]);
+    let output = app
+        .run_adledger(&["operators", "grant", "nobody@example.com"])
+        .await;
     assert!(!output.status.success());
     for path in DEPLOYMENT_WIDE {
         hidden(&app, &app.token, path).await;
