@@ -3,12 +3,9 @@
 //! inserted once (keyed by revision, so a replay inserts nothing) and a row's `superseded_*`
 //! columns are set once, from NULL, by the next revision: the table never loses a value.
 
-use super::Report;
+use super::{Columns, Report};
 use crate::ProjectionError;
-use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 const INSERT: &str = "
     INSERT INTO daily_insights_history (campaign_id, date, revision, workspace_id, connection_id,
@@ -29,26 +26,6 @@ const SUPERSEDE: &str = "
     WHERE h.campaign_id = u.campaign_id AND h.date = u.date AND h.revision = u.revision - 1
       AND h.superseded_position IS NULL";
 
-#[derive(Default)]
-struct Columns {
-    campaign: Vec<Uuid>,
-    date: Vec<NaiveDate>,
-    revision: Vec<i32>,
-    workspace: Vec<Uuid>,
-    connection: Vec<Uuid>,
-    platform: Vec<&'static str>,
-    ad_account: Vec<String>,
-    currency: Vec<String>,
-    impressions: Vec<i64>,
-    clicks: Vec<i64>,
-    spend: Vec<Decimal>,
-    conversions: Vec<Decimal>,
-    conversion_value: Vec<Decimal>,
-    sync: Vec<Uuid>,
-    recorded_at: Vec<DateTime<Utc>>,
-    position: Vec<i64>,
-}
-
 /// Appends every report of the batch (not only the last per day, as `daily_insights` keeps).
 pub(super) async fn record(
     conn: &mut PgConnection,
@@ -57,25 +34,9 @@ pub(super) async fn record(
     if reports.is_empty() {
         return Ok(());
     }
-    let mut c = Columns::default();
-    for r in reports {
-        let (impressions, clicks, revision) = r.numbers()?;
-        c.campaign.push(r.source.campaign_id.as_uuid());
-        c.date.push(r.date);
-        c.revision.push(revision);
-        c.workspace.push(r.workspace);
-        c.connection.push(r.source.connection_id.as_uuid());
-        c.platform.push(r.source.platform.as_str());
-        c.ad_account.push(r.source.ad_account_id.0.clone());
-        c.currency.push(r.currency.as_str().to_owned());
-        c.impressions.push(impressions);
-        c.clicks.push(clicks);
-        c.spend.push(r.metrics.spend);
-        c.conversions.push(r.metrics.conversions);
-        c.conversion_value.push(r.metrics.conversion_value);
-        c.sync.push(r.source.sync_id.as_uuid());
-        c.recorded_at.push(r.recorded_at);
-        c.position.push(r.position);
+    let mut c = Columns::with_capacity(reports.len());
+    for report in reports {
+        c.push(report)?;
     }
     sqlx::query(INSERT)
         .bind(&c.campaign)

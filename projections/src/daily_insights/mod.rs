@@ -86,7 +86,9 @@ impl Report<'_> {
     }
 }
 
-#[derive(Default)]
+/// A batch of reports as one array per column, for an `UNNEST` insert: the latest values
+/// (`daily_insights`) and every value (`daily_insights_history`, which also binds the sync and
+/// the recorded time) are written from the same columns.
 struct Columns {
     campaign: Vec<Uuid>,
     date: Vec<NaiveDate>,
@@ -102,6 +104,8 @@ struct Columns {
     conversion_value: Vec<Decimal>,
     revision: Vec<i32>,
     position: Vec<i64>,
+    sync: Vec<Uuid>,
+    recorded_at: Vec<DateTime<Utc>>,
 }
 
 fn out_of_range(position: i64, what: &str, value: u64) -> ProjectionError {
@@ -128,6 +132,8 @@ impl Columns {
             conversion_value: Vec::with_capacity(n),
             revision: Vec::with_capacity(n),
             position: Vec::with_capacity(n),
+            sync: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
         }
     }
 
@@ -148,6 +154,8 @@ impl Columns {
         self.conversion_value.push(m.conversion_value);
         self.revision.push(revision);
         self.position.push(row.position);
+        self.sync.push(row.source.sync_id.as_uuid());
+        self.recorded_at.push(row.recorded_at);
         Ok(())
     }
 }
