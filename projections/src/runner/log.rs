@@ -35,8 +35,9 @@ impl Drop for ReadAhead {
     }
 }
 
-/// One projection's pages from the Postgres log; its progress is a `projection_checkpoints` row.
-struct LogSource {
+/// Reads one projection's pages of the log, each full page's successor read ahead. Used by the
+/// live runner ([`LogSource`]) and by builds of a new version (`versions::build`).
+pub(crate) struct PageReader {
     store: EventStore,
     name: &'static str,
     with_context: bool,
@@ -44,8 +45,8 @@ struct LogSource {
     ahead: Option<ReadAhead>,
 }
 
-impl LogSource {
-    fn new(store: &EventStore, projection: &dyn Projection, batch: i64) -> Self {
+impl PageReader {
+    pub(crate) fn new(store: &EventStore, projection: &dyn Projection, batch: i64) -> Self {
         Self {
             store: store.clone(),
             name: projection.name(),
@@ -66,6 +67,43 @@ impl LogSource {
             self.name,
             self.with_context,
         )
+    }
+
+    /// The page after `position` (empty at the head): the one read ahead when it starts there,
+    /// else read now; a full page starts the read of the next.
+    pub(crate) async fn page_after(&mut self, position: i64) -> Result<Events, ProjectionError> {
+        let events = match self.ahead.take() {
+            Some(mut read) if read.after == position => match (&mut read.page).await {
+                Ok(page) => page?,
+                // The task was cancelled or panicked: read the page here instead.
+                Err(_) => self.read(position).await?,
+            },
+            _ => self.read(position).await?,
+        };
+        if let Some(last) = events.last().map(|(entry, _)| entry.position) {
+            if events.len() as i64 == self.batch {
+                self.ahead = Some(ReadAhead {
+                    after: last,
+                    page: tokio::spawn(self.read(last)),
+                });
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// One projection's pages from the Postgres log; its progress is a `projection_checkpoints` row.
+struct LogSource {
+    name: &'static str,
+    pages: PageReader,
+}
+
+impl LogSource {
+    fn new(store: &EventStore, projection: &dyn Projection, batch: i64) -> Self {
+        Self {
+            name: projection.name(),
+            pages: PageReader::new(store, projection, batch),
+        }
     }
 }
 
@@ -116,23 +154,10 @@ impl PageSource for LogSource {
         .bind(self.name)
         .fetch_one(&mut *tx)
         .await?;
-        let events = match self.ahead.take() {
-            Some(mut read) if read.after == position => match (&mut read.page).await {
-                Ok(page) => page?,
-                // The task was cancelled or panicked: read the page here instead.
-                Err(_) => self.read(position).await?,
-            },
-            _ => self.read(position).await?,
-        };
+        let events = self.pages.page_after(position).await?;
         let Some(last) = events.last().map(|(entry, _)| entry.position) else {
             return Ok(None);
         };
-        if events.len() as i64 == self.batch {
-            self.ahead = Some(ReadAhead {
-                after: last,
-                page: tokio::spawn(self.read(last)),
-            });
-        }
         Ok(Some(Page {
             from: position,
             to: last,

@@ -6,14 +6,12 @@
 //! resumes from its own checkpoint (its registry row) when started again.
 
 use super::{create_schema, point_views, run_sql, use_schema, State};
-use crate::runner::log::read_page;
-use crate::runner::Events;
+use crate::runner::log::{read_page, PageReader};
 use crate::{Projection, ProjectionError, Target};
 use adledger_infra::EventStore;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::task::JoinHandle;
 
 /// What a rebuild or a rollback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +186,10 @@ async fn catch_up(
     on_page: &(dyn Fn(i64) + Send + Sync),
 ) -> Result<u64, ProjectionError> {
     let mut applied = 0;
-    let mut ahead: Option<(i64, JoinHandle<Result<Events, ProjectionError>>)> = None;
+    // Dropped on return, which also cancels a read ahead that an error left behind.
+    let mut pages = PageReader::new(store, projection, batch);
     loop {
-        let page = apply_page(store, pool, projection, version, batch, &mut ahead).await;
+        let page = apply_page(pool, projection, version, &mut pages).await;
         match page {
             Ok(Some((position, n))) => {
                 applied += n;
@@ -198,9 +197,6 @@ async fn catch_up(
             }
             Ok(None) => return Ok(applied),
             Err(error) => {
-                if let Some((_, read)) = ahead {
-                    read.abort();
-                }
                 record_error(pool, projection.name(), version, &error).await;
                 return Err(error);
             }
@@ -211,49 +207,19 @@ async fn catch_up(
 /// One page in its own transaction: the version's row locked (two builders take turns), its
 /// events applied, its checkpoint moved. `None` once the head is reached.
 async fn apply_page(
-    store: &EventStore,
     pool: &PgPool,
     projection: &dyn Projection,
     version: i32,
-    batch: i64,
-    ahead: &mut Option<(i64, JoinHandle<Result<Events, ProjectionError>>)>,
+    pages: &mut PageReader,
 ) -> Result<Option<(i64, u64)>, ProjectionError> {
     let model = projection.model();
     let started = Instant::now();
     let mut tx = pool.begin().await?;
     let position = lock_version(&mut tx, model.name, version).await?;
-    let events = match ahead.take() {
-        Some((after, read)) if after == position => match read.await {
-            Ok(page) => page?,
-            Err(_) => {
-                read_page(
-                    store.clone(),
-                    position,
-                    batch,
-                    model.name,
-                    model.reads_context,
-                )
-                .await?
-            }
-        },
-        _ => {
-            read_page(
-                store.clone(),
-                position,
-                batch,
-                model.name,
-                model.reads_context,
-            )
-            .await?
-        }
-    };
+    let events = pages.page_after(position).await?;
     let Some(last) = events.last().map(|(entry, _)| entry.position) else {
         return Ok(None);
     };
-    if events.len() as i64 == batch {
-        let read = read_page(store.clone(), last, batch, model.name, model.reads_context);
-        *ahead = Some((last, tokio::spawn(read)));
-    }
     // A crash loses at most the last pages of a build, and their checkpoint with them: the build
     // redoes them. Not waiting for the WAL flush pays at a thousand events per transaction.
     sqlx::query("SET LOCAL synchronous_commit = off")
