@@ -28,41 +28,43 @@ async fn settled(store: &EventStore) -> anyhow::Result<()> {
     }
 }
 
+/// One timed round: `events` appended with no sequencer running, left to settle, then sequenced
+/// by `sequencer`. Returns how many it sequenced and (sequencing rate, append + sequencing rate).
+async fn round(
+    store: &EventStore,
+    sequencer: &EventStore,
+    events: u64,
+) -> anyhow::Result<(i64, (f64, f64))> {
+    let append = Instant::now();
+    crate::bench::append_batched(store, events).await?;
+    let append = append.elapsed().as_secs_f64();
+    settled(store).await?;
+    let before = store.head_position().await?;
+    let started = Instant::now();
+    let head = sequencer.sequence_all().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let sequenced = (head - before) as f64;
+    Ok((
+        head - before,
+        (sequenced / secs, sequenced / (append + secs)),
+    ))
+}
+
 /// Sequencing rounds, alternating without and with the tree, `events` each.
 pub async fn sequencing(store: &EventStore, events: u64, rounds: u32) -> anyhow::Result<()> {
     let baseline = store.without_merkle_tree();
     let (mut without, mut with, mut catch_up) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         // Without: a backlog appended with no sequencer running, then sequenced.
-        let append = Instant::now();
-        crate::bench::append_batched(store, events).await?;
-        let append = append.elapsed().as_secs_f64();
-        settled(store).await?;
-        let before = store.head_position().await?;
-        let started = Instant::now();
-        let head = baseline.sequence_all().await?;
-        let secs = started.elapsed().as_secs_f64();
-        without.push((
-            (head - before) as f64 / secs,
-            (head - before) as f64 / (append + secs),
-        ));
+        let (sequenced, rates) = round(store, &baseline, events).await?;
+        without.push(rates);
         // The tree then catches up on that backlog (what an upgraded database does once).
         let started = Instant::now();
         store.sequence_all().await?;
-        catch_up.push((head - before) as f64 / started.elapsed().as_secs_f64());
+        catch_up.push(sequenced as f64 / started.elapsed().as_secs_f64());
         // With: the same again, the tree built in the sequencer's transaction.
-        let append = Instant::now();
-        crate::bench::append_batched(store, events).await?;
-        let append = append.elapsed().as_secs_f64();
-        settled(store).await?;
-        let before = store.head_position().await?;
-        let started = Instant::now();
-        let head = store.sequence_all().await?;
-        let secs = started.elapsed().as_secs_f64();
-        with.push((
-            (head - before) as f64 / secs,
-            (head - before) as f64 / (append + secs),
-        ));
+        let (_, rates) = round(store, store, events).await?;
+        with.push(rates);
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
