@@ -6,7 +6,7 @@
 
 pub mod log;
 
-use crate::{Projection, ProjectionError};
+use crate::{Projection, ProjectionError, Target};
 use adledger_domain::DomainEvent;
 use adledger_infra::shutdown::Shutdown;
 use adledger_infra::LogEntry;
@@ -52,6 +52,17 @@ pub(crate) trait PageSource: Send {
         events_per_sec: f64,
     ) -> Result<bool, ProjectionError>;
 
+    /// The version the page writes to, made the search path of the page's transaction. The
+    /// Postgres log and Kafka feed the live version, locked shared: a switch, which locks it for
+    /// update, waits for the pages in flight, and later pages write to the version it made live.
+    async fn target(
+        &mut self,
+        tx: &mut PgConnection,
+        projection: &dyn Projection,
+    ) -> Result<Target, ProjectionError> {
+        crate::versions::live(tx, projection.model()).await
+    }
+
     /// How the page ended: committed, or rolled back because the fence did not hold.
     fn settled(&mut self, page: &Page<Self::Progress>, committed: bool);
 
@@ -84,9 +95,7 @@ async fn apply<S: PageSource>(
     let Some(page) = source.next_page(&mut tx).await? else {
         return Ok(None);
     };
-    // The version readers see, locked shared: a switch waits for this page and the next one
-    // writes to the version it made live.
-    let target = crate::versions::live(&mut tx, projection.model()).await?;
+    let target = source.target(&mut tx, projection).await?;
     projection.apply(&mut tx, &page.events, target).await?;
     let applied = page.events.len() as u64;
     let rate = applied as f64 / started.elapsed().as_secs_f64().max(1e-6);

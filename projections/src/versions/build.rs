@@ -7,11 +7,12 @@
 
 use super::{create_schema, point_views, run_sql, use_schema, State};
 use crate::runner::log::{read_page, PageReader};
+use crate::runner::{self, Page, PageSource};
 use crate::{Projection, ProjectionError, Target};
 use adledger_infra::EventStore;
+use async_trait::async_trait;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// What a rebuild or a rollback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,66 +186,94 @@ async fn catch_up(
     batch: i64,
     on_page: &(dyn Fn(i64) + Send + Sync),
 ) -> Result<u64, ProjectionError> {
-    let mut applied = 0;
-    // Dropped on return, which also cancels a read ahead that an error left behind.
-    let mut pages = PageReader::new(store, projection, batch);
-    loop {
-        let page = apply_page(pool, projection, version, &mut pages).await;
-        match page {
-            Ok(Some((position, n))) => {
-                applied += n;
-                on_page(position);
-            }
-            Ok(None) => return Ok(applied),
-            Err(error) => {
-                record_error(pool, projection.name(), version, &error).await;
-                return Err(error);
-            }
-        }
-    }
+    let mut source = VersionSource {
+        name: projection.name(),
+        version,
+        pages: PageReader::new(store, projection, batch),
+        on_page,
+    };
+    runner::drain(pool, projection, &mut source, None).await
 }
 
-/// One page in its own transaction: the version's row locked (two builders take turns), its
-/// events applied, its checkpoint moved. `None` once the head is reached.
-async fn apply_page(
-    pool: &PgPool,
-    projection: &dyn Projection,
+/// A version readers do not see (a build, or a retired one caught up for a rollback), fed from
+/// the Postgres log a page per transaction: its progress is its registry row, locked for the
+/// page so that two builders take turns.
+struct VersionSource<'a> {
+    name: &'static str,
     version: i32,
-    pages: &mut PageReader,
-) -> Result<Option<(i64, u64)>, ProjectionError> {
-    let model = projection.model();
-    let started = Instant::now();
-    let mut tx = pool.begin().await?;
-    let position = lock_version(&mut tx, model.name, version).await?;
-    let events = pages.page_after(position).await?;
-    let Some(last) = events.last().map(|(entry, _)| entry.position) else {
-        return Ok(None);
-    };
-    // A crash loses at most the last pages of a build, and their checkpoint with them: the build
-    // redoes them. Not waiting for the WAL flush pays at a thousand events per transaction.
-    sqlx::query("SET LOCAL synchronous_commit = off")
+    pages: PageReader,
+    /// Told the position each committed page reached (a progress bar).
+    on_page: &'a (dyn Fn(i64) + Send + Sync),
+}
+
+#[async_trait]
+impl PageSource for VersionSource<'_> {
+    type Progress = i64;
+
+    async fn next_page(
+        &mut self,
+        tx: &mut PgConnection,
+    ) -> Result<Option<Page<i64>>, ProjectionError> {
+        let position = lock_version(tx, self.name, self.version).await?;
+        let events = self.pages.page_after(position).await?;
+        let Some(last) = events.last().map(|(entry, _)| entry.position) else {
+            return Ok(None);
+        };
+        Ok(Some(Page {
+            from: position,
+            to: last,
+            events,
+        }))
+    }
+
+    async fn target(
+        &mut self,
+        tx: &mut PgConnection,
+        _projection: &dyn Projection,
+    ) -> Result<Target, ProjectionError> {
+        // A crash loses at most the last pages of a build, and their checkpoint with them: the
+        // build redoes them. Not waiting for the WAL flush pays at a thousand events per
+        // transaction.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        use_schema(tx, self.name, self.version).await?;
+        Ok(Target::Build {
+            version: self.version,
+        })
+    }
+
+    async fn save(
+        &mut self,
+        tx: &mut PgConnection,
+        page: &Page<i64>,
+        events_per_sec: f64,
+    ) -> Result<bool, ProjectionError> {
+        let saved = sqlx::query(
+            "UPDATE read_model_versions SET position = $3, events_applied = events_applied + $4,
+                 events_per_sec = $5, last_error = NULL, updated_at = now()
+             WHERE name = $1 AND version = $2 AND position = $6",
+        )
+        .bind(self.name)
+        .bind(self.version)
+        .bind(page.to)
+        .bind(page.events.len() as i64)
+        .bind(events_per_sec)
+        .bind(page.from)
         .execute(&mut *tx)
         .await?;
-    use_schema(&mut tx, model.name, version).await?;
-    projection
-        .apply(&mut tx, &events, Target::Build { version })
-        .await?;
-    let n = events.len() as u64;
-    let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-6);
-    sqlx::query(
-        "UPDATE read_model_versions SET position = $3, events_applied = events_applied + $4,
-             events_per_sec = $5, last_error = NULL, updated_at = now()
-         WHERE name = $1 AND version = $2",
-    )
-    .bind(model.name)
-    .bind(version)
-    .bind(last)
-    .bind(n as i64)
-    .bind(rate)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Some((last, n)))
+        Ok(saved.rows_affected() == 1)
+    }
+
+    fn settled(&mut self, page: &Page<i64>, committed: bool) {
+        if committed {
+            (self.on_page)(page.to);
+        }
+    }
+
+    async fn record_error(&self, pool: &PgPool, error: &ProjectionError) {
+        record_error(pool, self.name, self.version, error).await;
+    }
 }
 
 /// Locks a version readers do not see and returns its checkpoint.
